@@ -1,0 +1,64 @@
+# azrestore: `make demo` runs the main job on the local emulator, `make test` runs the tests.
+# Both install what they need first (Python packages into .venv, Azurite from npm into
+# .tools/, qemu-utils and disk tools from apt when missing).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := $(CURDIR)/.tools
+AZURITE_VERSION := 3.35.0
+AZCOPY_NPM := @azure-tools/azcopy-linux
+APT_PACKAGES := qemu-utils gdisk fdisk e2fsprogs ntfs-3g dosfstools libsecret-1-0
+export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install test lint typecheck unit demo bench clean
+
+install: $(VENV)/.installed $(TOOLS)/.azurite-$(AZURITE_VERSION) .apt-installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(TOOLS)/.azurite-$(AZURITE_VERSION):
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) azurite@$(AZURITE_VERSION)
+	touch $@
+
+# qemu-img is the independent reader of every VHD we write; sgdisk/sfdisk/mkfs build test images.
+.apt-installed:
+	@missing=""; \
+	command -v qemu-img >/dev/null || missing=1; command -v sgdisk >/dev/null || missing=1; \
+	command -v sfdisk >/dev/null || missing=1; command -v mkntfs >/dev/null || missing=1; \
+	command -v mkfs.ext4 >/dev/null || missing=1; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+lint: install
+	$(BIN)/ruff check azrestore tests benchmarks
+	$(BIN)/ruff format --check azrestore tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install lint typecheck
+	$(BIN)/pytest -q
+
+demo: install
+	$(BIN)/python -m azrestore.cli.demo
+
+$(TOOLS)/.azcopy:
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(AZCOPY_NPM)
+	touch $@
+
+bench: install $(TOOLS)/.azcopy
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .apt-installed .mypy_cache .ruff_cache .hypothesis
