@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ..errors import InputError
-from ..formats.sizes import KiB, MAX_PUT_PAGE, MiB, SECTOR
+from ..formats.sizes import MAX_PUT_PAGE, SECTOR, KiB, MiB
 
 
 class Checksum(StrEnum):
@@ -51,7 +51,9 @@ class TransferConfig:
                 f" not {self.chunk_size}"
             )
         if self.zero_block <= 0 or self.zero_block % SECTOR:
-            raise InputError(f"zero block must be a positive multiple of 512, not {self.zero_block}")
+            raise InputError(
+                f"zero block must be a positive multiple of 512, not {self.zero_block}"
+            )
         if self.merge_gap < 0:
             raise InputError("merge gap must not be negative")
         if self.max_bandwidth is not None and self.max_bandwidth <= 0:

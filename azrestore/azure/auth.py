@@ -1,0 +1,148 @@
+"""How a blob URL is authorised: its own SAS, an account key, or Azure AD."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from ..errors import InputError
+
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
+#: Lifetime of a SAS we sign ourselves from an account key.
+_SIGNED_SAS_LIFETIME = timedelta(days=7)
+
+
+class BlobAuth(Protocol):
+    """Adds credentials to a request: a SAS query string or an Authorization header."""
+
+    query: str
+
+    async def headers(self) -> dict[str, str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class SasAuth:
+    """The SAS token travels in the query string; nothing in the headers."""
+
+    query: str
+
+    async def headers(self) -> dict[str, str]:
+        return {}
+
+    async def aclose(self) -> None:
+        return None
+
+
+class BearerAuth:
+    """Azure AD through DefaultAzureCredential; the token is cached until near expiry."""
+
+    query = ""
+
+    def __init__(self) -> None:
+        from azure.identity.aio import DefaultAzureCredential
+
+        self._credential = DefaultAzureCredential()
+        self._token = ""
+        self._expires = 0.0
+
+    async def headers(self) -> dict[str, str]:
+        if time.time() > self._expires - 300:
+            from azure.core.exceptions import ClientAuthenticationError
+
+            try:
+                token = await self._credential.get_token(STORAGE_SCOPE)
+            except ClientAuthenticationError as exc:
+                raise InputError(
+                    "no SAS token in the URL, no account key, and Azure AD sign-in failed:"
+                    f" {str(exc).splitlines()[0]}"
+                ) from None
+            self._token, self._expires = token.token, float(token.expires_on)
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def aclose(self) -> None:
+        await self._credential.close()
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """``Key=Value;...`` into a dict (keys as written). Values may contain '='."""
+    fields: dict[str, str] = {}
+    for part in text.split(";"):
+        if part.strip():
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise InputError("connection string is malformed (expected Key=Value;...)")
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def split_blob_url(url: str, account_url: str | None = None) -> tuple[str, str, str]:
+    """``(account_url, container, blob)`` of a blob URL (no query).
+
+    Path-style URLs (Azurite, ``http://127.0.0.1:10000/devstoreaccount1/c/b``) need the
+    account URL to be told apart, or are recognised by an IP or localhost host.
+    """
+    parts = urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.lstrip("/")
+    if account_url and url.startswith(account_url.rstrip("/") + "/"):
+        base = account_url.rstrip("/")
+        path = url[len(base) + 1 :]
+    elif parts.hostname and (parts.hostname[0].isdigit() or parts.hostname == "localhost"):
+        account, _, path = path.partition("/")
+        base = f"{base}/{account}"
+    container, _, blob = path.partition("/")
+    if not container or not blob:
+        raise InputError(f"{url}: not a blob URL (expected .../CONTAINER/BLOB)")
+    return base, unquote(container), unquote(blob)
+
+
+def resolve_auth(url: str, connection_string: str | None) -> tuple[str, BlobAuth]:
+    """Pick the credentials for ``url``: returns the URL without query and the auth.
+
+    Order: a SAS already in the URL; else an account key or SAS from ``connection_string``
+    (or AZURE_STORAGE_CONNECTION_STRING), for which we sign a short-lived blob SAS;
+    else Azure AD (DefaultAzureCredential).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(f"{parts.scheme}://{parts.netloc}{parts.path}: not an http(s) blob URL")
+    bare = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    if "sig=" in parts.query:
+        return bare, SasAuth(parts.query)
+    connection_string = connection_string or os.environ.get(CONNECTION_STRING_ENV)
+    if connection_string:
+        fields = parse_connection_string(connection_string)
+        endpoint = fields.get("BlobEndpoint")
+        account_url, container, blob = split_blob_url(bare, endpoint)
+        if sas := fields.get("SharedAccessSignature"):
+            return bare, SasAuth(sas.lstrip("?"))
+        name, key = fields.get("AccountName"), fields.get("AccountKey")
+        if not name or not key:
+            raise InputError("connection string has neither AccountName/AccountKey nor a SAS")
+        in_account = parts.netloc.startswith(f"{name}.") or account_url.endswith(f"/{name}")
+        if endpoint is None and not in_account:
+            raise InputError(f"{bare}: not in the connection string's account {name!r}")
+        return bare, SasAuth(_sign_blob_sas(name, key, container, blob))
+    return bare, BearerAuth()
+
+
+def _sign_blob_sas(account: str, key: str, container: str, blob: str) -> str:
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    now = datetime.now(UTC)
+    return generate_blob_sas(
+        account,
+        container,
+        blob,
+        account_key=key,
+        permission=BlobSasPermissions(read=True, write=True, create=True),
+        start=now - timedelta(minutes=5),
+        expiry=now + _SIGNED_SAS_LIFETIME,
+    )

@@ -1,0 +1,180 @@
+"""A raw disk image (a regular file or a block device).
+
+The blocking calls here (open, lseek, preadv) are meant to run in a worker thread;
+:func:`open_raw_image` does that for the open and its checks.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from types import TracebackType
+
+import anyio.to_thread
+
+from ..errors import InputError
+from ..formats.containers import detect_container
+from ..formats.sizes import MAX_DISK_SIZE, SECTOR, format_size
+
+_HEAD = 64 * 1024
+
+
+class RawImage:
+    """An open raw disk image. Use :func:`open_raw_image` (or :meth:`open`) to get one."""
+
+    def __init__(self, path: Path, fd: int, size: int, *, is_block_device: bool) -> None:
+        self.path = path
+        self.size = size
+        self.is_block_device = is_block_device
+        self._fd = fd
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RawImage:
+        """Open and check an image; raise :class:`InputError` naming the path when it is
+        missing, a directory, unreadable, empty, too large for a page blob, or a container
+        format (VHD, VHDX, qcow2, VMDK, VDI) rather than raw."""
+        image_path = Path(path)
+        try:
+            fd = os.open(image_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InputError(f"{image_path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{image_path}: is a directory, not a disk image") from None
+        except PermissionError:
+            raise InputError(f"{image_path}: permission denied") from None
+        except OSError as exc:
+            raise InputError(f"{image_path}: cannot open: {exc.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            is_block = stat.S_ISBLK(info.st_mode)
+            if stat.S_ISDIR(info.st_mode):
+                raise InputError(f"{image_path}: is a directory, not a disk image")
+            if not (is_block or stat.S_ISREG(info.st_mode)):
+                raise InputError(f"{image_path}: not a regular file or block device")
+            size = os.lseek(fd, 0, os.SEEK_END) if is_block else info.st_size
+            if size == 0:
+                raise InputError(f"{image_path}: is empty")
+            if size > MAX_DISK_SIZE:
+                raise InputError(
+                    f"{image_path}: {format_size(size)} is larger than a page blob can hold"
+                    f" (at most {format_size(MAX_DISK_SIZE)} of disk)"
+                )
+            image = cls(image_path, fd, size, is_block_device=is_block)
+            try:
+                head = image.read_at(0, min(_HEAD, size))
+                tail = image.read_at(max(0, size - SECTOR), min(SECTOR, size))
+            except OSError as exc:
+                raise InputError(f"{image_path}: cannot read: {exc.strerror}") from None
+            container = detect_container(head, tail)
+            if container is not None:
+                raise InputError(
+                    f"{image_path}: is a {container} image, not a raw disk"
+                    " (convert it to raw first, e.g. qemu-img convert -O raw)"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return image
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def data_extents(self) -> list[tuple[int, int]]:
+        """``(offset, length)`` of the allocated regions, in order, via SEEK_DATA/SEEK_HOLE.
+
+        Where the file system cannot tell (or for a block device), the whole image is one
+        extent. Holes read as zeros and are never read.
+        """
+        if self.is_block_device:
+            return [(0, self.size)]
+        extents: list[tuple[int, int]] = []
+        offset = 0
+        try:
+            while offset < self.size:
+                try:
+                    start = os.lseek(self._fd, offset, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # no data after offset
+                        break
+                    raise
+                end = min(os.lseek(self._fd, start, os.SEEK_HOLE), self.size)
+                if end > start:
+                    extents.append((start, end - start))
+                offset = end
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                return [(0, self.size)]
+            raise
+        return extents
+
+    def allocated_bytes(self) -> int:
+        return sum(length for _, length in self.data_extents())
+
+    def read_into(self, buffer: memoryview, offset: int) -> int:
+        """Fill ``buffer`` from ``offset`` with preadv; bytes past the end of the image are
+        zeroed. Returns the number of bytes that came from the file."""
+        total = 0
+        want = len(buffer)
+        while total < want:
+            got = os.preadv(self._fd, [buffer[total:]], offset + total)
+            if got == 0:
+                break
+            total += got
+        if total < want:
+            buffer[total:] = bytes(want - total)
+        return total
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Read up to ``length`` bytes at ``offset`` (short at the end of the image)."""
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RawImage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RawImage({str(self.path)!r}, size={self.size})"
+
+
+async def open_raw_image(path: str | os.PathLike[str]) -> RawImage:
+    """Open and check a raw image off the event loop (see :meth:`RawImage.open`)."""
+    return await anyio.to_thread.run_sync(RawImage.open, path)
+
+
+class BufferPool:
+    """Fixed-size reusable buffers, so a transfer allocates ``count`` chunks once.
+
+    Callers bound how many buffers are out at a time (the pipeline takes its concurrency
+    slot first), so :meth:`take` never waits; it allocates lazily up to ``count``.
+    """
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count = count
+        self.size = size
+        self._free: list[bytearray] = []
+        self._allocated = 0
+
+    def take(self) -> bytearray:
+        if self._free:
+            return self._free.pop()
+        if self._allocated >= self.count:
+            raise RuntimeError("buffer pool exhausted: more buffers taken than slots")
+        self._allocated += 1
+        return bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        self._free.append(buffer)

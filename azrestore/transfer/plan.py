@@ -1,0 +1,56 @@
+"""The chunk plan: which windows of the disk are read, and which are skipped unread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..formats.sizes import SECTOR, round_down, round_up
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A 512-aligned range of the virtual disk to read (and maybe send)."""
+
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+def plan_windows(
+    extents: Iterable[tuple[int, int]], *, virtual_size: int, chunk_size: int
+) -> Iterator[Window]:
+    """Split data extents into read windows.
+
+    Extents are widened to 512-byte boundaries (clipped to ``virtual_size``), overlapping or
+    touching ones are joined, and each is cut on the ``chunk_size`` grid, so no window
+    crosses a grid line and every window is at most ``chunk_size``. Everything outside the
+    windows (holes, and the padding up to ``virtual_size``) reads as zeros and is skipped.
+    """
+    pending_start = pending_end = -1
+    for offset, length in extents:
+        if length <= 0:
+            continue
+        start = round_down(offset, SECTOR)
+        end = min(round_up(offset + length, SECTOR), virtual_size)
+        if start >= end:
+            continue
+        if pending_end >= start:
+            pending_end = max(pending_end, end)
+            continue
+        if pending_end > pending_start:
+            yield from _cut(pending_start, pending_end, chunk_size)
+        pending_start, pending_end = start, end
+    if pending_end > pending_start:
+        yield from _cut(pending_start, pending_end, chunk_size)
+
+
+def _cut(start: int, end: int, chunk_size: int) -> Iterator[Window]:
+    position = start
+    while position < end:
+        boundary = min(round_down(position, chunk_size) + chunk_size, end)
+        yield Window(position, boundary - position)
+        position = boundary

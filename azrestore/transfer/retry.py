@@ -1,0 +1,58 @@
+"""Retries with exponential backoff, full jitter and Retry-After, around one request."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from ..errors import SinkError, TransferError
+
+T = TypeVar("T")
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None) -> float:
+    """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
+
+    Full jitter over ``base * 2**(attempt-1)`` capped at ``cap``; a server's Retry-After is
+    a floor, never shortened by jitter.
+    """
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    delay = random.uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+async def call_with_retries(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    max_attempts: int,
+    base: float,
+    cap: float,
+    request_timeout: float,
+    on_retry: Callable[[SinkError], None] | None = None,
+) -> T:
+    """Await ``operation()`` until it succeeds, a fatal :class:`SinkError` stops it, or
+    ``max_attempts`` is spent. A request over ``request_timeout`` seconds counts as a retryable
+    failure. Raises :class:`TransferError` naming ``what`` when retries run out."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with anyio.fail_after(request_timeout):
+                return await operation()
+        except TimeoutError:
+            error = SinkError(f"no answer within {request_timeout:g} s", retryable=True)
+        except SinkError as exc:
+            if not exc.retryable:
+                raise
+            error = exc
+        if attempt >= max_attempts:
+            raise TransferError(f"{what}: failed after {attempt} attempts: {error}") from error
+        if on_retry is not None:
+            on_retry(error)
+        await anyio.sleep(backoff_delay(attempt, base=base, cap=cap, retry_after=error.retry_after))
