@@ -15,9 +15,9 @@ import numpy as np
 from .sizes import SECTOR
 
 
-def nonzero_runs(data: bytes | bytearray | memoryview, block: int, merge_gap: int) -> list[
-    tuple[int, int]
-]:
+def nonzero_runs(
+    data: bytes | bytearray | memoryview, block: int, merge_gap: int
+) -> list[tuple[int, int]]:
     """Return ``(start, end)`` byte ranges of ``data`` that hold non-zero bytes.
 
     Ranges are sorted, disjoint, start on a ``block`` boundary and end on a block boundary

@@ -56,6 +56,15 @@ async def upload_disk(
         image.close()
 
 
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped a task group (its siblings were then cancelled): callers get
+    one azrestore error rather than a group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 class _Upload:
     def __init__(
         self,
@@ -96,15 +105,18 @@ class _Upload:
             extents, virtual_size=self.virtual_size, chunk_size=self.config.chunk_size
         )
         position = 0
-        async with anyio.create_task_group() as tasks:
-            for window in windows:
-                accounting.skipped(position, window.offset - position)
-                position = window.end
-                # The slot comes before the read, so at most `concurrency` chunks are
-                # held in memory however fast the disk reads.
-                await self.slots.acquire()
-                tasks.start_soon(self._transfer_window, window)
-            accounting.skipped(position, self.virtual_size - position)
+        try:
+            async with anyio.create_task_group() as tasks:
+                for window in windows:
+                    accounting.skipped(position, window.offset - position)
+                    position = window.end
+                    # The slot comes before the read, so at most `concurrency` chunks are
+                    # held in memory however fast the disk reads.
+                    await self.slots.acquire()
+                    tasks.start_soon(self._transfer_window, window)
+                accounting.skipped(position, self.virtual_size - position)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
         footer = fixed_vhd_footer(self.virtual_size)
         view = memoryview(footer)
         await self._send(self.virtual_size, view, self.sink.digest(view))
