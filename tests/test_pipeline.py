@@ -53,7 +53,9 @@ chunk_strategy = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     size=st.integers(min_value=1, max_value=13 * MiB),
     chunks=chunk_strategy,
@@ -61,7 +63,11 @@ chunk_strategy = st.lists(
     merge_gap=st.sampled_from([0, 4096, 64 * 1024]),
 )
 def test_blob_equals_image_padding_and_footer(
-    tmp_path: Path, size: int, chunks: list[tuple[int, bytes, bool]], chunk_size: int, merge_gap: int
+    tmp_path: Path,
+    size: int,
+    chunks: list[tuple[int, bytes, bool]],
+    chunk_size: int,
+    merge_gap: int,
 ) -> None:
     placed = []
     for offset, data, zeros in chunks:

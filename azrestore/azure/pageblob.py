@@ -206,7 +206,7 @@ async def open_page_blob(
     checksum: Checksum = Checksum.MD5,
     overwrite: bool = False,
     existing: bool = False,
-    concurrency: int = 16,
+    concurrency: int = 8,
 ) -> AsyncIterator[PageBlobSink]:
     """A :class:`PageBlobSink` for ``url`` with its own connection pool.
 

@@ -31,7 +31,7 @@ class TransferConfig:
     - ``request_timeout``: seconds one request may take before it counts as failed.
     """
 
-    concurrency: int = 16
+    concurrency: int = 8
     chunk_size: int = 4 * MiB
     checksum: Checksum = Checksum.MD5
     zero_block: int = 4 * KiB

@@ -1,0 +1,101 @@
+"""convert_to_vhd: the VHD file is image + zero padding + footer, holes stay holes, and
+qemu-img (the independent reader) agrees."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+
+from azrestore.errors import InputError
+from azrestore.formats.vhd import VhdFooter
+from azrestore.transfer.convert import convert_to_vhd
+
+from .images import MiB, expected_vhd_body, make_sparse_image
+
+needs_qemu = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
+
+
+def allocated(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+@needs_qemu
+@pytest.mark.parametrize(
+    "size",
+    [MiB, 3 * MiB + 512, 7 * MiB + 333, 64 * MiB + 1],
+)
+def test_convert_matches_qemu(tmp_path: Path, size: int) -> None:
+    image = make_sparse_image(
+        tmp_path / "disk.raw",
+        size,
+        [(0, b"boot"), (size // 2, os.urandom(70_000)[: size - size // 2]), (size - 1, b"\x7f")],
+    )
+    out = tmp_path / "disk.vhd"
+    progress: list[tuple[int, int]] = []
+    result = anyio.run(
+        lambda: convert_to_vhd(image, out, on_progress=lambda d, t: progress.append((d, t)))
+    )
+    body = expected_vhd_body(image)
+    data = out.read_bytes()
+    assert data[:-512] == body
+    assert VhdFooter.parse(data[-512:]).current_size == len(body)
+    assert result.blob_size == len(data) and result.virtual_size == len(body)
+    assert progress and progress[-1][0] == progress[-1][1]
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "-f", "vpc", "--output=json", str(out)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert info["virtual-size"] == len(body)
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "raw", str(image), "-F", "vpc", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    assert "identical" in compare.stdout.lower()
+
+
+def test_holes_stay_holes(tmp_path: Path) -> None:
+    size = 256 * MiB
+    image = make_sparse_image(
+        tmp_path / "disk.raw", size, [(0, os.urandom(MiB)), (200 * MiB, os.urandom(MiB))]
+    )
+    out = tmp_path / "disk.vhd"
+    result = anyio.run(lambda: convert_to_vhd(image, out))
+    assert result.bytes_copied <= allocated(image)
+    # The output holds about as many blocks as the input's data (plus the footer's block).
+    assert allocated(out) <= allocated(image) + 64 * 1024
+    assert out.stat().st_size == size + 512
+
+
+def test_refuses_to_overwrite_or_convert_onto_itself(tmp_path: Path) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", MiB, [(0, b"x")])
+    out = tmp_path / "disk.vhd"
+    out.write_bytes(b"keep me")
+    with pytest.raises(InputError, match="already exists"):
+        anyio.run(lambda: convert_to_vhd(image, out))
+    assert out.read_bytes() == b"keep me"
+    with pytest.raises(InputError, match="output is the input"):
+        anyio.run(lambda: convert_to_vhd(image, image, overwrite=True))
+    assert image.stat().st_size == MiB
+    anyio.run(lambda: convert_to_vhd(image, out, overwrite=True))
+    assert out.stat().st_size == MiB + 512
+
+
+def test_refuses_a_container_image(tmp_path: Path) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 2 * MiB, [(0, b"x")])
+    vhd = tmp_path / "disk.vhd"
+    anyio.run(lambda: convert_to_vhd(image, vhd))
+    with pytest.raises(InputError, match="VHD"):
+        anyio.run(lambda: convert_to_vhd(vhd, tmp_path / "again.vhd"))
+    assert not (tmp_path / "again.vhd").exists()
