@@ -36,6 +36,18 @@ def _crc64(data: memoryview) -> bytes:
     return int(crc64.compute(bytes(data), 0)).to_bytes(8, "little")
 
 
+class _PageBody(aiohttp.BytesPayload):
+    """A Put Page body sent straight from the chunk buffer, without a copy.
+
+    BytesPayload warns about bodies over 1 MiB (it fears a blocking copy or compression);
+    a memoryview of a pooled buffer written to the transport needs neither.
+    """
+
+    def __init__(self, value: memoryview) -> None:
+        aiohttp.payload.Payload.__init__(self, value, content_type="application/octet-stream")
+        self._size = value.nbytes
+
+
 class PageBlobSink:
     """Writes pages of a page blob. Create it with :func:`open_page_blob`."""
 
@@ -129,7 +141,8 @@ class PageBlobSink:
             name = "Content-MD5" if self.checksum is Checksum.MD5 else "x-ms-content-crc64"
             headers[name] = base64.b64encode(digest).decode()
         what = f"Put Page bytes {offset}-{end}"
-        async with self._request("PUT", self._page_url, what, headers, data) as response:
+        body = _PageBody(data)
+        async with self._request("PUT", self._page_url, what, headers, body) as response:
             await self._raise_for_status(response, what)
 
     @asynccontextmanager
@@ -139,7 +152,7 @@ class PageBlobSink:
         url: URL,
         what: str,
         headers: dict[str, str],
-        data: memoryview | None = None,
+        data: aiohttp.payload.Payload | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One HTTP request; connection-level failures become retryable SinkErrors."""
         try:
