@@ -24,7 +24,7 @@ def nonzero_runs(
     or at ``len(data)``. Zero gaps shorter than ``merge_gap`` between data are absorbed.
     ``len(data)`` must be a multiple of 512 and ``block`` a multiple of 512.
     """
-    size = len(data)
+    size = memoryview(data).nbytes  # bytes, whatever the view's item size
     if block <= 0 or block % SECTOR:
         raise ValueError(f"block must be a positive multiple of {SECTOR}, not {block}")
     if size % SECTOR:
