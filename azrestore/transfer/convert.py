@@ -22,7 +22,7 @@ from ..formats.zeros import nonzero_runs
 from ..sources.raw import RawImage, open_raw_image
 
 #: Bytes copied per worker-thread call; progress is reported between calls.
-_STEP = 256 * MiB
+_STEP = 64 * MiB
 #: Errors on which copy_file_range is not usable for this pair of files.
 _NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
 

@@ -1,0 +1,399 @@
+"""The ``azrestore`` command line: inspect, convert and upload disk images.
+
+Commands stay thin: parse options, build a config, run one coroutine on uvloop, render.
+Every error ends as one line, ``azrestore: error: <message>`` on stderr, and an exit code
+(2 bad input or usage, 1 failed transfer, 130 interrupted); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+import uvloop
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ..azure.pageblob import open_page_blob
+from ..errors import AzRestoreError
+from ..formats.sizes import MiB, format_size, parse_size
+from ..redact import redact_text, redact_url
+from ..sources.inspect import inspect_image
+from ..sources.raw import open_raw_image
+from ..transfer.config import Checksum, TransferConfig
+from ..transfer.convert import ConvertResult, convert_to_vhd
+from ..transfer.pipeline import upload_disk
+from ..transfer.progress import ProgressCallback, TransferResult
+from .progress import CopyProgress, TransferProgress, summary_line
+
+T = TypeVar("T")
+PROG = "azrestore"
+#: The library's defaults, shown as the options' defaults.
+_DEFAULTS = TransferConfig()
+
+
+class _Group(TyperGroup):
+    """Reports usage errors as one line instead of click's usage block."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # click's UsageError and friends
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                # typer has printed the help already; click's message is what is left.
+                if help_text := exc.format_message().strip():
+                    print(help_text, file=sys.stderr)
+            else:
+                context = getattr(exc, "ctx", None)
+                where = context.command_path if context is not None else PROG
+                _error_line(f"{exc.format_message()} (see '{where} --help')")
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, typer.Abort):
+            _error_line("interrupted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name=PROG,
+    help="Convert raw disk images to fixed VHDs and upload them to Azure page blobs.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    debug: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            print(f"{PROG} {version('azrestore')}")
+        except PackageNotFoundError:  # running from a tree that was never installed
+            print(f"{PROG} (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    _show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = _Options(debug=debug)
+
+
+# -- error reporting ----------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _error_line(message: str) -> None:
+    print(f"{PROG}: error: {redact_text(_one_line(message))}", file=sys.stderr, flush=True)
+
+
+def _fail(ctx: typer.Context, code: int, message: str) -> NoReturn:
+    options = ctx.obj if isinstance(ctx.obj, _Options) else _Options()
+    if options.debug:
+        sys.stderr.write(redact_text(traceback.format_exc()))
+    _error_line(message)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _reporting(ctx: typer.Context) -> Iterator[None]:
+    """Turn any error into one line on stderr and the matching exit code."""
+    try:
+        yield
+    except (typer.Exit, typer.TyperException):
+        raise
+    except KeyboardInterrupt:
+        _fail(ctx, 130, "interrupted")
+    except AzRestoreError as exc:
+        _fail(ctx, exc.exit_code, str(exc) or type(exc).__name__)
+    except Exception as exc:
+        _fail(ctx, 1, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to completion on uvloop."""
+    result: T = uvloop.run(coroutine)
+    return result
+
+
+def _size(value: str | int) -> int:
+    """A typer parser for sizes and rates such as ``4MiB``, ``200MB`` or ``1.5GiB``."""
+    try:
+        return parse_size(str(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# -- inspect ------------------------------------------------------------------------------
+
+ImageArgument = Annotated[
+    Path,
+    typer.Argument(help="A raw disk image (regular file or block device).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+@app.command()
+def inspect(ctx: typer.Context, image: ImageArgument, as_json: JsonOption = False) -> None:
+    """Show what a disk image holds and the VHD it would become."""
+    with _reporting(ctx):
+        report = _run(inspect_image(image)).to_json()
+    if as_json:
+        _print_json(report)
+    else:
+        console = Console(highlight=False)
+        console.print(_report_table(report))
+        if report.get("partitions"):
+            console.print(_partition_table(report["partitions"]))
+
+
+def _bytes(value: int) -> Text:
+    return Text(f"{format_size(value)} ({value:,} bytes)")
+
+
+def _text(value: object) -> Text:
+    return Text("-" if value is None or value == "" else str(value))
+
+
+def _report_table(report: dict[str, Any]) -> Table:
+    """The human view of ``ImageReport.to_json()``."""
+    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    disk_size = int(report["disk_size"])
+    allocated = int(report["allocated_bytes"])
+    share = f"{100 * allocated / disk_size:.1f}%" if disk_size else "-"
+    partitions: list[dict[str, Any]] = report.get("partitions") or []
+    vhd = report["vhd"]
+    geometry = vhd["geometry"]
+    table.add_row("image", _text(report["path"]))
+    table.add_row("disk size", _bytes(disk_size))
+    table.add_row("allocated", _text(f"{format_size(allocated)} ({share} of the disk)"))
+    scheme = str(report["partition_scheme"])
+    table.add_row(
+        "partitions",
+        _text(scheme if scheme == "none" else f"{scheme.upper()}, {len(partitions)} partition(s)"),
+    )
+    table.add_row("firmware", _text(report["firmware"]))
+    table.add_row("OS family", _text(report["os_family"]))
+    table.add_row("Azure generation", _text(report["generation"]))
+    table.add_row("VHD virtual size", _bytes(int(vhd["virtual_size"])))
+    table.add_row("VHD blob size", _bytes(int(vhd["blob_size"])))
+    table.add_row(
+        "VHD geometry",
+        _text(
+            f"{geometry['cylinders']} cylinders, {geometry['heads']} heads,"
+            f" {geometry['sectors_per_track']} sectors/track"
+        ),
+    )
+    for warning in report.get("warnings") or []:
+        table.add_row("warning", Text(str(warning), style="yellow"))
+    return table
+
+
+def _partition_table(partitions: list[dict[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    for title in ("#", "start", "size", "type", "name", "file system"):
+        table.add_column(title, justify="right" if title in ("#", "start", "size") else "left")
+    for partition in partitions:
+        start, size = partition.get("start"), partition.get("size")
+        table.add_row(
+            _text(partition.get("number")),
+            _text(format_size(start) if isinstance(start, int) else start),
+            _text(format_size(size) if isinstance(size, int) else size),
+            _text(partition.get("type_name") or partition.get("type")),
+            _text(partition.get("name")),
+            _text(partition.get("filesystem")),
+        )
+    return table
+
+
+# -- convert ------------------------------------------------------------------------------
+
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the output if it exists.")
+]
+
+
+@app.command()
+def convert(
+    ctx: typer.Context,
+    image: ImageArgument,
+    output: Annotated[
+        Path, typer.Argument(help="The fixed VHD file to write.", show_default=False)
+    ],
+    as_json: JsonOption = False,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Write a raw disk image as a fixed VHD file (holes stay holes)."""
+    with _reporting(ctx), CopyProgress(None if as_json else Console(stderr=True)) as progress:
+        result: ConvertResult = _run(
+            convert_to_vhd(image, output, overwrite=overwrite, on_progress=progress)
+        )
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        print(summary_line(result))
+
+
+# -- upload -------------------------------------------------------------------------------
+
+
+@app.command()
+def upload(
+    ctx: typer.Context,
+    image: ImageArgument,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The page blob URL: with a SAS token, or with an account key from"
+            " --connection-string / AZURE_STORAGE_CONNECTION_STRING, or else Azure AD.",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOption = False,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests in flight (and chunk buffers held) at once.")
+    ] = _DEFAULTS.concurrency,
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            parser=_size,
+            metavar="SIZE",
+            show_default=False,
+            help="Bytes read per chunk, also the largest request (at most 4MiB)"
+            f" [default: {_DEFAULTS.chunk_size // MiB}MiB].",
+        ),
+    ] = _DEFAULTS.chunk_size,
+    checksum: Annotated[
+        Checksum, typer.Option(case_sensitive=False, help="Integrity check sent with each page.")
+    ] = _DEFAULTS.checksum,
+    max_bandwidth: Annotated[
+        int | None,
+        typer.Option(
+            parser=_size,
+            metavar="RATE",
+            show_default=False,
+            help="Cap on bytes per second sent, e.g. 200MB or 50MiB.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the blob if it exists.")
+    ] = False,
+    connection_string: Annotated[
+        str | None,
+        typer.Option(
+            help="Storage connection string with the account key"
+            " (default: AZURE_STORAGE_CONNECTION_STRING).",
+            show_default=False,
+        ),
+    ] = None,
+    existing: Annotated[
+        bool,
+        typer.Option(
+            "--existing",
+            help="Write into a page blob that already exists with exactly the VHD's size"
+            " (such as a managed disk's upload URL) instead of creating one.",
+        ),
+    ] = False,
+) -> None:
+    """Upload a raw disk image into a page blob as a fixed VHD (zeros are not sent)."""
+    with _reporting(ctx):
+        config = TransferConfig(
+            concurrency=concurrency,
+            chunk_size=chunk_size,
+            checksum=checksum,
+            max_bandwidth=max_bandwidth,
+        )
+        with TransferProgress(None if as_json else Console(stderr=True)) as progress:
+            result = _run(
+                _upload(
+                    image,
+                    to,
+                    config=config,
+                    connection_string=connection_string,
+                    overwrite=overwrite,
+                    existing=existing,
+                    on_progress=progress,
+                )
+            )
+    if as_json:
+        data = result.to_json()
+        data["url"] = redact_url(str(data["url"]))
+        _print_json(data)
+    else:
+        print(summary_line(result))
+
+
+async def _upload(
+    image_path: Path,
+    url: str,
+    *,
+    config: TransferConfig,
+    connection_string: str | None,
+    overwrite: bool,
+    existing: bool,
+    on_progress: ProgressCallback,
+) -> TransferResult:
+    # The image is checked before anything is created in Azure.
+    with await open_raw_image(image_path) as image:
+        async with open_page_blob(
+            url,
+            connection_string=connection_string,
+            checksum=config.checksum,
+            overwrite=overwrite,
+            existing=existing,
+            concurrency=config.concurrency,
+        ) as sink:
+            return await upload_disk(image, sink, config=config, on_progress=on_progress)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name=PROG)
+
+
+if __name__ == "__main__":
+    main()
