@@ -56,3 +56,15 @@ class TargetExistsError(TransferError):
     """The target blob exists and overwriting was not asked for."""
 
     exit_code = 2
+
+
+class ControlPlaneError(AzRestoreError):
+    """Resource Manager refused or failed an operation (create a disk, grant access, ...).
+
+    ``code`` is Azure's error code (``InvalidVhd``, ``OperationNotAllowed``, ...).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status

@@ -8,6 +8,8 @@ Every error ends as one line, ``azrestore: error: <message>`` on stderr, and an 
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import sys
 import traceback
 from collections.abc import Coroutine, Iterator, Sequence
@@ -15,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
+import anyio
 import typer
 import uvloop
 from rich import box
@@ -25,6 +28,8 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from ..azure.compute import ResourceId
+from ..azure.manageddisk import ManagedDiskResult, upload_to_managed_disk
 from ..azure.pageblob import open_page_blob
 from ..errors import AzRestoreError
 from ..formats.sizes import MiB, format_size, parse_size
@@ -285,14 +290,40 @@ def upload(
     ctx: typer.Context,
     image: ImageArgument,
     to: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--to",
             help="The page blob URL: with a SAS token, or with an account key from"
             " --connection-string / AZURE_STORAGE_CONNECTION_STRING, or else Azure AD.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    to_disk: Annotated[
+        str | None,
+        typer.Option(
+            "--to-disk",
+            metavar="DISK_ID",
+            help="Upload into a new managed disk instead (direct upload, like Add-AzVhd):"
+            " /subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/disks/NAME.",
+            show_default=False,
+        ),
+    ] = None,
+    location: Annotated[
+        str | None,
+        typer.Option(help="With --to-disk: the disk's region.", show_default=False),
+    ] = None,
+    os_type: Annotated[
+        str,
+        typer.Option(
+            "--os-type",
+            help="With --to-disk: auto (from the partition table), linux, windows or none.",
+        ),
+    ] = "auto",
+    generation: Annotated[
+        str,
+        typer.Option(help="With --to-disk: auto (UEFI: V2, BIOS: V1), V1 or V2."),
+    ] = "auto",
+    sku: Annotated[str, typer.Option(help="With --to-disk: the disk's SKU.")] = "Standard_LRS",
     as_json: JsonOption = False,
     concurrency: Annotated[
         int, typer.Option(help="Requests in flight (and chunk buffers held) at once.")
@@ -339,8 +370,16 @@ def upload(
         ),
     ] = False,
 ) -> None:
-    """Upload a raw disk image into a page blob as a fixed VHD (zeros are not sent)."""
+    """Upload a raw disk image into a page blob, or a new managed disk, as a fixed VHD
+    (zeros are not sent)."""
     with _reporting(ctx):
+        if (to is None) == (to_disk is None):
+            raise typer.BadParameter("give exactly one of --to URL and --to-disk DISK_ID")
+        if to_disk is None and location is not None:
+            raise typer.BadParameter("--location goes with --to-disk")
+        managed = None
+        if to_disk is not None:
+            managed = _managed_options(to_disk, location, os_type, generation, sku)
         config = TransferConfig(
             concurrency=concurrency,
             chunk_size=chunk_size,
@@ -348,23 +387,81 @@ def upload(
             max_bandwidth=max_bandwidth,
         )
         with TransferProgress(None if as_json else Console(stderr=True)) as progress:
-            result = _run(
-                _upload(
-                    image,
-                    to,
-                    config=config,
-                    connection_string=connection_string,
-                    overwrite=overwrite,
-                    existing=existing,
-                    on_progress=progress,
+            if managed is not None:
+                disk_result = _run(_upload_managed(image, managed, config, progress))
+                result = disk_result.transfer
+            else:
+                assert to is not None
+                disk_result = None
+                result = _run(
+                    _upload(
+                        image,
+                        to,
+                        config=config,
+                        connection_string=connection_string,
+                        overwrite=overwrite,
+                        existing=existing,
+                        on_progress=progress,
+                    )
                 )
-            )
     if as_json:
-        data = result.to_json()
+        data = result.to_json() if disk_result is None else disk_result.to_json()
         data["url"] = redact_url(str(data["url"]))
         _print_json(data)
     else:
         print(summary_line(result))
+        if disk_result is not None:
+            print(f"managed disk {disk_result.disk_id}: {disk_result.disk_state}")
+
+
+@dataclass(frozen=True)
+class _ManagedOptions:
+    disk_id: str
+    location: str
+    os_type: Literal["Linux", "Windows", "auto", "none"]
+    generation: Literal["V1", "V2", "auto"]
+    sku: str
+
+
+def _managed_options(
+    disk_id: str, location: str | None, os_type: str, generation: str, sku: str
+) -> _ManagedOptions:
+    """Check the --to-disk options before anything is created."""
+    ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
+    if not location:
+        raise typer.BadParameter("--to-disk needs --location (the disk's region)")
+    os_types = {"auto": "auto", "none": "none", "linux": "Linux", "windows": "Windows"}
+    if os_type.lower() not in os_types:
+        raise typer.BadParameter(f"--os-type must be auto, linux, windows or none, not {os_type!r}")
+    generations = {"auto": "auto", "v1": "V1", "v2": "V2"}
+    if generation.lower() not in generations:
+        raise typer.BadParameter(f"--generation must be auto, V1 or V2, not {generation!r}")
+    return _ManagedOptions(
+        disk_id,
+        location,
+        os_types[os_type.lower()],  # type: ignore[arg-type]
+        generations[generation.lower()],  # type: ignore[arg-type]
+        sku,
+    )
+
+
+async def _upload_managed(
+    image_path: Path,
+    options: _ManagedOptions,
+    config: TransferConfig,
+    on_progress: ProgressCallback,
+) -> ManagedDiskResult:
+    with await open_raw_image(image_path) as image:
+        return await upload_to_managed_disk(
+            image,
+            options.disk_id,
+            location=options.location,
+            config=config,
+            os_type=options.os_type,
+            hyper_v_generation=options.generation,
+            sku=options.sku,
+            on_progress=on_progress,
+        )
 
 
 async def _upload(
@@ -388,6 +485,48 @@ async def _upload(
             concurrency=config.concurrency,
         ) as sink:
             return await upload_disk(image, sink, config=config, on_progress=on_progress)
+
+
+# -- emulator -----------------------------------------------------------------------------
+
+
+@app.command()
+def emulator(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    time_factor: Annotated[
+        float,
+        typer.Option(
+            help="Multiplies every simulated Azure duration (0.01 for tests, 1 for real pace)."
+        ),
+    ] = 1.0,
+) -> None:
+    """Run a local Azure until Ctrl-C or SIGTERM: Azurite behind the strict storage gateway,
+    and the Resource Manager simulator. Prints where it is and the environment to use it."""
+    with _reporting(ctx):
+        if time_factor <= 0:
+            raise typer.BadParameter("--time-factor must be positive")
+        _run(_serve_emulator(as_json, time_factor))
+
+
+async def _serve_emulator(as_json: bool, time_factor: float) -> None:
+    from ..emulator import Emulator
+
+    async with Emulator(time_factor=time_factor) as local_azure:
+        info = local_azure.info()
+        if as_json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"Resource Manager: {info['arm_endpoint']}")
+            print(f"Blob storage:     {info['blob_endpoint']}")
+            print(f"CA bundle:        {info['ca_bundle']}")
+            print("Point azrestore at it with:")
+            for name, value in info["env"].items():
+                print(f"  export {name}={shlex.quote(str(value))}")
+            print("Running until Ctrl-C.", flush=True)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break
 
 
 def main() -> None:

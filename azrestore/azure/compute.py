@@ -1,0 +1,180 @@
+"""Resource Manager (the compute control plane) through the real azure-mgmt-compute aio
+client, pointed at Azure or at azrestore's emulator by the environment.
+
+Environment (all optional; the emulator prints them):
+- ``AZRESTORE_ARM_ENDPOINT``: Resource Manager's URL (default: Azure's public cloud);
+- ``AZRESTORE_CA_BUNDLE``: a CA bundle to verify it with;
+- ``AZRESTORE_ARM_TOKEN``: a static bearer token (otherwise DefaultAzureCredential);
+- ``AZURE_SUBSCRIPTION_ID``: the subscription when a command does not name one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ControlPlaneError, InputError
+from ..redact import redact_text
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.mgmt.compute.aio import ComputeManagementClient
+
+T = TypeVar("T")
+
+ENDPOINT_ENV = "AZRESTORE_ARM_ENDPOINT"
+CA_BUNDLE_ENV = "AZRESTORE_CA_BUNDLE"
+TOKEN_ENV = "AZRESTORE_ARM_TOKEN"
+SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
+
+_RESOURCE_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
+    r"/providers/(?P<namespace>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceId:
+    """A parsed Azure resource id of a top-level resource."""
+
+    subscription: str
+    resource_group: str
+    namespace: str
+    type: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str, *, expected: str | None = None) -> ResourceId:
+        """Parse ``/subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME``;
+        ``expected`` (``Microsoft.Compute/disks``) checks the type."""
+        match = _RESOURCE_ID.match(text.strip())
+        if not match:
+            shape = f"/subscriptions/SUB/resourceGroups/RG/providers/{expected or 'NS/TYPE'}/NAME"
+            raise InputError(f"{text}: not a resource id (expected {shape})")
+        rid = cls(
+            match["subscription"], match["group"], match["namespace"], match["type"], match["name"]
+        )
+        if expected and f"{rid.namespace}/{rid.type}".lower() != expected.lower():
+            raise InputError(f"{text}: not a {expected} resource id")
+        return rid
+
+    def __str__(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.namespace}/{self.type}/{self.name}"
+        )
+
+
+class StaticTokenCredential:
+    """An AsyncTokenCredential that hands out one fixed token (the emulator's)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSettings:
+    """Where Resource Manager is and how to authenticate to it."""
+
+    endpoint: str | None = None
+    ca_bundle: str | None = None
+    token: str | None = None
+    subscription_id: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ArmSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            endpoint=env.get(ENDPOINT_ENV) or None,
+            ca_bundle=env.get(CA_BUNDLE_ENV) or None,
+            token=env.get(TOKEN_ENV) or None,
+            subscription_id=env.get(SUBSCRIPTION_ENV) or None,
+        )
+
+    def credential(self) -> AsyncTokenCredential:
+        if self.token:
+            return StaticTokenCredential(self.token)
+        from azure.identity.aio import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.endpoint:
+            kwargs["base_url"] = self.endpoint
+        if self.ca_bundle:
+            kwargs["connection_verify"] = self.ca_bundle
+        return kwargs
+
+
+@asynccontextmanager
+async def compute_client(
+    settings: ArmSettings, subscription_id: str
+) -> AsyncIterator[ComputeManagementClient]:
+    """An azure-mgmt-compute aio client for ``subscription_id``, closed on exit."""
+    from azure.mgmt.compute.aio import ComputeManagementClient
+
+    credential = settings.credential()
+    try:
+        async with ComputeManagementClient(
+            credential, subscription_id, **settings.client_kwargs()
+        ) as client:
+            yield client
+    finally:
+        await credential.close()
+
+
+async def arm_call(what: str, operation: Awaitable[T]) -> T:
+    """Await one SDK call, translating azure-core's errors into ControlPlaneError once,
+    here at the edge. ``what`` names the operation and resource for the message."""
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+
+    try:
+        return await operation
+    except ClientAuthenticationError as exc:
+        raise ControlPlaneError(
+            f"{what}: authentication failed: {_first_line(exc)}", code="AuthenticationFailed"
+        ) from None
+    except HttpResponseError as exc:
+        code = exc.error.code if exc.error is not None else None
+        message = exc.error.message if exc.error is not None else _first_line(exc)
+        status = exc.status_code
+        raise ControlPlaneError(
+            f"{what}: {status or ''} {code or ''}: {redact_text(message or '')}".replace("  ", " "),
+            code=code,
+            status=status,
+        ) from None
+    except AzureError as exc:
+        raise ControlPlaneError(f"{what}: {_first_line(exc)}") from None
+
+
+async def lro(what: str, begin: Awaitable[Any]) -> Any:
+    """Start a long-running operation and wait for its result, errors translated."""
+    poller = await arm_call(what, begin)
+    return await arm_call(what, poller.result())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact_text(text[0]) if text else type(exc).__name__
