@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +23,6 @@ from ..redact import redact_text
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
-    from azure.mgmt.compute.aio import ComputeManagementClient
 
 T = TypeVar("T")
 
@@ -126,23 +124,6 @@ class ArmSettings:
         if self.ca_bundle:
             kwargs["connection_verify"] = self.ca_bundle
         return kwargs
-
-
-@asynccontextmanager
-async def compute_client(
-    settings: ArmSettings, subscription_id: str
-) -> AsyncIterator[ComputeManagementClient]:
-    """An azure-mgmt-compute aio client for ``subscription_id``, closed on exit."""
-    from azure.mgmt.compute.aio import ComputeManagementClient
-
-    credential = settings.credential()
-    try:
-        async with ComputeManagementClient(
-            credential, subscription_id, **settings.client_kwargs()
-        ) as client:
-            yield client
-    finally:
-        await credential.close()
 
 
 async def arm_call(what: str, operation: Awaitable[T]) -> T:

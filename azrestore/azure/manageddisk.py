@@ -3,19 +3,21 @@ grant write access, stream the VHD into its upload URL, and always revoke access
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
 
-from ..errors import AzRestoreError, ControlPlaneError, InputError, TargetExistsError
+from ..errors import AzRestoreError, InputError, TargetExistsError
 from ..formats.sizes import blob_size, format_size
 from ..sources.inspect import inspect_image
 from ..sources.raw import RawImage
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, TransferResult
-from .compute import ArmSettings, ResourceId, arm_call, compute_client, lro
+from .compute import ArmSettings, ResourceId
+from .controlplane import ControlPlane
 from .pageblob import open_page_blob
 
 #: Azure's bounds on uploadSizeBytes (virtual size + 512).
@@ -70,21 +72,21 @@ async def upload_to_managed_disk(
     location: str,
     config: TransferConfig,
     settings: ArmSettings | None = None,
+    control: ControlPlane | None = None,
     os_type: OsType | Literal["auto", "none"] = "auto",
     hyper_v_generation: Generation | Literal["auto"] = "auto",
     sku: str = "Standard_LRS",
     tags: dict[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ManagedDiskResult:
-    """Create managed disk ``disk_id`` (createOption Upload, the exact size), grant write
-    access, upload ``image`` through the core pipeline, then revoke access, which Azure
-    does on failure and cancellation too (shielded). Returns the disk's final state.
+    """Create managed disk ``disk_id`` (createOption Upload, the exact size) and upload
+    ``image`` into it with :func:`upload_into_disk`. Returns the disk's final state.
 
     ``os_type`` and ``hyper_v_generation`` default to what the image's partition table
     says. Bad input is refused before anything is created.
     """
     settings = settings or ArmSettings.from_env()
-    rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
+    ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
     if not location:
         raise InputError("a location is needed to create a managed disk (--location)")
     size = blob_size(image.size)
@@ -102,74 +104,60 @@ async def upload_to_managed_disk(
             " needs generation V2; V1 would not boot it"
         )
 
-    from azure.mgmt.compute.models import (
-        CreationData,
-        Disk,
-        DiskProperties,
-        DiskSku,
-        GrantAccessData,
-    )
-
-    where = f"disk {rid.name} in {rid.resource_group}"
-    async with compute_client(settings, rid.subscription) as compute:
-        disks = compute.disks
-        try:
-            await arm_call(f"get {where}", disks.get(rid.resource_group, rid.name))
-        except ControlPlaneError as exc:
-            if exc.status != 404:
-                raise
-        else:
+    async with AsyncExitStack() as stack:
+        if control is None:
+            control = await stack.enter_async_context(ControlPlane(settings))
+        if await control.get_disk(disk_id) is not None:
             raise TargetExistsError(f"{disk_id}: the managed disk already exists")
-        disk = Disk(
+        await control.create_upload_disk(
+            disk_id,
             location=location,
-            sku=DiskSku(name=sku),
+            upload_size=size,
+            os_type=chosen_os,
+            hyper_v_generation=generation,
+            sku=sku,
             tags=tags,
-            properties=DiskProperties(
-                os_type=chosen_os,
-                hyper_v_generation=generation,
-                creation_data=CreationData(create_option="Upload", upload_size_bytes=size),
-            ),
         )
-        await lro(
-            f"create {where}", disks.begin_create_or_update(rid.resource_group, rid.name, disk)
+        transfer = await upload_into_disk(
+            control, image, disk_id, config=config, on_progress=on_progress
         )
-        grant = GrantAccessData(access="Write", duration_in_seconds=ACCESS_SECONDS)
-        access = await lro(
-            f"grant write access to {where}",
-            disks.begin_grant_access(rid.resource_group, rid.name, grant),
-        )
-        transfer: TransferResult | None = None
-        try:
-            async with open_page_blob(
-                access.access_sas,
-                checksum=config.checksum,
-                existing=True,
-                concurrency=config.concurrency,
-            ) as sink:
-                transfer = await upload_disk(image, sink, config=config, on_progress=on_progress)
-        except BaseException as exc:
-            # Billed as Standard HDD until revoked, and the SAS must not outlive us.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_REVOKE_TIMEOUT):
-                try:
-                    await lro(
-                        f"revoke access to {where}",
-                        disks.begin_revoke_access(rid.resource_group, rid.name),
-                    )
-                except AzRestoreError as revoke_error:
-                    if isinstance(exc, AzRestoreError):
-                        exc.add_note(f"revoking access also failed: {revoke_error}")
-            if isinstance(exc, AzRestoreError):
-                exc.args = (f"{exc}; the disk {disk_id} was left in Azure, not uploaded",)
-            raise
-        await lro(
-            f"revoke access to {where} (Azure checks the VHD here)",
-            disks.begin_revoke_access(rid.resource_group, rid.name),
-        )
-        final = await arm_call(f"get {where}", disks.get(rid.resource_group, rid.name))
+        final = await control.get_disk(disk_id)
     return ManagedDiskResult(
-        disk_id=str(rid),
-        disk_state=str(final.properties.disk_state if final.properties else "unknown"),
+        disk_id=final.id if final else disk_id,
+        disk_state=final.state if final else "unknown",
         os_type=chosen_os,
         hyper_v_generation=generation,
         transfer=transfer,
     )
+
+
+async def upload_into_disk(
+    control: ControlPlane,
+    image: RawImage,
+    disk_id: str,
+    *,
+    config: TransferConfig,
+    on_progress: ProgressCallback | None = None,
+) -> TransferResult:
+    """Grant write access to a disk that is ReadyToUpload, upload ``image`` into its upload
+    URL (an existing page blob of exactly the VHD's size), and revoke access: after success
+    (Azure checks the VHD then), and on failure or cancellation too, shielded, because the
+    disk is billed as Standard HDD and the SAS stays valid until revoked."""
+    sas_url = await control.grant_write(disk_id, ACCESS_SECONDS)
+    try:
+        async with open_page_blob(
+            sas_url, checksum=config.checksum, existing=True, concurrency=config.concurrency
+        ) as sink:
+            transfer = await upload_disk(image, sink, config=config, on_progress=on_progress)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_REVOKE_TIMEOUT):
+            try:
+                await control.revoke(disk_id)
+            except AzRestoreError as revoke_error:
+                if isinstance(exc, AzRestoreError):
+                    exc.add_note(f"revoking access also failed: {revoke_error}")
+        if isinstance(exc, AzRestoreError):
+            exc.args = (f"{exc}; the disk {disk_id} was left in Azure, not uploaded",)
+        raise
+    await control.revoke(disk_id)
+    return transfer
