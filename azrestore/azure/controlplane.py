@@ -7,6 +7,7 @@ which the SDK accepts as they are; answers are reduced to small typed records.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from azure.mgmt.compute.models import Disk, GrantAccessData, RunCommandInput, VirtualMachine
-from azure.mgmt.network.models import NetworkInterface
+from azure.mgmt.network.models import NetworkInterface, VirtualNetwork
 
 from ..errors import ControlPlaneError
 from .compute import ArmSettings, ResourceId, arm_call, lro
@@ -385,3 +386,70 @@ class ControlPlane:
             nics.begin_create_or_update(rid.resource_group, rid.name, NetworkInterface(body)),
         )
         return str(rid)
+
+    async def ensure_subnet(self, subnet_id: str, *, location: str) -> None:
+        """Create the virtual network and subnet of ``subnet_id`` unless they exist."""
+        parts = subnet_id.strip("/").split("/")
+        if len(parts) != 10 or parts[7].lower() != "subnets":
+            raise ControlPlaneError(f"{subnet_id}: not a subnet id")
+        subscription, group, vnet, subnet = parts[1], parts[3], parts[6], parts[9]
+        network = await self.network(subscription)
+        try:
+            await arm_call(f"get subnet {subnet}", network.subnets.get(group, vnet, subnet))
+            return
+        except ControlPlaneError as exc:
+            if exc.status != 404:
+                raise
+        body: dict[str, Any] = {
+            "location": location,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                "subnets": [{"name": subnet, "properties": {"addressPrefix": "10.0.0.0/24"}}],
+            },
+        }
+        await lro(
+            f"create virtual network {vnet}",
+            network.virtual_networks.begin_create_or_update(group, vnet, VirtualNetwork(body)),
+        )
+
+    async def create_appliance(
+        self,
+        vm_id: str,
+        *,
+        location: str,
+        size: str,
+        image: Mapping[str, str],
+        subnet_id: str,
+        os_type: str,
+    ) -> None:
+        """Create a VM from a marketplace image (as helper appliances and proxies are),
+        with a NIC in ``subnet_id``; Azure starts it. Its admin password is random and
+        not kept: the appliance is driven by Run Command only."""
+        rid = ResourceId.parse(vm_id, expected="Microsoft.Compute/virtualMachines")
+        nic_id = (
+            f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"
+            f"/providers/Microsoft.Network/networkInterfaces/{rid.name}-nic"
+        )
+        await self.ensure_nic(nic_id, subnet_id=subnet_id, location=location)
+        body: dict[str, Any] = {
+            "location": location,
+            "properties": {
+                "hardwareProfile": {"vmSize": size},
+                "storageProfile": {
+                    "imageReference": dict(image),
+                    "osDisk": {"createOption": "FromImage", "osType": os_type},
+                },
+                "osProfile": {
+                    "computerName": rid.name[:15],
+                    "adminUsername": "azrestore",
+                    "adminPassword": secrets.token_urlsafe(24) + "aA1!",
+                },
+                "networkProfile": {"networkInterfaces": [{"id": nic_id}]},
+            },
+        }
+        vms = (await self.compute(rid.subscription)).virtual_machines
+        async with self._vm_locks[vm_id.lower()]:
+            await lro(
+                f"create VM {rid.name}",
+                vms.begin_create_or_update(rid.resource_group, rid.name, VirtualMachine(body)),
+            )
