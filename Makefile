@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools
 AZURITE_VERSION := 3.35.0
 AZCOPY_NPM := @azure-tools/azcopy-linux
-APT_PACKAGES := qemu-utils gdisk fdisk e2fsprogs ntfs-3g dosfstools libsecret-1-0
+APT_PACKAGES := qemu-utils gdisk fdisk e2fsprogs ntfs-3g dosfstools libsecret-1-0 shellcheck
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -32,7 +32,7 @@ $(TOOLS)/.azurite-$(AZURITE_VERSION):
 	@missing=""; \
 	command -v qemu-img >/dev/null || missing=1; command -v sgdisk >/dev/null || missing=1; \
 	command -v sfdisk >/dev/null || missing=1; command -v mkntfs >/dev/null || missing=1; \
-	command -v mkfs.ext4 >/dev/null || missing=1; \
+	command -v mkfs.ext4 >/dev/null || missing=1; command -v shellcheck >/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \

@@ -428,4 +428,3 @@ class _nothing:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
-
