@@ -77,6 +77,9 @@ class ControlPlane:
     _compute: dict[str, ComputeManagementClient] = field(default_factory=dict)
     _network: dict[str, NetworkManagementClient] = field(default_factory=dict)
     _vm_locks: defaultdict[str, anyio.Lock] = field(default_factory=lambda: defaultdict(anyio.Lock))
+    _run_locks: defaultdict[str, anyio.Lock] = field(
+        default_factory=lambda: defaultdict(anyio.Lock)
+    )
 
     async def __aenter__(self) -> ControlPlane:
         self._credential = self.settings.credential()
@@ -282,18 +285,24 @@ class ControlPlane:
         body: dict[str, Any] = {"commandId": command_id, "script": script}
         if parameters:
             body["parameters"] = [{"name": k, "value": v} for k, v in parameters.items()]
-        result = await lro(
-            f"run command on VM {rid.name}",
-            vms.begin_run_command(rid.resource_group, rid.name, RunCommandInput(body)),
-        )
+        # Azure runs one command at a time per VM (409 Conflict otherwise): queue here.
+        async with self._run_locks[vm_id.lower()]:
+            result = await lro(
+                f"run command on VM {rid.name}",
+                vms.begin_run_command(rid.resource_group, rid.name, RunCommandInput(body)),
+            )
         statuses = (result.as_dict() if result is not None else {}).get("value") or []
         stdout = stderr = ""
         for status in statuses:
             code = str(status.get("code", ""))
-            if "StdOut" in code:
-                stdout = str(status.get("message", ""))
+            message = str(status.get("message", ""))
+            if "StdOut" in code:  # Windows: one status per stream
+                stdout = message
             elif "StdErr" in code:
-                stderr = str(status.get("message", ""))
+                stderr = message
+            elif "[stdout]" in message:  # Linux: "Enable succeeded: [stdout] ... [stderr] ..."
+                out, _, err = message.partition("[stdout]")[2].partition("[stderr]")
+                stdout, stderr = out.strip("\n"), err.strip("\n")
         return RunCommandOutput(stdout, stderr, tuple(str(s.get("code", "")) for s in statuses))
 
     async def create_vm(
@@ -390,9 +399,9 @@ class ControlPlane:
     async def ensure_subnet(self, subnet_id: str, *, location: str) -> None:
         """Create the virtual network and subnet of ``subnet_id`` unless they exist."""
         parts = subnet_id.strip("/").split("/")
-        if len(parts) != 10 or parts[7].lower() != "subnets":
+        if len(parts) != 10 or parts[8].lower() != "subnets":
             raise ControlPlaneError(f"{subnet_id}: not a subnet id")
-        subscription, group, vnet, subnet = parts[1], parts[3], parts[6], parts[9]
+        subscription, group, vnet, subnet = parts[1], parts[3], parts[7], parts[9]
         network = await self.network(subscription)
         try:
             await arm_call(f"get subnet {subnet}", network.subnets.get(group, vnet, subnet))

@@ -204,7 +204,9 @@ async def run_restore(
 
     # The plan and images are checked before the emulator starts.
     resolved = await load_and_resolve(plan_path, {"AZURE_SUBSCRIPTION_ID": _EMULATOR_SUB})
-    async with Emulator(time_factor=time_factor) as local_azure:
+    async with Emulator(
+        time_factor=time_factor, run_command_rules=emulated_preparation()
+    ) as local_azure:
         env: dict[str, str] = {k: str(v) for k, v in local_azure.info()["env"].items()}
         settings = ArmSettings.from_env(env)
         async with ControlPlane(settings) as control:
@@ -217,6 +219,21 @@ async def run_restore(
 
 
 _EMULATOR_SUB = "00000000-0000-0000-0000-000000000000"
+
+
+def emulated_preparation() -> list[Any]:
+    """Run Command rules that answer azrestore's preparation scripts in the emulator as a
+    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line. (The
+    simulator runs no script; it marks the attached disks prepared.)"""
+    from ..emulator import RunCommandOutcome, RunCommandRule
+
+    result = 'AZRESTORE-RESULT {"ok": true, "emulated": true}'
+    return [
+        RunCommandRule(
+            script=r"AZRESTORE-RESULT",
+            outcome=RunCommandOutcome(stdout=f"prepared by the emulated helper\n{result}\n"),
+        )
+    ]
 
 
 async def _run(

@@ -1,0 +1,51 @@
+"""Local stand-ins for Azure: Azurite, the strict storage gateway, the Resource Manager
+simulator, and :class:`Emulator`, which runs all three together.
+
+The names below load on first use, so that importing :mod:`azrestore.emulator.gateway` or
+:mod:`azrestore.emulator.azurite` does not pull in the simulator (TLS, SDK clients).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azrestore.emulator.arm import (
+        ArmFaultRule,
+        ArmSimulator,
+        RunCommandOutcome,
+        RunCommandRule,
+        SimulatorState,
+        StorageConfig,
+    )
+    from azrestore.emulator.bundle import DEFAULT_TOKEN, Emulator
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "ArmFaultRule",
+    "ArmSimulator",
+    "Emulator",
+    "RunCommandOutcome",
+    "RunCommandRule",
+    "SimulatorState",
+    "StorageConfig",
+]
+
+_HOMES = {
+    "DEFAULT_TOKEN": "azrestore.emulator.bundle",
+    "Emulator": "azrestore.emulator.bundle",
+    "ArmFaultRule": "azrestore.emulator.arm",
+    "ArmSimulator": "azrestore.emulator.arm",
+    "RunCommandOutcome": "azrestore.emulator.arm",
+    "RunCommandRule": "azrestore.emulator.arm",
+    "SimulatorState": "azrestore.emulator.arm",
+    "StorageConfig": "azrestore.emulator.arm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

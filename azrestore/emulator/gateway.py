@@ -69,6 +69,8 @@ __all__ = [
     "FaultRule",
     "GatewayStats",
     "GatewayThread",
+    "SasCheck",
+    "SasRefusal",
     "StorageGateway",
     "classify_operation",
     "main",
@@ -317,6 +319,24 @@ class FaultRule:
 
 
 @dataclass(frozen=True)
+class SasRefusal:
+    """How to refuse a SAS request (see ``StorageGateway(sas_check=...)``)."""
+
+    status: int = 403
+    code: str = "AuthenticationFailed"
+    message: str = _STATUS_ERRORS[403][1]
+    detail: str | None = None
+    """Sent as ``AuthenticationErrorDetail`` in the XML error body."""
+
+
+#: ``sas_check(operation, path, query)``: called for each request carrying a SAS (``sig``),
+#: with the gateway's operation name, the URL path and the lower-cased query; a
+#: :class:`SasRefusal` refuses the request, None lets it through.  Used by the Resource Manager
+#: simulator to end a managed disk's SAS when its access is revoked.
+SasCheck = Callable[[str, str, Mapping[str, str]], "SasRefusal | None"]
+
+
+@dataclass(frozen=True)
 class GatewayStats:
     """A snapshot of what the gateway saw since the last reset.
 
@@ -471,7 +491,8 @@ class StorageGateway:
 
     ``upstream_account_url`` is Azurite's account URL (``http://127.0.0.1:P/devstoreaccount1``);
     the gateway's :attr:`account_url` has the same path on its own port.  ``account_key``
-    signs the gateway's own blob-size look-ups (HEAD) on the upstream.
+    signs the gateway's own blob-size look-ups (HEAD) on the upstream.  ``sas_check`` (see
+    :data:`SasCheck`) may refuse SAS requests the upstream would accept (a revoked disk SAS).
     """
 
     def __init__(
@@ -482,6 +503,7 @@ class StorageGateway:
         port: int = 0,
         rules: Sequence[FaultRule] = (),
         account_key: str = AZURITE_KEY,
+        sas_check: SasCheck | None = None,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("the gateway only listens on 127.0.0.1")
@@ -492,6 +514,7 @@ class StorageGateway:
         self._base_path = parts.path  # "/devstoreaccount1"
         self._account = parts.path.strip("/").split("/")[0] or parts.netloc.split(".")[0]
         self._key = base64.b64decode(account_key)
+        self._sas_check = sas_check
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -632,6 +655,17 @@ class StorageGateway:
                     return _error_response(request, _fault_rejection(rule))
             try:
                 _check_sas(query)
+                if self._sas_check is not None and "sig" in query:
+                    refusal = self._sas_check(op, request.path, query)
+                    if refusal is not None:
+                        raise _Rejection(
+                            refusal.status,
+                            refusal.code,
+                            refusal.message,
+                            {"AuthenticationErrorDetail": refusal.detail}
+                            if refusal.detail
+                            else None,
+                        )
                 body: list[bytes] | None = None
                 if op == "PutPage":
                     body = await self._check_put_page(request)

@@ -209,9 +209,11 @@ class RestoreRun:
     async def _restore_vm(self, vm: ResolvedVm, outcome: VmOutcome) -> None:
         helper = self.helpers.get(vm.os_family) if vm.helper else None
         try:
-            disk_ids = await self._upload_disks(vm, outcome)
-            if helper is not None:
-                await self._prepare(vm, outcome, helper, disk_ids)
+            disk_ids = await self._restored_already(vm, outcome)
+            if disk_ids is None:
+                disk_ids = await self._upload_disks(vm, outcome)
+                if helper is not None:
+                    await self._prepare(vm, outcome, helper, disk_ids)
             await self._register(vm, outcome, disk_ids)
             outcome.status = "succeeded"
             self._step(outcome, "done")
@@ -223,6 +225,29 @@ class RestoreRun:
             if helper is not None:
                 with anyio.CancelScope(shield=True):
                     await helper.finished_with()
+
+    def _vm_id(self, vm: ResolvedVm) -> str:
+        return (
+            f"/subscriptions/{self.resolved.subscription}/resourceGroups/{vm.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{vm.name}"
+        )
+
+    async def _restored_already(
+        self, vm: ResolvedVm, outcome: VmOutcome
+    ) -> dict[int | None, str] | None:
+        """A VM registered by an earlier run from this plan's disks: its disks are done
+        (uploaded and prepared); only powering on and the agent may remain."""
+        existing = await self.control.get_vm(self._vm_id(vm))
+        if existing is None:
+            return None
+        disk_ids = {disk.lun: self._disk_id(vm, disk) for disk in vm.disks}
+        if (existing.os_disk_id or "").lower() != disk_ids[None].lower():
+            raise ControlPlaneError(f"{existing.id}: a VM of that name exists with another OS disk")
+        outcome.disks = [
+            DiskOutcome(str(d.spec.path), d.spec.role, d.lun, disk_ids[d.lun], reused=True)
+            for d in vm.disks
+        ]
+        return disk_ids
 
     # -- step 2: convert and upload -----------------------------------------------------
 
@@ -259,14 +284,17 @@ class RestoreRun:
                     f"{disk_id}: a disk of that name exists and was not uploaded from"
                     f" {disk.spec.path} (tag {SOURCE_TAG} differs); delete or rename it"
                 )
-            if existing.state in ("Unattached", "Reserved") or (
-                existing.state == "Attached" and existing.managed_by
-            ):
-                if existing.state == "Attached" and existing.managed_by:
-                    # Left on a helper by an interrupted run: take it back.
-                    await self.control.set_data_disks(existing.managed_by, detach=(disk_id,))
+            helper_ids = {shared.vm_id.lower() for shared in self.helpers.values()}
+            if existing.state == "Attached" and (existing.managed_by or "").lower() in helper_ids:
+                # Left on a helper by an interrupted run: take it back.
+                assert existing.managed_by is not None
+                await self.control.set_data_disks(existing.managed_by, detach=(disk_id,))
+                existing = await self.control.get_disk(disk_id) or existing
+            if existing.state in ("Unattached", "Reserved"):
                 result.reused = True
                 return disk_id
+            if existing.state == "Attached":
+                raise ControlPlaneError(f"{disk_id}: attached to {existing.managed_by}")
             if existing.state == "ActiveUpload":
                 await self.control.revoke(disk_id)
         else:
@@ -363,10 +391,7 @@ class RestoreRun:
         self, vm: ResolvedVm, outcome: VmOutcome, disk_ids: dict[int | None, str]
     ) -> None:
         self._step(outcome, "register")
-        vm_id = (
-            f"/subscriptions/{self.resolved.subscription}/resourceGroups/{vm.resource_group}"
-            f"/providers/Microsoft.Compute/virtualMachines/{vm.name}"
-        )
+        vm_id = self._vm_id(vm)
         nic_id = (
             f"/subscriptions/{self.resolved.subscription}/resourceGroups/{vm.resource_group}"
             f"/providers/Microsoft.Network/networkInterfaces/{vm.name}-nic"
@@ -391,8 +416,6 @@ class RestoreRun:
             outcome.resources.append(vm_id)
         else:
             outcome.resources.append(vm_id)
-            if existing.os_disk_id and existing.os_disk_id.lower() != disk_ids[None].lower():
-                raise ControlPlaneError(f"{vm_id}: a VM of that name exists with another OS disk")
         if vm.spec.power_on:
             info = await self.control.get_vm(vm_id)
             if info is not None and info.power_state != "running":

@@ -1,0 +1,193 @@
+"""Whole-VM restores end to end: the real SDK clients against the emulator (Resource
+Manager simulator, strict gateway, Azurite), with real disk images."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from azrestore.azure.compute import ArmSettings
+from azrestore.azure.controlplane import ControlPlane
+from azrestore.cli.restore import RestoreView, bootstrap_emulator, emulated_preparation
+from azrestore.emulator import Emulator, RunCommandOutcome, RunCommandRule
+from azrestore.restore.engine import RestoreReport, RestoreRun, RestoreSettings
+from azrestore.restore.plan import ResolvedPlan, load_plan, resolve_plan
+from azrestore.transfer.config import TransferConfig
+
+from .test_partitions import MiB, mkfs, needs_tools, new_disk, put, sfdisk
+from .test_plan import SUB, SUBNET, vm_id
+
+pytestmark = [pytest.mark.anyio, needs_tools]
+ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+TIME_FACTOR = 0.002
+
+
+@pytest.fixture(scope="module")
+def backups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three VMs' backups: Linux GPT/UEFI, Windows MBR/BIOS, Linux MBR with two data disks."""
+    work = tmp_path_factory.mktemp("backups")
+    linux = new_disk(work, 64 * MiB, "web01-os.raw")
+    sfdisk(linux, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LINUX_FS}\n")
+    put(linux, MiB, mkfs(work, "vfat", 16 * MiB))
+    put(linux, 17 * MiB, mkfs(work, "ext4", 40 * MiB))
+    windows = new_disk(work, 64 * MiB, "dc01-os.raw")
+    sfdisk(windows, "label: dos\nstart=2048, size=65536, type=7, bootable\n")
+    put(windows, MiB, mkfs(work, "ntfs", 32 * MiB))
+    db = new_disk(work, 48 * MiB, "db01-os.raw")
+    sfdisk(db, "label: dos\nstart=2048, type=83, bootable\n")
+    put(db, MiB, mkfs(work, "ext4", 32 * MiB))
+    for name in ("db01-data0.raw", "db01-data1.raw"):
+        data = new_disk(work, 40 * MiB + 4096, name)
+        put(data, 5 * MiB, b"database pages" * 1000)
+    return work
+
+
+def write_plan(directory: Path, backups: Path, **extra: Any) -> Path:
+    plan = {
+        "target": {
+            "subscription": SUB,
+            "resource_group": "restored",
+            "location": "westeurope",
+            "subnet": SUBNET,
+        },
+        "proxy": {"vm": vm_id("azproxy"), "idle_timeout": 1},
+        "helpers": {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")},
+        "vms": [
+            {
+                "name": "web01",
+                "size": "Standard_D2s_v5",
+                "disks": [{"path": str(backups / "web01-os.raw"), "role": "os"}],
+                "tags": {"app": "web"},
+            },
+            {
+                "name": "dc01",
+                "size": "Standard_D2s_v5",
+                "disks": [{"path": str(backups / "dc01-os.raw"), "role": "os"}],
+            },
+            {
+                "name": "db01",
+                "size": "Standard_E4s_v5",
+                "disks": [
+                    {"path": str(backups / "db01-os.raw"), "role": "os"},
+                    {"path": str(backups / "db01-data0.raw"), "role": "data", "lun": 0},
+                    {"path": str(backups / "db01-data1.raw"), "role": "data", "lun": 1},
+                ],
+            },
+        ],
+        **extra,
+    }
+    path = directory / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(
+        time_factor=TIME_FACTOR, run_command_rules=emulated_preparation()
+    ) as local_azure:
+        yield local_azure
+
+
+async def resolve(plan_path: Path) -> ResolvedPlan:
+    return await resolve_plan(load_plan(plan_path))
+
+
+async def run_plan(emulator: Emulator, resolved: ResolvedPlan) -> RestoreReport:
+    settings = ArmSettings.from_env({k: str(v) for k, v in emulator.info()["env"].items()})
+    async with ControlPlane(settings) as control:
+        await bootstrap_emulator(control, resolved)
+        run = RestoreRun(
+            resolved,
+            control,
+            config=TransferConfig(concurrency=4),
+            settings=RestoreSettings(agent_timeout=30, agent_poll_interval=0.05),
+            observer=RestoreView(None),
+        )
+        return await run.run()
+
+
+async def test_three_vms_restore(emulator: Emulator, backups: Path, tmp_path: Path) -> None:
+    resolved = await resolve(write_plan(tmp_path, backups))
+    report = await run_plan(emulator, resolved)
+    by_name = {vm.name: vm for vm in report.vms}
+    assert all(vm.status == "succeeded" for vm in report.vms), [v.error for v in report.vms]
+    assert report.left_in_azure == []
+    state = emulator.arm.state()
+    expected = {"web01": ("Linux", "V2"), "dc01": ("Windows", "V1"), "db01": ("Linux", "V1")}
+    for name, (os_type, generation) in expected.items():
+        vm = state.vm(name)
+        assert (vm.os_type, vm.hyper_v_generation) == (os_type, generation)
+        assert vm.power_state == "running" and vm.agent_status == "Ready"
+        assert by_name[name].steps == [
+            "upload",
+            "mount",
+            "prepare",
+            "unmount",
+            "register",
+            "agent",
+            "done",
+        ]
+    assert [d.lun for d in state.vm("db01").data_disks] == [0, 1]
+    # Preparation ran on the helper of each family, with azrestore's scripts.
+    commands = {(rc.vm_id.rsplit("/", 1)[-1], rc.command_id) for rc in state.run_commands}
+    assert commands == {
+        ("helper-linux", "RunShellScript"),
+        ("helper-windows", "RunPowerShellScript"),
+    }
+    # Helpers and proxy end deallocated; disks are attached to the restored VMs only.
+    for shared in ("helper-linux", "helper-windows", "azproxy"):
+        assert state.vm(shared).power_state == "deallocated"
+        assert state.vm(shared).data_disks == ()
+    for disk in state.disks.values():
+        if disk.name.startswith(("web01", "dc01", "db01")):
+            assert disk.disk_state == "Attached"
+    proxy_history = report.shared_vms[vm_id("azproxy")]
+    assert proxy_history[0] == "started" and proxy_history[-1].startswith("deallocated")
+    assert proxy_history.count("started") == 1
+    uploaded = {d.path: d.bytes_uploaded for vm in report.vms for d in vm.disks}
+    assert all(size > 0 for size in uploaded.values())
+
+    # Re-running the plan reuses what exists: nothing is uploaded or created twice.
+    disks_before = set(state.disks)
+    again = await run_plan(emulator, resolved)
+    assert all(vm.status == "succeeded" for vm in again.vms), [v.error for v in again.vms]
+    assert all(d.reused and d.bytes_uploaded == 0 for vm in again.vms for d in vm.disks)
+    assert set(emulator.arm.state().disks) == disks_before
+
+
+async def test_a_failed_vm_does_not_stop_the_others(backups: Path, tmp_path: Path) -> None:
+    failing = RunCommandRule(
+        script="Lun",  # the PowerShell script's parameter: the Windows preparation
+        outcome=RunCommandOutcome(error_code="VMExtensionProvisioningError", prepares=False),
+    )
+    async with Emulator(
+        time_factor=TIME_FACTOR, run_command_rules=[failing, *emulated_preparation()]
+    ) as local_azure:
+        resolved = await resolve(write_plan(tmp_path, backups))
+        report = await run_plan(local_azure, resolved)
+        status = {vm.name: vm.status for vm in report.vms}
+        assert status == {"web01": "succeeded", "dc01": "failed", "db01": "succeeded"}
+        failed = next(vm for vm in report.vms if vm.name == "dc01")
+        assert "VMExtensionProvisioningError" in (failed.error or "")
+        assert failed.steps[-1] == "failed" and "register" not in failed.steps
+        # What the failed VM left in Azure is reported by id: its uploaded disk.
+        assert any(
+            r.endswith("/disks/" + failed.disks[0].disk_id.rsplit("/", 1)[-1])
+            for r in report.left_in_azure
+        )  # type: ignore[union-attr]
+        state = local_azure.arm.state()
+        assert state.vm("helper-windows").power_state == "deallocated"
+        assert state.vm("helper-windows").data_disks == ()
+        # Access to every disk was revoked.
+        assert all(d.disk_state != "ActiveUpload" for d in state.disks.values())
+
+
+def test_backups_fixture_has_real_tools() -> None:
+    assert shutil.which("sfdisk") is not None
