@@ -203,7 +203,7 @@ async def run_restore(
     from ..emulator import Emulator
 
     # The plan and images are checked before the emulator starts.
-    resolved = await load_and_resolve(plan_path, {"AZURE_SUBSCRIPTION_ID": _EMULATOR_SUB})
+    resolved = await load_and_resolve(plan_path, {"AZURE_SUBSCRIPTION_ID": EMULATOR_SUBSCRIPTION})
     async with Emulator(
         time_factor=time_factor, run_command_rules=emulated_preparation()
     ) as local_azure:
@@ -218,7 +218,7 @@ async def run_restore(
         return await _run(resolved, settings, config_override, view, run_settings)
 
 
-_EMULATOR_SUB = "00000000-0000-0000-0000-000000000000"
+EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 
 def emulated_preparation() -> list[Any]:
