@@ -191,3 +191,30 @@ async def test_a_failed_vm_does_not_stop_the_others(backups: Path, tmp_path: Pat
 
 def test_backups_fixture_has_real_tools() -> None:
     assert shutil.which("sfdisk") is not None
+
+
+async def test_page_blob_mode_imports_the_disks(
+    emulator: Emulator, backups: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = emulator.info()
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", info["storage_connection_string"])
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(emulator.azurite.connection_string) as service:
+        service.create_container("vhds")
+    plan_path = write_plan(tmp_path, backups)
+    data = yaml.safe_load(plan_path.read_text())
+    data["vms"] = data["vms"][2:]  # db01: an OS disk and two data disks
+    data["target"].update(
+        disks="page-blob",
+        storage_account=info["blob_endpoint"],
+        storage_account_id=info["storage_account_id"],
+    )
+    plan_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    report = await run_plan(emulator, await resolve(plan_path))
+    assert [vm.status for vm in report.vms] == ["succeeded"], [v.error for v in report.vms]
+    state = emulator.arm.state()
+    imported = [d for d in state.disks.values() if d.name.startswith("db01")]
+    assert len(imported) == 3
+    assert {d.create_option for d in imported} == {"Import"}
+    assert all(d.disk_state == "Attached" for d in imported)

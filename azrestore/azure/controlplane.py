@@ -165,6 +165,42 @@ class ControlPlane:
             disks.begin_create_or_update(rid.resource_group, rid.name, Disk(body)),
         )
 
+    async def create_import_disk(
+        self,
+        disk_id: str,
+        *,
+        location: str,
+        source_uri: str,
+        storage_account_id: str,
+        os_type: str | None,
+        hyper_v_generation: str,
+        sku: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create a managed disk from a fixed VHD in a page blob (createOption Import)."""
+        rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
+        properties: dict[str, Any] = {
+            "creationData": {
+                "createOption": "Import",
+                "sourceUri": source_uri,
+                "storageAccountId": storage_account_id,
+            },
+            "hyperVGeneration": hyper_v_generation,
+        }
+        if os_type:
+            properties["osType"] = os_type
+        body: dict[str, Any] = {
+            "location": location,
+            "sku": {"name": sku},
+            "tags": dict(tags or {}),
+            "properties": properties,
+        }
+        disks = (await self.compute(rid.subscription)).disks
+        await lro(
+            f"import disk {rid.name}",
+            disks.begin_create_or_update(rid.resource_group, rid.name, Disk(body)),
+        )
+
     async def grant_write(self, disk_id: str, seconds: int) -> str:
         """Grant write access for upload; returns the upload URL (a SAS: keep it secret)."""
         rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")

@@ -13,6 +13,7 @@ from ..errors import AzRestoreError, InputError, TargetExistsError
 from ..formats.sizes import blob_size, format_size
 from ..sources.inspect import inspect_image
 from ..sources.raw import RawImage
+from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, TransferResult
@@ -138,6 +139,7 @@ async def upload_into_disk(
     *,
     config: TransferConfig,
     on_progress: ProgressCallback | None = None,
+    budget: TransferBudget | None = None,
 ) -> TransferResult:
     """Grant write access to a disk that is ReadyToUpload, upload ``image`` into its upload
     URL (an existing page blob of exactly the VHD's size), and revoke access: after success
@@ -148,7 +150,9 @@ async def upload_into_disk(
         async with open_page_blob(
             sas_url, checksum=config.checksum, existing=True, concurrency=config.concurrency
         ) as sink:
-            transfer = await upload_disk(image, sink, config=config, on_progress=on_progress)
+            transfer = await upload_disk(
+                image, sink, config=config, on_progress=on_progress, budget=budget
+            )
     except BaseException as exc:
         with anyio.CancelScope(shield=True), anyio.move_on_after(_REVOKE_TIMEOUT):
             try:

@@ -6,7 +6,9 @@ step) and a row per disk (bytes done and rate). The observer callbacks only stor
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,8 +209,12 @@ async def run_restore(
     async with Emulator(
         time_factor=time_factor, run_command_rules=emulated_preparation()
     ) as local_azure:
-        env: dict[str, str] = {k: str(v) for k, v in local_azure.info()["env"].items()}
+        info = local_azure.info()
+        env: dict[str, str] = {k: str(v) for k, v in info["env"].items()}
         settings = ArmSettings.from_env(env)
+        if resolved.plan.target.disks == "page-blob":
+            # The emulator's storage account stands in for the plan's.
+            resolved = await _emulated_storage_account(local_azure, resolved, info)
         async with ControlPlane(settings) as control:
             await bootstrap_emulator(control, resolved)
         poll = max(0.05, 10 * time_factor)
@@ -219,6 +225,28 @@ async def run_restore(
 
 
 EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+
+
+async def _emulated_storage_account(
+    local_azure: Any, resolved: ResolvedPlan, info: dict[str, Any]
+) -> ResolvedPlan:
+    from azure.storage.blob.aio import BlobServiceClient
+
+    target = resolved.plan.target.model_copy(
+        update={
+            "storage_account": info["blob_endpoint"],
+            "storage_account_id": info["storage_account_id"],
+        }
+    )
+    os.environ["AZURE_STORAGE_CONNECTION_STRING"] = info["storage_connection_string"]
+    async with BlobServiceClient.from_connection_string(
+        local_azure.azurite.connection_string
+    ) as service:
+        container = service.get_container_client(target.container)
+        if not await container.exists():
+            await container.create_container()
+    plan = resolved.plan.model_copy(update={"target": target})
+    return dataclasses.replace(resolved, plan=plan)
 
 
 def emulated_preparation() -> list[Any]:

@@ -26,16 +26,19 @@ import anyio.abc
 
 from ..azure.controlplane import ControlPlane
 from ..azure.manageddisk import upload_into_disk
+from ..azure.pageblob import open_page_blob
 from ..errors import AzRestoreError, ControlPlaneError
 from ..sources.raw import open_raw_image
-from ..transfer.bandwidth import Bandwidth
+from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
-from ..transfer.progress import ProgressEvent
+from ..transfer.pipeline import upload_disk
+from ..transfer.progress import ProgressCallback, ProgressEvent
 from .plan import ResolvedDisk, ResolvedPlan, ResolvedVm
 from .scripts import linux_prepare_command, windows_prepare_command
 from .shared import SharedVm
 
 SOURCE_TAG = "azrestore-source"
+STORAGE_ACCOUNT_ENV = "AZRESTORE_STORAGE_ACCOUNT_ID"
 RESULT_MARKER = "AZRESTORE-RESULT"
 
 
@@ -149,8 +152,8 @@ class RestoreRun:
         self.config = config
         self.settings = settings or RestoreSettings()
         self.observer = observer
-        self.bandwidth = Bandwidth(config.max_bandwidth) if config.max_bandwidth else None
         self._uploads = anyio.CapacityLimiter(self.settings.parallel_uploads)
+        self._budget: TransferBudget | None = None
         self._helper_luns: dict[str, set[int]] = {}
         self._lun_lock = anyio.Lock()
         self.proxy: SharedVm | None = None
@@ -160,6 +163,8 @@ class RestoreRun:
 
     async def run(self) -> RestoreReport:
         started = time.monotonic()
+        # One budget of requests, buffers and bandwidth for every transfer of the run.
+        self._budget = TransferBudget.from_config(self.config)
         outcomes = [VmOutcome(vm.name, vm.os_family, vm.generation) for vm in self.resolved.vms]
         async with anyio.create_task_group() as tasks:
             self._make_shared_vms(tasks)
@@ -277,6 +282,13 @@ class RestoreRun:
         result.disk_id = disk_id
         tag = await anyio.to_thread.run_sync(source_tag, disk)
         existing = await self.control.get_disk(disk_id)
+        os_type = None
+        if disk.lun is None:
+            os_type = "Linux" if vm.os_family == "linux" else "Windows"
+        if existing is None and self.plan.target.disks == "page-blob":
+            await self._upload_and_import(vm, disk, result, disk_id, os_type, tag)
+            outcome.resources.append(disk_id)
+            return disk_id
         if existing is not None:
             outcome.resources.append(disk_id)
             if existing.tags.get(SOURCE_TAG) != tag:
@@ -302,26 +314,78 @@ class RestoreRun:
                 disk_id,
                 location=self.plan.target.location,
                 upload_size=disk.report.blob_size,
-                os_type=("Linux" if vm.os_family == "linux" else "Windows")
-                if disk.lun is None
-                else None,
+                os_type=os_type,
                 hyper_v_generation=vm.generation,
                 sku=disk.sku,
                 tags={**vm.tags, SOURCE_TAG: tag},
             )
             outcome.resources.append(disk_id)
 
+        async with self._uploads, self._proxy_in_use():
+            with await open_raw_image(disk.spec.path) as image:
+                transfer = await upload_into_disk(
+                    self.control,
+                    image,
+                    disk_id,
+                    config=self.config,
+                    on_progress=self._progress(vm, disk),
+                    budget=self._budget,
+                )
+        result.bytes_uploaded = transfer.stats.bytes_uploaded
+        return disk_id
+
+    def _progress(self, vm: ResolvedVm, disk: ResolvedDisk) -> ProgressCallback:
         def progress(event: ProgressEvent) -> None:
             if self.observer is not None:
                 self.observer.disk_progress(vm.name, str(disk.spec.path), event)
 
+        return progress
+
+    async def _upload_and_import(
+        self,
+        vm: ResolvedVm,
+        disk: ResolvedDisk,
+        result: DiskOutcome,
+        disk_id: str,
+        os_type: str | None,
+        tag: str,
+    ) -> None:
+        """Page-blob mode: upload the VHD to the storage account, then create the managed
+        disk from it (createOption Import). The page blob stays; delete it when done."""
+        target = self.plan.target
+        account_id = target.storage_account_id or os.environ.get(STORAGE_ACCOUNT_ENV)
+        if not target.storage_account or not account_id:
+            raise ControlPlaneError(
+                "disks: page-blob needs target.storage_account and target.storage_account_id"
+                f" (or {STORAGE_ACCOUNT_ENV})"
+            )
+        blob_url = f"{target.storage_account.rstrip('/')}/{target.container}/{disk.name}.vhd"
         async with self._uploads, self._proxy_in_use():
             with await open_raw_image(disk.spec.path) as image:
-                transfer = await upload_into_disk(
-                    self.control, image, disk_id, config=self.config, on_progress=progress
-                )
+                async with open_page_blob(
+                    blob_url,
+                    checksum=self.config.checksum,
+                    overwrite=True,
+                    concurrency=self.config.concurrency,
+                ) as sink:
+                    transfer = await upload_disk(
+                        image,
+                        sink,
+                        config=self.config,
+                        on_progress=self._progress(vm, disk),
+                        budget=self._budget,
+                    )
         result.bytes_uploaded = transfer.stats.bytes_uploaded
-        return disk_id
+        await self.control.create_import_disk(
+            disk_id,
+            location=target.location,
+            source_uri=blob_url,
+            storage_account_id=account_id,
+            os_type=os_type,
+            hyper_v_generation=vm.generation,
+            sku=disk.sku,
+            tags={**vm.tags, SOURCE_TAG: tag},
+        )
 
     def _proxy_in_use(self) -> Any:
         if self.proxy is None:

@@ -333,6 +333,9 @@ class Target(_Model):
     subnet: str | None = None
     disks: Literal["managed", "page-blob"] = "managed"
     storage_account: str | None = None
+    #: with page-blob: the account's resource id, which Import needs (default: the
+    #: environment's AZRESTORE_STORAGE_ACCOUNT_ID, as the emulator sets it)
+    storage_account_id: str | None = None
     container: str = "vhds"
     disk_sku: SkuField = "StandardSSD_LRS"
     tags: Tags = {}
