@@ -118,7 +118,9 @@ class ArmSettings:
         return DefaultAzureCredential()
 
     def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
+        # A bulk restore meets ARM throttling (429) and passing 5xx more than azure-core's
+        # default 3 status retries allow for; Retry-After is honoured either way.
+        kwargs: dict[str, Any] = {"retry_total": 12, "retry_status": 10}
         if self.endpoint:
             kwargs["base_url"] = self.endpoint
         if self.ca_bundle:

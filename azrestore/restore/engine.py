@@ -31,7 +31,7 @@ from ..errors import AzRestoreError, ControlPlaneError
 from ..sources.raw import open_raw_image
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
-from ..transfer.pipeline import upload_disk
+from ..transfer.pipeline import first_error, upload_disk
 from ..transfer.progress import ProgressCallback, ProgressEvent
 from .plan import ResolvedDisk, ResolvedPlan, ResolvedVm
 from .scripts import linux_prepare_command, windows_prepare_command
@@ -270,9 +270,12 @@ class RestoreRun:
         async def one(disk: ResolvedDisk, result: DiskOutcome) -> None:
             disk_ids[disk.lun] = await self._upload_disk(vm, disk, result, outcome)
 
-        async with anyio.create_task_group() as uploads:
-            for disk, result in zip(vm.disks, outcome.disks, strict=True):
-                uploads.start_soon(one, disk, result)
+        try:
+            async with anyio.create_task_group() as uploads:
+                for disk, result in zip(vm.disks, outcome.disks, strict=True):
+                    uploads.start_soon(one, disk, result)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
         return disk_ids
 
     async def _upload_disk(
