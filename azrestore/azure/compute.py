@@ -143,8 +143,10 @@ async def arm_call(what: str, operation: Awaitable[T]) -> T:
         code = exc.error.code if exc.error is not None else None
         message = exc.error.message if exc.error is not None else _first_line(exc)
         status = exc.status_code
+        # A long-running operation that ends Failed is reported with its monitor's 200.
+        shown = f"{status} " if status and status >= 400 else ""
         raise ControlPlaneError(
-            f"{what}: {status or ''} {code or ''}: {redact_text(message or '')}".replace("  ", " "),
+            f"{what}: {shown}{code or 'error'}: {redact_text(message or '')}",
             code=code,
             status=status,
         ) from None

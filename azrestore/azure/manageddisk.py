@@ -154,14 +154,17 @@ async def upload_into_disk(
                 image, sink, config=config, on_progress=on_progress, budget=budget
             )
     except BaseException as exc:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_REVOKE_TIMEOUT):
+        revoked = "access revoked"
+        with anyio.CancelScope(shield=True):
             try:
-                await control.revoke(disk_id)
-            except AzRestoreError as revoke_error:
-                if isinstance(exc, AzRestoreError):
-                    exc.add_note(f"revoking access also failed: {revoke_error}")
+                with anyio.fail_after(_REVOKE_TIMEOUT):
+                    await control.revoke(disk_id)
+            except (AzRestoreError, TimeoutError) as revoke_error:
+                # Azure refuses to revoke an incomplete VHD; the SAS then lives until
+                # it expires.
+                revoked = f"revoking access failed too ({revoke_error})"
         if isinstance(exc, AzRestoreError):
-            exc.args = (f"{exc}; the disk {disk_id} was left in Azure, not uploaded",)
+            exc.args = (f"{exc}; the disk {disk_id} was left in Azure, not uploaded; {revoked}",)
         raise
     await control.revoke(disk_id)
     return transfer
