@@ -12,7 +12,7 @@ APT_PACKAGES := qemu-utils gdisk fdisk e2fsprogs ntfs-3g dosfstools libsecret-1-
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench bench-bulk clean
 
 install: $(VENV)/.installed $(TOOLS)/.azurite-$(AZURITE_VERSION) .apt-installed
 
@@ -59,6 +59,9 @@ $(TOOLS)/.azcopy:
 
 bench: install $(TOOLS)/.azcopy
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-bulk: install
+	$(BIN)/python -m benchmarks.bulk $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .apt-installed .mypy_cache .ruff_cache .hypothesis

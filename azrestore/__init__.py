@@ -20,9 +20,13 @@ from .errors import (
 from .sources.inspect import ImageReport, inspect_image
 from .sources.raw import RawImage, open_raw_image
 from .transfer.bandwidth import Bandwidth
+from .transfer.budget import TransferBudget
 from .transfer.config import Checksum, TransferConfig
 from .transfer.convert import ConvertResult, convert_to_vhd
 from .transfer.pipeline import upload_disk
+from .transfer.resume import ResumeOptions
+from .transfer.scheduler import UploadJob, upload_many
+from .transfer.verify import VerifyResult, verify_disk
 from .transfer.progress import EventKind, ProgressEvent, TransferResult, TransferStats
 from .transfer.sink import PageSink
 
@@ -43,14 +47,20 @@ __all__ = [
     "RawImage",
     "SinkError",
     "TargetExistsError",
+    "ResumeOptions",
+    "TransferBudget",
     "TransferConfig",
     "TransferError",
     "TransferResult",
     "TransferStats",
+    "UploadJob",
+    "VerifyResult",
     "__version__",
     "convert_to_vhd",
     "inspect_image",
     "open_page_blob",
     "open_raw_image",
     "upload_disk",
+    "upload_many",
+    "verify_disk",
 ]

@@ -23,6 +23,12 @@ from azrestore.emulator.azurite import (
 from azrestore.emulator.gateway import GatewayThread
 
 
+@pytest.fixture(autouse=True)
+def _journal_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resume journals go to a temporary state directory, never the user's."""
+    monkeypatch.setenv("AZRESTORE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """Run ``@pytest.mark.anyio`` tests on asyncio only."""

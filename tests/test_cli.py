@@ -350,13 +350,19 @@ def test_upload_existing_blob_needs_overwrite(tmp_path: Path, storage: StorageTa
     image = small_image(tmp_path)
     url = storage.sas_url("b.vhd")
     assert invoke("upload", image, "--to", url).exit_code == 0
+    # The same image again: the journal shows the blob holds it already.
+    again = invoke("upload", image, "--to", url)
+    assert again.exit_code == 0 and "nothing to do" in again.stdout
+    # Another image onto that blob needs --overwrite.
+    (tmp_path / "other").mkdir()
+    other = small_image(tmp_path / "other", size=2 * MiB)
     signature = url.partition("sig=")[2]
-    line = assert_one_line_error(invoke("upload", image, "--to", url), 2)
+    line = assert_one_line_error(invoke("upload", other, "--to", url), 2)
     assert "already exists" in line and "--overwrite" in line
     assert signature not in line
-    result = invoke("upload", image, "--to", url, "--overwrite")
+    result = invoke("upload", other, "--to", url, "--overwrite")
     assert result.exit_code == 0, result.stderr
-    assert_blob_is_vhd_of(storage, "b.vhd", image)
+    assert_blob_is_vhd_of(storage, "b.vhd", other)
 
 
 @pytest.mark.e2e

@@ -146,9 +146,19 @@ async def upload_into_disk(
     (Azure checks the VHD then), and on failure or cancellation too, shielded, because the
     disk is billed as Standard HDD and the SAS stays valid until revoked."""
     sas_url = await control.grant_write(disk_id, ACCESS_SECONDS)
+
+    async def grant_again() -> str:
+        # A SAS that expired mid-upload (403 AuthenticationFailed): grant access again
+        # and carry on with the new upload URL.
+        return await control.grant_write(disk_id, ACCESS_SECONDS)
+
     try:
         async with open_page_blob(
-            sas_url, checksum=config.checksum, existing=True, concurrency=config.concurrency
+            sas_url,
+            checksum=config.checksum,
+            existing=True,
+            concurrency=config.concurrency,
+            credential_refresher=grant_again,
         ) as sink:
             transfer = await upload_disk(
                 image, sink, config=config, on_progress=on_progress, budget=budget

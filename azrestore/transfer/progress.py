@@ -19,6 +19,8 @@ class EventKind(StrEnum):
     SKIPPED = "skipped"
     #: a request that failed transiently and will be sent again
     RETRY = "retry"
+    #: a range already written by an earlier, interrupted run (from the journal); not sent
+    RESUMED = "resumed"
     FINISHED = "finished"
 
 
@@ -26,9 +28,11 @@ class EventKind(StrEnum):
 class TransferStats:
     """A snapshot of a transfer's counters.
 
-    ``bytes_uploaded + bytes_skipped == blob_size`` once a transfer has finished:
-    every byte of the fixed VHD is either sent (data, merged small zero gaps, footer) or
-    skipped (holes, all-zero blocks, MiB padding). ``bytes_retried`` counts bodies sent again.
+    ``bytes_uploaded + bytes_skipped + bytes_resumed == blob_size`` once a transfer has
+    finished: every byte of the fixed VHD is either sent (data, merged small zero gaps,
+    footer), skipped (holes, all-zero blocks, MiB padding) or was written by an earlier run
+    that this one resumed (``bytes_resumed``, 0 for a fresh upload). ``bytes_retried`` counts
+    bodies sent again.
     """
 
     disk_size: int = 0
@@ -41,6 +45,7 @@ class TransferStats:
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
+    bytes_resumed: int = 0
 
     @property
     def throughput_mib_s(self) -> float:
@@ -92,6 +97,7 @@ class Accounting:
     bytes_uploaded: int = 0
     bytes_skipped: int = 0
     bytes_retried: int = 0
+    bytes_resumed: int = 0
     requests: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -110,6 +116,7 @@ class Accounting:
             requests=self.requests,
             retries=self.retries,
             seconds=end - self.started,
+            bytes_resumed=self.bytes_resumed,
         )
 
     def _emit(self, kind: EventKind, offset: int = 0, length: int = 0, message: str = "") -> None:
@@ -135,6 +142,11 @@ class Accounting:
         if length > 0:
             self.bytes_skipped += length
             self._emit(EventKind.SKIPPED, offset, length)
+
+    def resumed(self, offset: int, length: int) -> None:
+        if length > 0:
+            self.bytes_resumed += length
+            self._emit(EventKind.RESUMED, offset, length)
 
     def retry(self, offset: int, length: int, message: str) -> None:
         self.retries += 1

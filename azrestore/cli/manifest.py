@@ -1,0 +1,93 @@
+"""Which disks a bulk upload moves: IMAGE=URL pairs on the command line, or a manifest file.
+
+A manifest is either a JSON or YAML list of mappings::
+
+    - image: disks/web-os.raw
+      to: https://ACCOUNT.blob.core.windows.net/vhds/web-os.vhd
+      name: web-os            # optional label in progress and results
+
+or plain lines of ``IMAGE URL`` (shell quoting allowed; ``#`` starts a comment line).
+Relative image paths are taken from the manifest's directory.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+from ..redact import redact_url
+
+_PAIR = re.compile(r"^(?P<image>.+?)=(?P<url>https?://\S+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One disk: its image, the blob URL it goes to, and an optional label."""
+
+    image: Path
+    url: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.image)
+
+
+def parse_pair(text: str) -> ManifestEntry | None:
+    """``IMAGE=URL`` as an entry, or None when ``text`` is not such a pair."""
+    found = _PAIR.match(text)
+    if found is None:
+        return None
+    return ManifestEntry(Path(found["image"]), found["url"])
+
+
+def read_manifest(path: Path) -> list[ManifestEntry]:
+    """The entries of a manifest file; :class:`InputError` naming the file (and line)
+    when it cannot be read or understood."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+    base = path.parent
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, list):
+        return [_entry(path, base, index, item) for index, item in enumerate(data, 1)]
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: {exc}") from None
+        if len(words) != 2:
+            raise InputError(f"{path}:{number}: expected 'IMAGE URL', got {len(words)} words")
+        if not words[1].startswith(("http://", "https://")):
+            raise InputError(f"{path}:{number}: not an http(s) URL: {redact_url(words[1])}")
+        entries.append(ManifestEntry(base / words[0], words[1]))
+    return entries
+
+
+def _entry(path: Path, base: Path, index: int, item: Any) -> ManifestEntry:
+    where = f"{path}: entry {index}"
+    if not isinstance(item, dict):
+        raise InputError(f"{where}: expected a mapping with 'image' and 'to'")
+    image, url = item.get("image"), item.get("to", item.get("url"))
+    if not isinstance(image, str) or not isinstance(url, str):
+        raise InputError(f"{where}: needs 'image' and 'to' (strings)")
+    unknown = set(item) - {"image", "to", "url", "name"}
+    if unknown:
+        raise InputError(f"{where}: unknown keys {', '.join(sorted(map(str, unknown)))}")
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"{where}: 'to' is not an http(s) URL: {redact_url(url)}")
+    return ManifestEntry(base / image, url, str(item.get("name") or ""))

@@ -1,0 +1,114 @@
+"""One budget for all the disks of a run: request slots, chunk buffers and bandwidth.
+
+Every chunk (and every footer) of every disk takes a slot before its buffer and gives it
+back when its requests are acknowledged, so a run holds at most ``concurrency`` requests
+in flight and ``concurrency`` chunk buffers, whatever the number of disks.
+
+Fairness: slots are handed over first come, first served (anyio's semaphore wakes its
+waiters in order and hands the slot over directly). Each disk's pipeline waits for one
+slot at a time, so the waiting queue holds at most one entry per disk, and FIFO becomes
+round robin: a disk that just got a slot queues behind every other waiting disk. A small
+disk is not starved by a large one, and no disk keeps the connection pool to itself while
+others wait; a disk alone gets every slot.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from ..errors import InputError
+from .bandwidth import Bandwidth
+from .config import TransferConfig
+
+
+class SharedBufferPool:
+    """Reusable chunk buffers of ``size`` bytes, at most ``count`` of them ever allocated.
+
+    Callers hold a slot of the same budget while they hold a buffer, so :meth:`take` never
+    has to wait. ``in_use`` and ``peak`` are kept for tests and benchmarks.
+    """
+
+    __slots__ = ("_allocated", "_free", "count", "in_use", "peak", "size")
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count = count
+        self.size = size
+        self._free: list[bytearray] = []
+        self._allocated = 0
+        self.in_use = 0
+        self.peak = 0
+
+    @property
+    def allocated(self) -> int:
+        """Buffers allocated so far (never more than ``count``)."""
+        return self._allocated
+
+    def take(self) -> bytearray:
+        self.in_use += 1
+        if self.in_use > self.peak:
+            self.peak = self.in_use
+        if self._free:
+            return self._free.pop()
+        if self._allocated >= self.count:
+            self.in_use -= 1
+            raise RuntimeError("buffer pool exhausted: more buffers taken than slots")
+        self._allocated += 1
+        return bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        self.in_use -= 1
+        self._free.append(buffer)
+
+
+class TransferBudget:
+    """Slots, buffers and bandwidth shared by any number of concurrent transfers.
+
+    Give the same budget to several :func:`~azrestore.transfer.pipeline.upload_disk` calls
+    (or to :func:`~azrestore.transfer.scheduler.upload_many`) and together they keep to
+    ``concurrency`` requests in flight, ``concurrency * chunk_size`` bytes of buffers and
+    ``max_bandwidth`` bytes per second (or the ``bandwidth`` given). Each transfer's chunk
+    size must be at most the budget's. Create it inside the event loop that uses it.
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        chunk_size: int,
+        *,
+        max_bandwidth: int | None = None,
+        bandwidth: Bandwidth | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise InputError(f"concurrency must be at least 1, not {concurrency}")
+        self.concurrency = concurrency
+        self.chunk_size = chunk_size
+        self.slots = anyio.Semaphore(concurrency)
+        self.pool = SharedBufferPool(concurrency, chunk_size)
+        if bandwidth is None and max_bandwidth is not None:
+            bandwidth = Bandwidth(max_bandwidth)
+        self.bandwidth = bandwidth
+
+    @classmethod
+    def from_config(
+        cls, config: TransferConfig, *, bandwidth: Bandwidth | None = None
+    ) -> TransferBudget:
+        """The budget ``config`` describes (its concurrency, chunk size and bandwidth)."""
+        return cls(
+            config.concurrency,
+            config.chunk_size,
+            max_bandwidth=config.max_bandwidth,
+            bandwidth=bandwidth,
+        )
+
+    def check(self, config: TransferConfig) -> None:
+        """Raise :class:`InputError` if ``config``'s chunks do not fit this budget's buffers."""
+        if config.chunk_size > self.chunk_size:
+            raise InputError(
+                f"chunk size {config.chunk_size} is larger than the shared budget's"
+                f" buffers ({self.chunk_size})"
+            )
+
+    @property
+    def memory(self) -> int:
+        """Bytes of chunk buffers this budget may hold at most."""
+        return self.concurrency * self.chunk_size

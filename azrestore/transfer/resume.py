@@ -1,0 +1,175 @@
+"""Deciding, before an upload, whether it starts fresh, continues an interrupted run from
+its journal, or has nothing left to do; and refusing to continue onto changed data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.to_thread
+
+from ..errors import InputError
+from ..sources.raw import RawImage
+from .identity import SourceIdentity, source_identity
+from .journal import (
+    Journal,
+    JournalError,
+    JournalHeader,
+    Range,
+    default_journal_dir,
+    journal_path,
+)
+from .sink import PageSink, TargetIdentity
+
+
+class ResumeRefused(InputError):
+    """The journal of an interrupted upload does not fit what is there now (the source or
+    the target changed); ``--restart`` starts over."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeOptions:
+    """How :func:`~azrestore.transfer.pipeline.upload_disk` keeps a journal.
+
+    - ``directory``: where journals live (default :func:`default_journal_dir`);
+    - ``restart``: forget an existing journal and start over (a target that is not
+      re-created by ``prepare``, such as a managed disk's upload URL, has the ranges the
+      old journal recorded cleared first, when the sink can ``clear``);
+    - ``key``: the target's stable name, when the sink's URL is not (a managed disk's SAS
+      URL may change with each grant of access; pass the disk's resource ID);
+    - ``sync_interval``: seconds between fsyncs of the journal.
+    """
+
+    directory: Path | None = None
+    restart: bool = False
+    key: str | None = None
+    sync_interval: float = 1.0
+
+    def journal_dir(self) -> Path:
+        return self.directory if self.directory is not None else default_journal_dir()
+
+
+@dataclass(slots=True)
+class ResumePlan:
+    """What the journal says: the ranges already written, or that nothing is left."""
+
+    journal: Journal
+    done: list[Range] = field(default_factory=list)
+    complete: bool = False
+
+
+def target_key(sink: PageSink, options: ResumeOptions) -> str:
+    """The name a target's journal is filed under: ``options.key``, else the sink's
+    ``target_key`` (a URL without its query), else its description."""
+    if options.key:
+        return options.key
+    key = getattr(sink, "target_key", None)
+    return key if isinstance(key, str) and key else sink.description
+
+
+async def _identity(sink: PageSink) -> TargetIdentity | None:
+    identify = getattr(sink, "identity", None)
+    if identify is None:
+        raise InputError(f"{sink.description}: this target cannot be resumed (no identity)")
+    result: TargetIdentity | None = await identify()
+    return result
+
+
+def _target_changes(recorded: TargetIdentity, now: TargetIdentity | None) -> list[str]:
+    if now is None:
+        return ["no longer exists"]
+    found = []
+    if recorded.size != now.size:
+        found.append(f"is {now.size} bytes now, not {recorded.size}")
+    if recorded.created != now.created:
+        found.append(f"was re-created (created {now.created}, not {recorded.created})")
+    return found
+
+
+async def begin(
+    image: RawImage, sink: PageSink, options: ResumeOptions, blob_size: int, virtual_size: int
+) -> ResumePlan:
+    """Open (or create) the journal of ``sink``'s target for ``image``.
+
+    Calls ``sink.prepare`` unless an interrupted upload of the same source into the same
+    target is continued. Raises :class:`ResumeRefused` when a journal of an unfinished
+    upload exists but the source or the target changed since. A finished upload's journal
+    whose source and target are unchanged means there is nothing to do (``complete``); one
+    that no longer matches is dropped, and the upload starts as if there were none.
+    """
+    key = target_key(sink, options)
+    directory = options.journal_dir()
+    path = journal_path(directory, key)
+    # A journal that cannot be written must fail the upload before the target is touched.
+    await anyio.to_thread.run_sync(_writable, directory)
+    source = await anyio.to_thread.run_sync(source_identity, image)
+    old: Journal | None = None
+    journal = await anyio.to_thread.run_sync(Journal.load_if_exists, path)
+    if journal is not None:
+        if options.restart:
+            old = journal  # dropped once its pages are cleared, not before
+        else:
+            keep = False
+            try:
+                keep = await _check(journal, source, sink)
+            finally:
+                if not keep:
+                    await anyio.to_thread.run_sync(journal.discard)
+            if keep:
+                return ResumePlan(journal, journal.done, journal.complete)
+    try:
+        await sink.prepare(blob_size)
+        if old is not None and old.done and not old.complete and not getattr(sink, "fresh", True):
+            await _clear(sink, old.done)
+    finally:
+        if old is not None:
+            await anyio.to_thread.run_sync(old.discard)
+    target = await _identity(sink)
+    if target is None:
+        raise InputError(f"{sink.description}: the target is gone right after it was prepared")
+    header = JournalHeader(source=source, target=target, virtual_size=virtual_size)
+    journal = await anyio.to_thread.run_sync(Journal.create, path, header)
+    return ResumePlan(journal)
+
+
+def _writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as exc:
+        raise JournalError(
+            f"{directory}: cannot keep resume journals there: {exc.strerror or exc}"
+            " (use --journal-dir or AZRESTORE_STATE_DIR)"
+        ) from None
+
+
+async def _check(journal: Journal, source: SourceIdentity, sink: PageSink) -> bool:
+    """Whether ``journal`` may be continued (True) or dropped (False); raises when it
+    belongs to an unfinished upload that the source or target no longer fits."""
+    header = journal.header
+    changes = [f"the source {c}" for c in header.source.differences(source)]
+    if not changes:
+        now = await _identity(sink)
+        changes = [f"the target {c}" for c in _target_changes(header.target, now)]
+    if not changes:
+        return True
+    if journal.complete:
+        return False  # a finished upload of something else: no resume, a plain upload
+    raise ResumeRefused(
+        f"{sink.description}: an interrupted upload of {header.source.path} into this target"
+        f" cannot be continued: {'; '.join(changes)} (journal {journal.path});"
+        " use --restart to start over"
+    )
+
+
+async def _clear(sink: PageSink, ranges: list[Range]) -> None:
+    clear = getattr(sink, "clear", None)
+    if clear is None:
+        raise InputError(
+            f"{sink.description}: cannot start over: the target keeps the pages of the"
+            " interrupted upload and cannot clear them"
+        )
+    for start, end in ranges:
+        await clear(start, end - start)
