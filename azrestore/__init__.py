@@ -24,11 +24,11 @@ from .transfer.budget import TransferBudget
 from .transfer.config import Checksum, TransferConfig
 from .transfer.convert import ConvertResult, convert_to_vhd
 from .transfer.pipeline import upload_disk
+from .transfer.progress import EventKind, ProgressEvent, TransferResult, TransferStats
 from .transfer.resume import ResumeOptions
 from .transfer.scheduler import UploadJob, upload_many
-from .transfer.verify import VerifyResult, verify_disk
-from .transfer.progress import EventKind, ProgressEvent, TransferResult, TransferStats
 from .transfer.sink import PageSink
+from .transfer.verify import VerifyResult, verify_disk
 
 __version__ = "0.1.0"
 
@@ -45,9 +45,9 @@ __all__ = [
     "PageSink",
     "ProgressEvent",
     "RawImage",
+    "ResumeOptions",
     "SinkError",
     "TargetExistsError",
-    "ResumeOptions",
     "TransferBudget",
     "TransferConfig",
     "TransferError",
