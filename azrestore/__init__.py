@@ -8,27 +8,76 @@ The library API is async and works under asyncio, uvloop and anyio::
         result = await upload_disk("disk.raw", sink, config=TransferConfig(concurrency=8))
 """
 
-from .azure.pageblob import PageBlobSink, open_page_blob
-from .errors import (
-    AuthenticationExpired,
-    AzRestoreError,
-    InputError,
-    SinkError,
-    TargetExistsError,
-    TransferError,
-)
-from .sources.inspect import ImageReport, inspect_image
-from .sources.raw import RawImage, open_raw_image
-from .transfer.bandwidth import Bandwidth
-from .transfer.budget import TransferBudget
-from .transfer.config import Checksum, TransferConfig
-from .transfer.convert import ConvertResult, convert_to_vhd
-from .transfer.pipeline import upload_disk
-from .transfer.progress import EventKind, ProgressEvent, TransferResult, TransferStats
-from .transfer.resume import ResumeOptions
-from .transfer.scheduler import UploadJob, upload_many
-from .transfer.sink import PageSink
-from .transfer.verify import VerifyResult, verify_disk
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .azure.pageblob import PageBlobSink, open_page_blob
+    from .errors import (
+        AuthenticationExpired,
+        AzRestoreError,
+        InputError,
+        SinkError,
+        TargetExistsError,
+        TransferError,
+    )
+    from .sources.inspect import ImageReport, inspect_image
+    from .sources.raw import RawImage, open_raw_image
+    from .transfer.bandwidth import Bandwidth
+    from .transfer.budget import TransferBudget
+    from .transfer.config import Checksum, TransferConfig
+    from .transfer.convert import ConvertResult, convert_to_vhd
+    from .transfer.pipeline import upload_disk
+    from .transfer.progress import EventKind, ProgressEvent, TransferResult, TransferStats
+    from .transfer.resume import ResumeOptions
+    from .transfer.scheduler import UploadJob, upload_many
+    from .transfer.sink import PageSink
+    from .transfer.verify import VerifyResult, verify_disk
+
+_EXPORTS = {
+    "AuthenticationExpired": ".errors",
+    "AzRestoreError": ".errors",
+    "Bandwidth": ".transfer.bandwidth",
+    "Checksum": ".transfer.config",
+    "ConvertResult": ".transfer.convert",
+    "EventKind": ".transfer.progress",
+    "ImageReport": ".sources.inspect",
+    "InputError": ".errors",
+    "PageBlobSink": ".azure.pageblob",
+    "PageSink": ".transfer.sink",
+    "ProgressEvent": ".transfer.progress",
+    "RawImage": ".sources.raw",
+    "ResumeOptions": ".transfer.resume",
+    "SinkError": ".errors",
+    "TargetExistsError": ".errors",
+    "TransferBudget": ".transfer.budget",
+    "TransferConfig": ".transfer.config",
+    "TransferError": ".errors",
+    "TransferResult": ".transfer.progress",
+    "TransferStats": ".transfer.progress",
+    "UploadJob": ".transfer.scheduler",
+    "VerifyResult": ".transfer.verify",
+    "convert_to_vhd": ".transfer.convert",
+    "inspect_image": ".sources.inspect",
+    "open_page_blob": ".azure.pageblob",
+    "open_raw_image": ".sources.raw",
+    "upload_disk": ".transfer.pipeline",
+    "upload_many": ".transfer.scheduler",
+    "verify_disk": ".transfer.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load exports on first use: ``import azrestore.cli`` (or a light command such as
+    ``convert``) need not pay for aiohttp and the Azure SDK."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,6 @@ from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
@@ -30,7 +29,6 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ..azure.compute import ResourceId
-from ..azure.pageblob import open_blob_session, open_page_blob
 from ..errors import AzRestoreError
 from ..formats.sizes import MiB, format_size, parse_size
 from ..redact import redact_text, redact_url
@@ -38,11 +36,8 @@ from ..sources.inspect import inspect_image
 from ..sources.raw import open_raw_image
 from ..transfer.config import Checksum, TransferConfig
 from ..transfer.convert import ConvertResult, convert_to_vhd
-from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, TransferResult
 from ..transfer.resume import ResumeOptions
-from ..transfer.scheduler import DiskOutcome, UploadJob, upload_many
-from ..transfer.verify import VerifyResult, verify_disk
 from .manifest import ManifestEntry, parse_pair, read_manifest
 from .progress import (
     BulkProgress,
@@ -56,6 +51,8 @@ from .progress import (
 
 if TYPE_CHECKING:
     from ..azure.manageddisk import ManagedDiskResult
+    from ..transfer.scheduler import DiskOutcome
+    from ..transfer.verify import VerifyResult
 
 T = TypeVar("T")
 PROG = "azrestore"
@@ -112,10 +109,9 @@ class _Options:
 
 def _version(value: bool) -> None:
     if value:
-        try:
-            print(f"{PROG} {version('azrestore')}")
-        except PackageNotFoundError:  # running from a tree that was never installed
-            print(f"{PROG} (not installed)")
+        from .. import __version__
+
+        print(f"{PROG} {__version__}")
         raise typer.Exit()
 
 
@@ -577,6 +573,12 @@ async def _upload(
     resume: ResumeOptions | None = None,
     verify: bool = False,
 ) -> tuple[TransferResult, VerifyResult | None]:
+    # Heavy imports (aiohttp, numpy) wait until a command needs them: light commands
+    # such as convert and inspect start faster.
+    from ..azure.pageblob import open_page_blob
+    from ..transfer.pipeline import upload_disk
+    from ..transfer.verify import verify_disk
+
     # The image is checked before anything is created in Azure.
     with await open_raw_image(image_path) as image:
         async with open_page_blob(
@@ -632,6 +634,9 @@ async def _bulk(
     verify: bool,
     progress: BulkProgress,
 ) -> list[DiskOutcome]:
+    from ..azure.pageblob import open_blob_session, open_page_blob
+    from ..transfer.scheduler import UploadJob, upload_many
+
     async with open_blob_session(config.concurrency) as session:
         jobs = [
             UploadJob(
@@ -733,6 +738,9 @@ async def _verify(
     connection_string: str | None,
     on_progress: VerifyProgressBar,
 ) -> VerifyResult:
+    from ..azure.pageblob import open_page_blob
+    from ..transfer.verify import verify_disk
+
     with await open_raw_image(image_path) as image:
         async with open_page_blob(
             url,

@@ -31,10 +31,10 @@ from ..formats.sizes import format_size
 from ..redact import redact_url
 from ..transfer.convert import ConvertResult
 from ..transfer.progress import ProgressCallback, ProgressEvent, TransferResult, TransferStats
-from ..transfer.verify import VerifyResult
 
 if TYPE_CHECKING:
     from ..transfer.scheduler import DiskOutcome
+    from ..transfer.verify import VerifyResult
 
 _REFRESH_PER_SECOND = 10
 

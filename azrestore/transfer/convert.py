@@ -18,7 +18,6 @@ import anyio.to_thread
 from ..errors import InputError, TransferError
 from ..formats.sizes import MiB, blob_size, virtual_size
 from ..formats.vhd import fixed_vhd_footer
-from ..formats.zeros import nonzero_runs
 from ..sources.raw import RawImage, open_raw_image
 
 #: Bytes copied per worker-thread call; progress is reported between calls.
@@ -145,6 +144,8 @@ def _copy_range(src: int, dst: int, offset: int, length: int, kernel_copy: list[
         if copied == 0:  # the source ended early (it shrank): the rest stays zero
             return
         offset += copied
+    from ..formats.zeros import nonzero_runs  # numpy: loaded only when needed
+
     buffer = bytearray(4 * MiB)
     while offset < end:
         view = memoryview(buffer)[: min(len(buffer), end - offset)]
