@@ -452,7 +452,7 @@ async def open_page_blob(
     url: str,
     *,
     connection_string: str | None = None,
-    checksum: Checksum = Checksum.MD5,
+    checksum: Checksum = Checksum.CRC64,
     overwrite: bool = False,
     existing: bool = False,
     concurrency: int = 8,

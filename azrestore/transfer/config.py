@@ -33,7 +33,7 @@ class TransferConfig:
 
     concurrency: int = 8
     chunk_size: int = 4 * MiB
-    checksum: Checksum = Checksum.MD5
+    checksum: Checksum = Checksum.CRC64
     zero_block: int = 4 * KiB
     merge_gap: int = 64 * KiB
     max_bandwidth: int | None = None
