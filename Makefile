@@ -33,6 +33,7 @@ $(TOOLS)/.azurite-$(AZURITE_VERSION):
 	command -v qemu-img >/dev/null || missing=1; command -v sgdisk >/dev/null || missing=1; \
 	command -v sfdisk >/dev/null || missing=1; command -v mkntfs >/dev/null || missing=1; \
 	command -v mkfs.ext4 >/dev/null || missing=1; command -v shellcheck >/dev/null || missing=1; \
+	command -v mkfs.vfat >/dev/null || missing=1; command -v ntfscp >/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \

@@ -871,6 +871,9 @@ def restore(
                     view=view,
                 )
             )
+    for failed in report.vms:
+        if failed.status != "succeeded":
+            _error_line(f"{failed.name}: {failed.error}")
     if as_json:
         print(report_json(report))
     else:

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,7 +50,7 @@ class _DiskRow:
     done: int = 0
     total: int = 0
     sent: int = 0
-    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
 
 
 class RestoreView:
@@ -74,6 +74,7 @@ class RestoreView:
         row.total = stats.blob_size
         row.done = stats.bytes_uploaded + stats.bytes_skipped
         row.sent = stats.bytes_uploaded
+        row.seconds = stats.seconds  # the rate of a finished disk stays what it was
 
     def __rich__(self) -> RenderableType:
         vms = Table(title=f"restore ({time.monotonic() - self._started:.0f} s)", expand=False)
@@ -85,10 +86,9 @@ class RestoreView:
         disks = Table(expand=False)
         for column in ("VM", "disk", "done", "sent", "rate"):
             disks.add_column(column)
-        now = time.monotonic()
         for (vm, disk), row in self.disks.items():
             percent = 100 * row.done / row.total if row.total else 0.0
-            rate = row.sent / max(now - row.started, 1e-3)
+            rate = row.sent / max(row.seconds, 1e-3)
             disks.add_row(
                 vm,
                 Path(disk).name,
