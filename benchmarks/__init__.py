@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of azrestore against its peers (`python -m benchmarks.run`)."""
