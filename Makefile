@@ -12,7 +12,7 @@ APT_PACKAGES := qemu-utils gdisk fdisk e2fsprogs ntfs-3g dosfstools libsecret-1-
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install test lint typecheck unit demo bench bench-bulk clean
+.PHONY: install test lint typecheck unit demo bench bench-bulk bench-gateway clean
 
 install: $(VENV)/.installed $(TOOLS)/.azurite-$(AZURITE_VERSION) .apt-installed
 
@@ -63,6 +63,9 @@ bench: install $(TOOLS)/.azcopy
 
 bench-bulk: install
 	$(BIN)/python -m benchmarks.bulk $(BENCH_ARGS)
+
+bench-gateway: install
+	$(BIN)/python -m benchmarks.gateway $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .apt-installed .mypy_cache .ruff_cache .hypothesis
