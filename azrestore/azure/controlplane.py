@@ -146,23 +146,10 @@ class ControlPlane:
         sku: str,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
-        properties: dict[str, Any] = {
-            "creationData": {"createOption": "Upload", "uploadSizeBytes": upload_size},
-            "hyperVGeneration": hyper_v_generation,
-        }
-        if os_type:
-            properties["osType"] = os_type
-        body: dict[str, Any] = {
-            "location": location,
-            "sku": {"name": sku},
-            "tags": dict(tags or {}),
-            "properties": properties,
-        }
-        disks = (await self.compute(rid.subscription)).disks
-        await lro(
-            f"create disk {rid.name}",
-            disks.begin_create_or_update(rid.resource_group, rid.name, Disk(body)),
+        """Create an empty disk to upload into (createOption Upload: ReadyToUpload)."""
+        creation = {"createOption": "Upload", "uploadSizeBytes": upload_size}
+        await self._create_disk(
+            "create", disk_id, creation, location, os_type, hyper_v_generation, sku, tags
         )
 
     async def create_import_disk(
@@ -178,13 +165,29 @@ class ControlPlane:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         """Create a managed disk from a fixed VHD in a page blob (createOption Import)."""
+        creation = {
+            "createOption": "Import",
+            "sourceUri": source_uri,
+            "storageAccountId": storage_account_id,
+        }
+        await self._create_disk(
+            "import", disk_id, creation, location, os_type, hyper_v_generation, sku, tags
+        )
+
+    async def _create_disk(
+        self,
+        verb: str,
+        disk_id: str,
+        creation: dict[str, Any],
+        location: str,
+        os_type: str | None,
+        hyper_v_generation: str,
+        sku: str,
+        tags: Mapping[str, str] | None,
+    ) -> None:
         rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
         properties: dict[str, Any] = {
-            "creationData": {
-                "createOption": "Import",
-                "sourceUri": source_uri,
-                "storageAccountId": storage_account_id,
-            },
+            "creationData": creation,
             "hyperVGeneration": hyper_v_generation,
         }
         if os_type:
@@ -197,7 +200,7 @@ class ControlPlane:
         }
         disks = (await self.compute(rid.subscription)).disks
         await lro(
-            f"import disk {rid.name}",
+            f"{verb} disk {rid.name}",
             disks.begin_create_or_update(rid.resource_group, rid.name, Disk(body)),
         )
 

@@ -37,7 +37,6 @@ import email.utils
 import hashlib
 import hmac
 import json
-import random
 import re
 import signal
 import socket
@@ -61,6 +60,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from azrestore.emulator.azurite import AZURITE_KEY
+from azrestore.emulator.rules import RuleState
 from azrestore.errors import InputError
 
 __all__ = [
@@ -354,29 +354,6 @@ class GatewayStats:
     rejections: Mapping[str, int] = field(default_factory=dict)
 
 
-class _RuleState:
-    __slots__ = ("fired", "matched", "rng", "rule")
-
-    def __init__(self, rule: FaultRule) -> None:
-        self.rule = rule
-        self.matched = 0
-        self.fired = 0
-        self.rng = random.Random(rule.seed if rule.seed is not None else 0)
-
-    def decide(self) -> bool:
-        """Count one matching request; whether the rule fires for it."""
-        rule = self.rule
-        self.matched += 1
-        hit = True
-        if rule.nth is not None and self.matched < rule.nth:
-            hit = False
-        # Draw for every matching request so the pattern depends only on the seed.
-        if rule.rate is not None and self.rng.random() >= rule.rate:
-            hit = False
-        limit = rule.limit
-        return hit and (limit is None or self.fired < limit)
-
-
 # --------------------------------------------------------------------------------------------
 # Azure-style answers
 
@@ -520,7 +497,7 @@ class StorageGateway:
         self._port: int | None = None
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._rules: list[_RuleState] = []
+        self._rules: list[RuleState[FaultRule]] = []
         self.set_rules(rules)
         self._sizes: dict[str, int] = {}
         self._size_lookups: dict[str, asyncio.Future[int | None]] = {}
@@ -547,7 +524,7 @@ class StorageGateway:
 
     def set_rules(self, rules: Sequence[FaultRule]) -> None:
         """Replace the fault rules (their counters start from zero)."""
-        self._rules = [_RuleState(rule) for rule in rules]
+        self._rules = [RuleState(rule) for rule in rules]
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:

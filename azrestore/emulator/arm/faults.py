@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import fnmatch
-import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -209,31 +208,6 @@ class ArmFaultRule:
             return cls(**kwargs)  # type: ignore[arg-type]
         except ValueError as exc:
             raise InputError(f"fault spec {text!r}: {exc}") from None
-
-
-class RuleState:
-    """A rule with its counters (matched requests, times fired) and random stream."""
-
-    __slots__ = ("fired", "matched", "rng", "rule")
-
-    def __init__(self, rule: ArmFaultRule) -> None:
-        self.rule = rule
-        self.matched = 0
-        self.fired = 0
-        self.rng = random.Random(rule.seed if rule.seed is not None else 0)
-
-    def decide(self) -> bool:
-        """Count one matching request; whether the rule fires for it."""
-        rule = self.rule
-        self.matched += 1
-        hit = True
-        if rule.nth is not None and self.matched < rule.nth:
-            hit = False
-        # Draw for every matching request so the pattern depends only on the seed.
-        if rule.rate is not None and self.rng.random() >= rule.rate:
-            hit = False
-        limit = rule.limit
-        return hit and (limit is None or self.fired < limit)
 
 
 def format_seconds(seconds: float) -> str:

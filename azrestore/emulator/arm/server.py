@@ -35,13 +35,14 @@ from aiohttp import web
 from azrestore.emulator.arm.core import Call, Clock, Core, Reply, Route
 from azrestore.emulator.arm.disks import DiskHandlers
 from azrestore.emulator.arm.errors import ArmError
-from azrestore.emulator.arm.faults import ArmFaultRule, RuleState, RunCommandRule
+from azrestore.emulator.arm.faults import ArmFaultRule, RunCommandRule
 from azrestore.emulator.arm.network import NetworkHandlers
 from azrestore.emulator.arm.state import LogEntry, SimulatorState
 from azrestore.emulator.arm.storage import DiskStorage, StorageConfig
 from azrestore.emulator.arm.vms import VmHandlers
 from azrestore.emulator.azurite import AZURITE_ACCOUNT
 from azrestore.emulator.gateway import SasRefusal
+from azrestore.emulator.rules import RuleState
 from azrestore.errors import InputError
 
 __all__ = ["DEFAULT_SUBSCRIPTION", "ArmSimulator"]
@@ -111,7 +112,7 @@ class ArmSimulator:
         self._disks = DiskHandlers(self._core)
         self._vms = VmHandlers(self._core)
         self._network = NetworkHandlers(self._core)
-        self._rules: list[RuleState] = []
+        self._rules: list[RuleState[ArmFaultRule]] = []
         self.set_rules(rules)
         self._delete_blobs = delete_blobs_on_close
         self._tmp: str | None = None
@@ -455,7 +456,7 @@ class ArmSimulator:
         raise ArmError(405, "MethodNotAllowed", f"{call.method} is not allowed on resource groups.")
 
     def _pick_rule(self, route: Route, method: str, path: str) -> ArmFaultRule | None:
-        chosen: RuleState | None = None
+        chosen: RuleState[ArmFaultRule] | None = None
         for state in self._rules:
             if not state.rule.matches(
                 route.operation, method, path, starts_operation=route.starts_operation
