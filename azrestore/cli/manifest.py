@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InputError
 from ..redact import redact_url
 
@@ -55,6 +53,8 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read the manifest: {exc.strerror}") from None
     base = path.parent
+    import yaml  # only manifests need it: keeps other commands' start-up short
+
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError:
