@@ -32,8 +32,6 @@ def nonzero_runs(
     if size == 0:
         return []
     words = np.frombuffer(data, dtype=np.uint64, count=size // 8)
-    if not words.any():
-        return []
     nblocks = -(-size // block)
     full = size // block
     flags = np.empty(nblocks, dtype=bool)
@@ -42,6 +40,8 @@ def nonzero_runs(
     if nblocks > full:
         flags[full] = bool(words[full * block // 8 :].any())
     index = np.flatnonzero(flags)
+    if index.size == 0:
+        return []
     if index.size == len(flags):
         return [(0, size)]
     # A new run starts where the distance to the previous data block leaves a gap of at
