@@ -140,7 +140,7 @@ def _random_blocks(rng: np.random.Generator, length: int) -> Iterator[memoryview
 
 def build(spec: ImageSpec, path: Path) -> None:
     """Write the image (to a temporary name, renamed when complete) and its manifest."""
-    tmp = path.with_name(path.name + ".partial")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     tmp.unlink(missing_ok=True)
     rng = np.random.default_rng([spec.seed, 0xDA7A])
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -154,6 +154,9 @@ def build(spec: ImageSpec, path: Path) -> None:
                     written += os.pwrite(fd, block[written:], position + written)
                 position += len(block)
         os.fsync(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         os.close(fd)
     tmp.rename(path)

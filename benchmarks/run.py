@@ -382,6 +382,8 @@ class Context:
     args: argparse.Namespace
     workdir: Path
     log_dir: Path
+    #: This run's own scratch (AzCopy state, convert outputs): runs may share a work dir.
+    scratch: Path
     azrestore: str | None
     azcopy: str | None
     azcopy_why_not: str
@@ -415,15 +417,19 @@ def azcopy_input(ctx: Context, spec: ImageSpec, image: Path) -> tuple[Path, floa
     with contextlib.suppress(OSError, ValueError):
         if json.loads(stamp.read_text()) == wanted and vhd.stat().st_size == blob_size(spec.size):
             return vhd, None
-    vhd.unlink(missing_ok=True)
+    partial = vhd.with_name(f"{vhd.name}.{os.getpid()}.partial")
     start = time.perf_counter()
-    subprocess.run(
-        [ctx.qemu_img, "convert", *QEMU_FIXED_VHD, str(image), str(vhd)],
-        check=True,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-    )
-    seconds = time.perf_counter() - start
+    try:
+        subprocess.run(
+            [ctx.qemu_img, "convert", *QEMU_FIXED_VHD, str(image), str(partial)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+        seconds = time.perf_counter() - start
+        partial.replace(vhd)
+    finally:
+        partial.unlink(missing_ok=True)
     stamp.write_text(json.dumps(wanted) + "\n")
     return vhd, seconds
 
@@ -449,7 +455,7 @@ def upload_argv(
     vhd, prep = azcopy_input(ctx, spec, image)
     info["input"] = str(vhd)
     info["input_prep_seconds"] = None if prep is None else round(prep, 3)
-    state = ctx.workdir / "azcopy-state"
+    state = ctx.scratch / "azcopy-state"
     shutil.rmtree(state, ignore_errors=True)
     env = dict(os.environ)
     env.update(
@@ -526,7 +532,7 @@ def measure_upload(
 def measure_convert(
     ctx: Context, tool: str, spec: ImageSpec, image: Path, rep: int
 ) -> dict[str, Any]:
-    out_dir = ctx.workdir / "convert-out"
+    out_dir = ctx.scratch / "convert-out"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{spec.name}-{tool}.vhd"
     out.unlink(missing_ok=True)
@@ -876,14 +882,18 @@ def run(args: argparse.Namespace, doc: dict[str, Any]) -> None:
     """Fill ``doc`` as the run goes, so an interrupted run still reports what it did."""
     workdir: Path = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    log_dir = workdir / "logs"
-    shutil.rmtree(log_dir, ignore_errors=True)
+    # Several runs may share the work dir: each keeps its logs and scratch apart.
+    run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+    prune_old(workdir / "logs", max_age_s=86400)
+    log_dir = workdir / "logs" / run_id
+    scratch = workdir / "scratch" / run_id
     specs: list[ImageSpec] = args.specs
     azcopy, azcopy_detail = find_azcopy(args.azcopy)
     ctx = Context(
         args=args,
         workdir=workdir,
         log_dir=log_dir,
+        scratch=scratch,
         azrestore=find_azrestore(),
         azcopy=azcopy,
         azcopy_why_not="" if azcopy else azcopy_detail,
@@ -951,10 +961,26 @@ def run(args: argparse.Namespace, doc: dict[str, Any]) -> None:
             "seconds": round(time.perf_counter() - start, 2),
         }
 
-    if args.only != "convert" and args.tool_list:
-        run_uploads(ctx, specs, paths, doc["upload"])
-    if args.only != "upload" and args.convert_tools:
-        run_converts(ctx, specs, paths, doc["convert"])
+    doc["logs"] = str(log_dir)
+    try:
+        if args.only != "convert" and args.tool_list:
+            run_uploads(ctx, specs, paths, doc["upload"])
+        if args.only != "upload" and args.convert_tools:
+            run_converts(ctx, specs, paths, doc["convert"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch.parent.rmdir()  # only when no other run is using it
+
+
+def prune_old(directory: Path, *, max_age_s: float) -> None:
+    """Remove the subdirectories of ``directory`` untouched for ``max_age_s``."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in directory.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and now - entry.stat().st_mtime > max_age_s:
+                    shutil.rmtree(entry, ignore_errors=True)
 
 
 def finish(doc: dict[str, Any], args: argparse.Namespace) -> None:
@@ -990,17 +1016,18 @@ def run_uploads(
         note(f"Azurite at {azurite.account_url}")
         for spec in specs:
             results[spec.name] = {}
+            tools = []
             for tool in ctx.args.tool_list:
                 reason = _upload_skip_reason(ctx, tool, spec)
                 if reason:
                     results[spec.name][tool] = _skipped(reason)
                     note(f"upload {spec.name} {tool}: skipped ({reason})")
+                else:
+                    tools.append(tool)
             for rep in range(ctx.args.repeat):
                 # Tools take turns within a repetition, so drift in the machine's load hits
                 # every tool alike.
-                for tool in ctx.args.tool_list:
-                    if tool in results[spec.name]:
-                        continue
+                for tool in tools:
                     note(f"upload {spec.name} {tool} #{rep + 1} ...")
                     result = measure_upload(
                         ctx,
