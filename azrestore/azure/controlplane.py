@@ -223,11 +223,6 @@ class ControlPlane:
             disks.begin_revoke_access(rid.resource_group, rid.name),
         )
 
-    async def delete_disk(self, disk_id: str) -> None:
-        rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
-        disks = (await self.compute(rid.subscription)).disks
-        await lro(f"delete disk {rid.name}", disks.begin_delete(rid.resource_group, rid.name))
-
     # -- virtual machines ---------------------------------------------------------------
 
     async def get_vm(self, vm_id: str) -> VmInfo | None:
@@ -267,7 +262,6 @@ class ControlPlane:
         begin = {
             "start": vms.begin_start,
             "deallocate": vms.begin_deallocate,
-            "power off": vms.begin_power_off,
         }[action]
         async with self._vm_locks[vm_id.lower()]:
             await lro(f"{action} VM {rid.name}", begin(rid.resource_group, rid.name))
@@ -277,9 +271,6 @@ class ControlPlane:
 
     async def deallocate_vm(self, vm_id: str) -> None:
         await self._vm_action(vm_id, "deallocate")
-
-    async def power_off_vm(self, vm_id: str) -> None:
-        await self._vm_action(vm_id, "power off")
 
     async def set_data_disks(
         self, vm_id: str, *, attach: Mapping[int, str] = {}, detach: tuple[str, ...] = ()

@@ -368,7 +368,7 @@ class PageBlobSink:
         if response.status < 300:
             return
         code = response.headers.get("x-ms-error-code")
-        body = await response.read() if method_has_body(response) else b""
+        body = await response.read() if response.method != "HEAD" else b""
         found = _MESSAGE.search(body)
         detail = found.group(1).decode(errors="replace").splitlines()[0] if found else ""
         message = f"{self.description}: {what}: {response.status} {code or response.reason}"
@@ -384,10 +384,6 @@ class PageBlobSink:
             code=code,
             retry_after=retry_after,
         )
-
-
-def method_has_body(response: aiohttp.ClientResponse) -> bool:
-    return response.method != "HEAD"
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -60,7 +60,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from azrestore.emulator.azurite import AZURITE_KEY
-from azrestore.emulator.rules import RuleState
+from azrestore.emulator.rules import RuleState, check_rule
 from azrestore.errors import InputError
 
 __all__ = [
@@ -231,22 +231,16 @@ class FaultRule:
             raise ValueError(
                 f"unknown operation {self.operation!r}; one of {', '.join(OPERATIONS)} or *"
             )
-        if self.action not in _ACTIONS:
-            raise ValueError(f"unknown fault action {self.action!r}; one of {', '.join(_ACTIONS)}")
-        if not 100 <= self.status <= 599:
-            raise ValueError(f"status {self.status} is not an HTTP status")
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError("retry_after must not be negative")
-        if self.delay < 0:
-            raise ValueError("delay must not be negative")
-        if self.action == "delay" and self.delay <= 0:
-            raise ValueError("a delay rule needs delay > 0")
-        if self.nth is not None and self.nth < 1:
-            raise ValueError("nth counts from 1")
-        if self.rate is not None and not 0.0 <= self.rate <= 1.0:
-            raise ValueError("rate is a probability, 0 to 1")
-        if self.times is not None and self.times < 0:
-            raise ValueError("times must not be negative")
+        check_rule(
+            action=self.action,
+            actions=_ACTIONS,
+            status=self.status,
+            retry_after=self.retry_after,
+            delay=self.delay,
+            nth=self.nth,
+            rate=self.rate,
+            times=self.times,
+        )
 
     @property
     def error_code(self) -> str:

@@ -26,6 +26,36 @@ class FiringRule(Protocol):
 R = TypeVar("R", bound=FiringRule)
 
 
+def check_rule(
+    *,
+    action: str,
+    actions: tuple[str, ...],
+    status: int,
+    retry_after: float | None,
+    delay: float,
+    nth: int | None,
+    rate: float | None,
+    times: int | None,
+) -> None:
+    """The checks every fault rule shares; ValueError naming the bad field."""
+    if action not in actions:
+        raise ValueError(f"unknown fault action {action!r}; one of {', '.join(actions)}")
+    if not 100 <= status <= 599:
+        raise ValueError(f"status {status} is not an HTTP status")
+    if retry_after is not None and retry_after < 0:
+        raise ValueError("retry_after must not be negative")
+    if delay < 0:
+        raise ValueError("delay must not be negative")
+    if action == "delay" and delay <= 0:
+        raise ValueError("a delay rule needs delay > 0")
+    if nth is not None and nth < 1:
+        raise ValueError("nth counts from 1")
+    if rate is not None and not 0.0 <= rate <= 1.0:
+        raise ValueError("rate is a probability, 0 to 1")
+    if times is not None and times < 0:
+        raise ValueError("times must not be negative")
+
+
 class RuleState(Generic[R]):
     """A rule with its counters (matched requests, times fired) and random stream."""
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -390,10 +391,8 @@ class RestoreRun:
             tags={**vm.tags, SOURCE_TAG: tag},
         )
 
-    def _proxy_in_use(self) -> Any:
-        if self.proxy is None:
-            return _nothing()
-        return self.proxy.use()
+    def _proxy_in_use(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext() if self.proxy is None else self.proxy.use()
 
     # -- steps 3 to 5: mount on the helper, prepare, unmount ----------------------------
 
@@ -510,11 +509,3 @@ def _check_prepare_output(vm: str, stdout: str, stderr: str) -> None:
             return
     tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
     raise ControlPlaneError(f"{vm}: the preparation script did not finish: {tail[0]}")
-
-
-class _nothing:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None

@@ -407,6 +407,14 @@ class Core:
         return None
 
 
+def scope_prefix(call: Call) -> str:
+    """The lower-case id prefix of the subscription or resource group a list call names."""
+    prefix = f"/subscriptions/{call.subscription}/".lower()
+    if call.resource_group is not None:
+        prefix += f"resourcegroups/{call.resource_group}/".lower()
+    return prefix
+
+
 def new_id() -> str:
     """A new lower-case GUID."""
     return str(uuid.uuid4())

@@ -29,6 +29,7 @@ from azrestore.emulator.arm.core import (
     location_of,
     new_id,
     required,
+    scope_prefix,
     tags_of,
 )
 from azrestore.emulator.arm.errors import (
@@ -226,9 +227,7 @@ class DiskHandlers:
 
     async def list_all(self, call: Call) -> Reply:
         """List disks of a resource group or subscription."""
-        prefix = f"/subscriptions/{call.subscription}/".lower()
-        if call.resource_group is not None:
-            prefix += f"resourcegroups/{call.resource_group}/".lower()
+        prefix = scope_prefix(call)
         items = [self.body(d) for k, d in self.registry.disks.items() if k.startswith(prefix)]
         return Reply(200, {"value": items})
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Final, Literal, get_args
 
 from azrestore.emulator.arm.errors import CONCURRENT_REQUEST, ArmError
+from azrestore.emulator.rules import check_rule
 from azrestore.errors import InputError
 
 __all__ = [
@@ -100,24 +101,18 @@ class ArmFaultRule:
     def __post_init__(self) -> None:
         if not self.operation:
             raise ValueError("operation must not be empty (use * for all)")
-        if self.action not in _ACTIONS:
-            raise ValueError(f"unknown fault action {self.action!r}; one of {', '.join(_ACTIONS)}")
-        if not 100 <= self.status <= 599:
-            raise ValueError(f"status {self.status} is not an HTTP status")
+        check_rule(
+            action=self.action,
+            actions=_ACTIONS,
+            status=self.status,
+            retry_after=self.retry_after,
+            delay=self.delay,
+            nth=self.nth,
+            rate=self.rate,
+            times=self.times,
+        )
         if self.action == "status" and self.status < 400:
             raise ValueError("a status rule answers an error status (400 to 599)")
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError("retry_after must not be negative")
-        if self.delay < 0:
-            raise ValueError("delay must not be negative")
-        if self.action == "delay" and self.delay <= 0:
-            raise ValueError("a delay rule needs delay > 0")
-        if self.nth is not None and self.nth < 1:
-            raise ValueError("nth counts from 1")
-        if self.rate is not None and not 0.0 <= self.rate <= 1.0:
-            raise ValueError("rate is a probability, 0 to 1")
-        if self.times is not None and self.times < 0:
-            raise ValueError("times must not be negative")
         if self.path is not None:
             try:
                 re.compile(self.path)

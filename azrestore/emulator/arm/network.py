@@ -24,6 +24,7 @@ from azrestore.emulator.arm.core import (
     location_of,
     parse_id,
     required,
+    scope_prefix,
     tags_of,
 )
 from azrestore.emulator.arm.errors import ArmError, resource_not_found
@@ -252,7 +253,7 @@ class NetworkHandlers:
 
     async def list_vnets(self, call: Call) -> Reply:
         """List virtual networks."""
-        prefix = _scope(call)
+        prefix = scope_prefix(call)
         items = [self.vnet_body(v) for k, v in self.registry.vnets.items() if k.startswith(prefix)]
         return Reply(200, {"value": items})
 
@@ -549,7 +550,7 @@ class NetworkHandlers:
 
     async def list_nics(self, call: Call) -> Reply:
         """List network interfaces."""
-        prefix = _scope(call)
+        prefix = scope_prefix(call)
         items = [self.nic_body(n) for k, n in self.registry.nics.items() if k.startswith(prefix)]
         return Reply(200, {"value": items})
 
@@ -773,13 +774,6 @@ class NetworkHandlers:
 _SUBNET_MODELLED: Final = frozenset(
     {"addressPrefix", "provisioningState", "ipConfigurations", "addressPrefixes"}
 )
-
-
-def _scope(call: Call) -> str:
-    prefix = f"/subscriptions/{call.subscription}/".lower()
-    if call.resource_group is not None:
-        prefix += f"resourcegroups/{call.resource_group}/".lower()
-    return prefix
 
 
 def _subnet_in_use(name: str, user: str) -> ArmError:

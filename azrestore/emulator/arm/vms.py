@@ -30,6 +30,7 @@ from azrestore.emulator.arm.core import (
     location_of,
     parse_id,
     required,
+    scope_prefix,
     tags_of,
 )
 from azrestore.emulator.arm.disks import GiB
@@ -384,9 +385,7 @@ class VmHandlers:
 
     async def list_all(self, call: Call) -> Reply:
         """List VMs of a resource group or subscription."""
-        prefix = f"/subscriptions/{call.subscription}/".lower()
-        if call.resource_group is not None:
-            prefix += f"resourcegroups/{call.resource_group}/".lower()
+        prefix = scope_prefix(call)
         items = [self.body(v) for k, v in self.registry.vms.items() if k.startswith(prefix)]
         return Reply(200, {"value": items})
 
