@@ -111,3 +111,11 @@ def test_differencing_vhd() -> None:
 )
 def test_signatures(head: bytes, expected: str) -> None:
     assert detect_container(head, b"") == expected
+
+
+@pytest.mark.parametrize(
+    "head", [b"QFI\xfb", b"QFI\xfb\x00\x00\x00\x00", b"QFI\xfb\x00\x00\x00\x04"]
+)
+def test_qcow_magic_without_a_known_version_is_raw_data(head: bytes) -> None:
+    assert detect_container(head, b"") is None
+    assert detect_container(head + bytes(64), b"") is None

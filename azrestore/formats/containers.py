@@ -34,9 +34,13 @@ def detect_container(head: bytes, tail: bytes) -> str | None:
         return _vhd_name(head[:512], "VHD (dynamic)")
     if head.startswith(b"vhdxfile"):
         return "VHDX"
-    if head.startswith(b"QFI\xfb"):
-        version = struct.unpack_from(">I", head, 4)[0] if len(head) >= 8 else 0
-        return "qcow" if version == 1 else "qcow2"
+    if head.startswith(b"QFI\xfb") and len(head) >= 8:
+        # As qemu probes it: the magic and a version it knows (1: qcow; 2, 3: qcow2).
+        version = struct.unpack_from(">I", head, 4)[0]
+        if version == 1:
+            return "qcow"
+        if version in (2, 3):
+            return "qcow2"
     if head.startswith(b"QED\x00"):
         return "QED"
     # VMDK: a sparse extent ("KDMV", also streamOptimized), an ESX COW sparse extent, or a
