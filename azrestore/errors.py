@@ -68,3 +68,12 @@ class ControlPlaneError(AzRestoreError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped a task group (its siblings were then cancelled): callers get
+    one azrestore error rather than a group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

@@ -48,7 +48,7 @@ def invoke(*args: str | Path) -> Result:
 def azrestore_script() -> list[str]:
     """The console script installed next to this Python, else the module."""
     script = Path(sys.executable).with_name("azrestore")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "azrestore.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "azrestore.cli"]
 
 
 def run_script(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

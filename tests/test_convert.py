@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from azrestore.errors import InputError
+from azrestore.errors import InputError, TransferError
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.convert import convert_to_vhd
 
@@ -99,3 +99,44 @@ def test_refuses_a_container_image(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="VHD"):
         anyio.run(lambda: convert_to_vhd(vhd, tmp_path / "again.vhd"))
     assert not (tmp_path / "again.vhd").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_large_extents_copied_by_parallel_workers(tmp_path: Path, workers: int) -> None:
+    """Extents longer than one worker's piece (32 MiB), ending off a block boundary."""
+    size = 100 * MiB + 4097
+    image = make_sparse_image(
+        tmp_path / "disk.raw",
+        size,
+        [(MiB, os.urandom(70 * MiB + 123)), (90 * MiB, os.urandom(size - 90 * MiB))],
+    )
+    out = tmp_path / "disk.vhd"
+    progress: list[tuple[int, int]] = []
+    result = anyio.run(
+        lambda: convert_to_vhd(
+            image, out, workers=workers, on_progress=lambda d, t: progress.append((d, t))
+        )
+    )
+    data = out.read_bytes()
+    assert data[:-512] == expected_vhd_body(image)
+    assert result.bytes_copied == progress[-1][0] == progress[-1][1] >= 80 * MiB
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+
+
+def test_a_failed_write_removes_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 80 * MiB, [(0, os.urandom(80 * MiB))])
+    out = tmp_path / "disk.vhd"
+    writes = 0
+    real_pwrite = os.pwrite
+
+    def failing_pwrite(fd: int, data: bytes, offset: int) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 5:
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", failing_pwrite)
+    with pytest.raises(TransferError, match="writing the VHD failed: No space left on device"):
+        anyio.run(lambda: convert_to_vhd(image, out, workers=2))
+    assert not out.exists()

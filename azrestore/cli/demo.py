@@ -229,7 +229,7 @@ def run_child(argv: Sequence[str], *, shown: str) -> int:
 
 
 def azrestore(*args: str) -> list[str]:
-    return [sys.executable, "-m", "azrestore.cli.main", *args]
+    return [sys.executable, "-m", "azrestore.cli", *args]
 
 
 def run_azrestore(*args: str, what: str) -> None:

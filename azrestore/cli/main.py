@@ -48,6 +48,7 @@ from .progress import (
     summary_line,
     verify_line,
 )
+from .text import PROG, error_line, one_line, print_json
 
 if TYPE_CHECKING:
     from ..azure.manageddisk import ManagedDiskResult
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from ..transfer.verify import VerifyResult
 
 T = TypeVar("T")
-PROG = "azrestore"
 #: The library's defaults, shown as the options' defaults.
 _DEFAULTS = TransferConfig()
 
@@ -84,10 +84,10 @@ class _Group(TyperGroup):
             else:
                 context = getattr(exc, "ctx", None)
                 where = context.command_path if context is not None else PROG
-                _error_line(f"{exc.format_message()} (see '{where} --help')")
+                error_line(f"{exc.format_message()} (see '{where} --help')")
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, typer.Abort):
-            _error_line("interrupted")
+            error_line("interrupted")
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -132,19 +132,11 @@ def _root(
 # -- error reporting ----------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-def _error_line(message: str) -> None:
-    print(f"{PROG}: error: {redact_text(_one_line(message))}", file=sys.stderr, flush=True)
-
-
 def _fail(ctx: typer.Context, code: int, message: str) -> NoReturn:
     options = ctx.obj if isinstance(ctx.obj, _Options) else _Options()
     if options.debug:
         sys.stderr.write(redact_text(traceback.format_exc()))
-    _error_line(message)
+    error_line(message)
     raise typer.Exit(code)
 
 
@@ -177,10 +169,6 @@ def _size(value: str | int) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _print_json(data: dict[str, Any]) -> None:
-    print(json.dumps(data, indent=2))
-
-
 # -- inspect ------------------------------------------------------------------------------
 
 ImageArgument = Annotated[
@@ -196,7 +184,7 @@ def inspect(ctx: typer.Context, image: ImageArgument, as_json: JsonOption = Fals
     with _reporting(ctx):
         report = _run(inspect_image(image)).to_json()
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         console = Console(highlight=False)
         console.print(_report_table(report))
@@ -288,7 +276,7 @@ def convert(
             convert_to_vhd(image, output, overwrite=overwrite, on_progress=progress)
         )
     if as_json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
     else:
         print(summary_line(result))
 
@@ -489,7 +477,7 @@ def upload(
         data["url"] = redact_url(str(data["url"]))
         if checked is not None:
             data["verify"] = checked.to_json()
-        _print_json(data)
+        print_json(data)
     else:
         print(summary_line(result))
         if checked is not None and checked.identical:
@@ -497,7 +485,7 @@ def upload(
         if disk_result is not None:
             print(f"managed disk {disk_result.disk_id}: {disk_result.disk_state}")
     if checked is not None and not checked.identical:
-        _error_line(verify_line(checked))
+        error_line(verify_line(checked))
         raise typer.Exit(1)
 
 
@@ -610,11 +598,11 @@ def _upload_bulk(
         outcomes = _run(_bulk(entries, config, blob, resume, verify, progress))
     for outcome in outcomes:
         if outcome.error is not None:
-            _error_line(f"{outcome.job.label}: {outcome.error}")
+            error_line(f"{outcome.job.label}: {outcome.error}")
         elif outcome.verify is not None and not outcome.verify.identical:
-            _error_line(f"{outcome.job.label}: {verify_line(outcome.verify)}")
+            error_line(f"{outcome.job.label}: {verify_line(outcome.verify)}")
     if as_json:
-        _print_json(_bulk_json(outcomes))
+        print_json(_bulk_json(outcomes))
     else:
         for outcome in outcomes:
             if outcome.result is not None:
@@ -674,7 +662,7 @@ def _bulk_json(outcomes: list[DiskOutcome]) -> dict[str, Any]:
         if outcome.verify is not None:
             data["verify"] = outcome.verify.to_json()
         if outcome.error is not None:
-            data["error"] = redact_text(_one_line(str(outcome.error)))
+            data["error"] = redact_text(one_line(str(outcome.error)))
         disks.append(data)
     results = [o.result.stats for o in outcomes if o.result is not None]
     total = {
@@ -723,11 +711,11 @@ def verify_command(
         with VerifyProgressBar(None if as_json else Console(stderr=True)) as progress:
             checked = _run(_verify(image, to, config, connection_string, progress))
     if as_json:
-        _print_json(checked.to_json())
+        print_json(checked.to_json())
     elif checked.identical:
         print(verify_line(checked))
     if not checked.identical:
-        _error_line(verify_line(checked))
+        error_line(verify_line(checked))
         raise typer.Exit(1)
 
 
@@ -853,7 +841,7 @@ def restore(
             environ = {"AZURE_SUBSCRIPTION_ID": EMULATOR_SUBSCRIPTION} if use_emulator else None
             resolved = _run(load_and_resolve(plan, environ))
             if as_json:
-                _print_json(
+                print_json(
                     {"dry_run": True, **resolved.to_json(), "steps": dry_run_steps(resolved)}
                 )
             else:
@@ -873,7 +861,7 @@ def restore(
             )
     for failed in report.vms:
         if failed.status != "succeeded":
-            _error_line(f"{failed.name}: {failed.error}")
+            error_line(f"{failed.name}: {failed.error}")
     if as_json:
         print(report_json(report))
     else:

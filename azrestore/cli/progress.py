@@ -31,6 +31,7 @@ from ..formats.sizes import format_size
 from ..redact import redact_url
 from ..transfer.convert import ConvertResult
 from ..transfer.progress import ProgressCallback, ProgressEvent, TransferResult, TransferStats
+from .text import convert_summary
 
 if TYPE_CHECKING:
     from ..transfer.scheduler import DiskOutcome
@@ -327,12 +328,7 @@ def bulk_summary_line(outcomes: Sequence[DiskOutcome], seconds: float) -> str:
 def summary_line(result: TransferResult | ConvertResult) -> str:
     """One line that says what a finished upload or conversion did."""
     if isinstance(result, ConvertResult):
-        return (
-            f"wrote {result.output}: fixed VHD of {format_size(result.virtual_size)}"
-            f" + 512 B footer from a {format_size(result.disk_size)} disk,"
-            f" {format_size(result.bytes_copied)} of data copied,"
-            f" in {result.seconds:.1f} s ({result.throughput_mib_s:.1f} MiB/s)"
-        )
+        return convert_summary(result)
     stats = result.stats
     retries = "1 retry" if stats.retries == 1 else f"{stats.retries} retries"
     if stats.bytes_resumed == stats.blob_size:

@@ -28,11 +28,11 @@ import anyio.abc
 from ..azure.controlplane import ControlPlane
 from ..azure.manageddisk import upload_into_disk
 from ..azure.pageblob import open_page_blob
-from ..errors import AzRestoreError, ControlPlaneError
+from ..errors import AzRestoreError, ControlPlaneError, first_error
 from ..sources.raw import open_raw_image
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
-from ..transfer.pipeline import first_error, upload_disk
+from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, ProgressEvent
 from .plan import ResolvedDisk, ResolvedPlan, ResolvedVm
 from .scripts import linux_prepare_command, windows_prepare_command

@@ -1,29 +1,41 @@
-"""Raw image to fixed VHD file, locally: the data extents copied in the kernel
-(copy_file_range), holes left as holes and never read, zero padding to the MiB boundary,
-then the footer."""
+"""Raw image to fixed VHD file, locally: the data extents copied, holes left as holes and
+never read, zero padding to the MiB boundary, then the footer.
+
+The copy is qemu-img's: 2 MiB preads and pwrites, several in flight on worker threads.
+Measured on ext4 (256 MiB and 512 MiB of data in page cache), that took 0.079 s and
+0.150 s, against 0.110 s and 0.232 s for copy_file_range, which splices through a pipe
+there; and copy_file_range gained nothing from parallel calls (writes into one file queue
+on its inode lock, while parallel reads overlap).
+"""
 
 from __future__ import annotations
 
-import errno
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
-from ..errors import InputError, TransferError
+from ..errors import AzRestoreError, InputError, TransferError
 from ..formats.sizes import MiB, blob_size, virtual_size
 from ..formats.vhd import fixed_vhd_footer
-from ..sources.raw import RawImage, open_raw_image
+from ..sources.raw import RawImage
 
-#: Bytes copied per worker-thread call; progress is reported between calls.
-_STEP = 64 * MiB
-#: Errors on which copy_file_range is not usable for this pair of files.
-_NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
+#: Bytes per read and write (qemu-img's size; 4 MiB measured 3x slower on one thread here).
+_BLOCK = 2 * MiB
+#: Bytes a worker copies between two looks at the cancel flag and two progress calls.
+_PIECE = 32 * MiB
+#: Copies in flight by default.
+DEFAULT_WORKERS = 2
+
+
+class ConvertCancelled(AzRestoreError):
+    """:func:`convert_file` stopped because its ``cancel`` event was set."""
+
+    exit_code = 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,32 +63,35 @@ class ConvertResult:
         }
 
 
-async def convert_to_vhd(
+def convert_file(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    cancel: threading.Event | None = None,
 ) -> ConvertResult:
-    """Write ``source`` (raw) to ``out`` as a fixed VHD; returns what was done.
+    """Write ``source`` (raw) to ``out`` as a fixed VHD, blocking; returns what was done.
 
-    ``on_progress(done, total)`` is called on the event loop with bytes of data extents
-    copied so far. A partly written output is removed on failure or cancellation.
+    ``workers`` threads copy at once (the calling thread is one; each holds one 2 MiB
+    buffer). ``on_progress(done, total)`` is called from them, one call at a time, with
+    bytes of data extents copied so far. Setting ``cancel`` stops the copy within a piece
+    (:class:`ConvertCancelled`). A partly written output is removed on any failure.
     """
     started = time.monotonic()
     out_path = Path(out)
-    image = await open_raw_image(source)
+    image = RawImage.open(source)
     try:
-        out_fd = await anyio.to_thread.run_sync(_open_output, out_path, image.path, overwrite)
+        out_fd = _open_output(out_path, image.path, overwrite)
         completed = False
         try:
-            copied = await _copy(image, out_fd, on_progress)
+            copied = _copy(image, out_fd, on_progress, max(1, workers), cancel)
             completed = True
         finally:
             os.close(out_fd)
             if not completed:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(lambda: out_path.unlink(missing_ok=True))
+                out_path.unlink(missing_ok=True)
     finally:
         image.close()
     return ConvertResult(
@@ -87,6 +102,54 @@ async def convert_to_vhd(
         bytes_copied=copied,
         seconds=time.monotonic() - started,
     )
+
+
+async def convert_to_vhd(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> ConvertResult:
+    """Write ``source`` (raw) to ``out`` as a fixed VHD; returns what was done.
+
+    :func:`convert_file` on worker threads. ``on_progress(done, total)`` is called on the
+    event loop with bytes of data extents copied so far. On cancellation the copy stops
+    within a piece and the partly written output is removed before this returns.
+    """
+    import anyio.from_thread
+    import anyio.lowlevel
+    import anyio.to_thread
+
+    token = anyio.lowlevel.current_token()
+    cancel = threading.Event()
+    finished = threading.Event()
+
+    def report(done: int, total: int) -> None:
+        assert on_progress is not None
+        anyio.from_thread.run_sync(on_progress, done, total, token=token)
+
+    def work() -> ConvertResult:
+        try:
+            return convert_file(
+                source,
+                out,
+                overwrite=overwrite,
+                on_progress=report if on_progress is not None else None,
+                workers=workers,
+                cancel=cancel,
+            )
+        finally:
+            finished.set()
+
+    try:
+        return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        cancel.set()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(partial(finished.wait))
+        raise
 
 
 def _open_output(out_path: Path, image_path: Path, overwrite: bool) -> int:
@@ -105,61 +168,91 @@ def _open_output(out_path: Path, image_path: Path, overwrite: bool) -> int:
         raise InputError(f"{out_path}: cannot create: {exc.strerror}") from None
 
 
-async def _copy(
-    image: RawImage, out_fd: int, on_progress: Callable[[int, int], None] | None
+def _copy(
+    image: RawImage,
+    out_fd: int,
+    on_progress: Callable[[int, int], None] | None,
+    workers: int,
+    cancel: threading.Event | None,
 ) -> int:
-    size = virtual_size(image.size)
+    """Copy the image's data extents on ``workers`` threads, then write the footer."""
+    stop = cancel or threading.Event()
     try:
-        extents = await anyio.to_thread.run_sync(image.data_extents)
+        extents = image.data_extents()
         total = sum(length for _, length in extents)
+        pieces = _pieces(extents)
+        lock = threading.Lock()
         done = 0
-        kernel_copy = [True]
-        for offset, length in extents:
-            position = offset
-            while position < offset + length:
-                step = min(_STEP, offset + length - position)
-                await anyio.to_thread.run_sync(
-                    _copy_range, image.fileno(), out_fd, position, step, kernel_copy
-                )
-                position += step
-                done += step
-                if on_progress is not None:
-                    on_progress(done, total)
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            nonlocal done
+            buffer = bytearray(_BLOCK)
+            try:
+                while not stop.is_set() and not errors:
+                    with lock:
+                        piece = next(pieces, None)
+                    if piece is None:
+                        return
+                    _copy_piece(image.fileno(), out_fd, *piece, buffer)
+                    with lock:
+                        done += piece[1]
+                        if on_progress is not None:
+                            on_progress(done, total)
+            except BaseException as exc:  # re-raised below, in the calling thread
+                errors.append(exc)
+
+        helpers = [
+            threading.Thread(target=worker, name=f"azrestore-convert-{n}", daemon=True)
+            for n in range(1, workers)
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            worker()
+        finally:
+            _join_all(helpers, errors)
+        if errors:
+            raise errors[0]
+        if stop.is_set():
+            raise ConvertCancelled("conversion cancelled")
         # The footer at the virtual size sets the file's length: everything before it that
         # was not written stays a hole (no ftruncate first: ext4 wrote slower into a file
         # made 8 GiB long up front).
-        footer = fixed_vhd_footer(size)
-        await anyio.to_thread.run_sync(os.pwrite, out_fd, footer, size)
+        size = virtual_size(image.size)
+        os.pwrite(out_fd, fixed_vhd_footer(size), size)
     except OSError as exc:
         raise TransferError(f"writing the VHD failed: {exc.strerror or exc}") from None
     return done
 
 
-def _copy_range(src: int, dst: int, offset: int, length: int, kernel_copy: list[bool]) -> None:
-    """Copy one range at the same offset; copy_file_range while the kernel allows it,
-    else read and write only the non-zero blocks (so zeros stay holes)."""
-    end = offset + length
-    while offset < end and kernel_copy[0]:
-        try:
-            copied = os.copy_file_range(src, dst, end - offset, offset, offset)
-        except OSError as exc:
-            if exc.errno not in _NO_COPY_RANGE:
-                raise
-            kernel_copy[0] = False
-            break
-        if copied == 0:  # the source ended early (it shrank): the rest stays zero
-            return
-        offset += copied
-    from ..formats.zeros import nonzero_runs  # numpy: loaded only when needed
+def _join_all(threads: list[threading.Thread], errors: list[BaseException]) -> None:
+    """Wait for every thread, even through an interrupt (which stops them at their next
+    piece): none may write to the output after it is closed."""
+    for thread in threads:
+        while thread.is_alive():
+            try:
+                thread.join()
+            except BaseException as exc:
+                errors.append(exc)
 
-    buffer = bytearray(4 * MiB)
+
+def _pieces(extents: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The extents cut into ``(offset, length)`` pieces of at most _PIECE bytes."""
+    for offset, length in extents:
+        for start in range(offset, offset + length, _PIECE):
+            yield start, min(_PIECE, offset + length - start)
+
+
+def _copy_piece(src: int, dst: int, offset: int, length: int, buffer: bytearray) -> None:
+    """Worker thread: copy one range to the same offset, in blocks through ``buffer``."""
+    view = memoryview(buffer)
+    end = offset + length
     while offset < end:
-        view = memoryview(buffer)[: min(len(buffer), end - offset)]
-        got = os.preadv(src, [view], offset)
-        if got == 0:
+        got = os.preadv(src, [view[: min(len(view), end - offset)]], offset)
+        if got == 0:  # the source ended early (it shrank): the rest stays zero
             return
-        view = view[:got]
-        padded = view if got % 512 == 0 else memoryview(bytes(view) + bytes(-got % 512))
-        for start, stop in nonzero_runs(padded, 4096, 0):
-            os.pwrite(dst, view[start : min(stop, got)], offset + start)
+        written = 0
+        while written < got:
+            written += os.pwrite(dst, view[written:got], offset + written)
         offset += got

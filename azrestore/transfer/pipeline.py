@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import anyio.to_thread
 
-from ..errors import AuthenticationExpired, SinkError
+from ..errors import AuthenticationExpired, SinkError, first_error
 from ..formats.sizes import FOOTER_SIZE, SECTOR, blob_size, round_down, round_up, virtual_size
 from ..formats.vhd import fixed_vhd_footer
 from ..formats.zeros import nonzero_runs
@@ -70,15 +70,6 @@ async def upload_disk(
         return await _Upload(image, sink, config, on_progress, bandwidth, budget, resume).run()
     finally:
         image.close()
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that stopped a task group (its siblings were then cancelled): callers get
-    one azrestore error rather than a group."""
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
 
 
 class _Upload:

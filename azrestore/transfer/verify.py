@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from ..errors import InputError, SinkError
+from ..errors import InputError, SinkError, first_error
 from ..formats.sizes import FOOTER_SIZE, SECTOR, GiB, blob_size, round_down, virtual_size
 from ..formats.vhd import VhdError, fixed_vhd_footer, validate_fixed_vhd_footer
 from ..sources.raw import RawImage, open_raw_image
@@ -203,8 +203,6 @@ class _Verify:
                         await self.slots.acquire()
                         tasks.start_soon(self._compare, window, parts)
         except BaseExceptionGroup as group:
-            from .pipeline import first_error
-
             raise first_error(group) from None
         await self._check_footer()
         self._progress(self.virtual_size - self.done + FOOTER_SIZE)

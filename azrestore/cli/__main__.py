@@ -1,0 +1,5 @@
+"""``python -m azrestore.cli``: the ``azrestore`` command."""
+
+from .entry import main
+
+main()
