@@ -140,3 +140,24 @@ def test_a_failed_write_removes_the_output(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(TransferError, match="writing the VHD failed: No space left on device"):
         anyio.run(lambda: convert_to_vhd(image, out, workers=2))
     assert not out.exists()
+
+
+def test_cancellation_stops_the_copy_and_removes_the_output(tmp_path: Path) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 160 * MiB, [(0, os.urandom(160 * MiB))])
+    out = tmp_path / "disk.vhd"
+    progress: list[int] = []
+
+    async def main() -> None:
+        with anyio.CancelScope() as scope:
+
+            def on_progress(done: int, total: int) -> None:
+                progress.append(done)
+                scope.cancel()  # called on the event loop, so this is allowed
+
+            await convert_to_vhd(image, out, on_progress=on_progress, workers=1)
+        assert scope.cancelled_caught
+
+    anyio.run(main)
+    assert not out.exists()
+    # Stopped within a piece or two of the first report, not after all five.
+    assert 1 <= len(progress) <= 2 and progress[0] == 32 * MiB
