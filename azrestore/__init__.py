@@ -8,9 +8,13 @@ The library API is async and works under asyncio, uvloop and anyio::
         result = await upload_disk("disk.raw", sink, config=TransferConfig(concurrency=8))
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+# The idiom mypy reads as typing.TYPE_CHECKING, without importing typing (8 ms) at start.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .azure.pageblob import PageBlobSink, open_page_blob
     from .errors import (
         AuthenticationExpired,

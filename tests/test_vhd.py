@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -188,6 +189,8 @@ def test_fixed_footer_defaults_timestamp_and_unique_id() -> None:
     second = VhdFooter.parse(fixed_vhd_footer(MiB))
     assert first.unique_id != second.unique_id
     assert first.unique_id[6] >> 4 == 4  # a version 4 UUID
+    parsed = uuid.UUID(bytes=first.unique_id)
+    assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 @pytest.mark.parametrize("size", [0, -512, 511, 513, MiB + 1])

@@ -3,13 +3,15 @@ JSON reports and the summary of a conversion. Imports nothing heavy (no rich, no
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 from ..formats.sizes import format_size
 from ..redact import redact_text
 from ..transfer.convert import ConvertResult
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "azrestore"
 
@@ -25,6 +27,8 @@ def error_line(message: str) -> None:
 
 
 def print_json(data: dict[str, Any]) -> None:
+    import json  # only when asked for: start-up time of convert
+
     print(json.dumps(data, indent=2))
 
 

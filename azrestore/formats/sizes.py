@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 SECTOR = 512
 KiB = 1024
@@ -74,6 +73,8 @@ def parse_size(text: str) -> int:
     factor = _UNITS.get(unit.lower())
     if factor is None:
         raise ValueError(f"unknown unit {unit!r} in {text!r} (use B, kB, MB, GB, KiB, MiB, GiB)")
+    from fractions import Fraction  # loaded on first use: start-up time of convert
+
     value = Fraction(number) * factor  # exact: no float rounding of large sizes
     if value.denominator != 1:
         raise ValueError(f"{text!r} is not a whole number of bytes")

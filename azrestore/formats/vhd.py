@@ -6,9 +6,9 @@ fields, see the VHD specification and ``/work/shared/AZURE-FACTS.md``).
 
 from __future__ import annotations
 
+import os
 import struct
 import time
-import uuid
 from dataclasses import dataclass
 
 from .sizes import FOOTER_SIZE, SECTOR, MiB, format_size
@@ -219,7 +219,7 @@ def fixed_vhd_footer(
             f"a fixed VHD's size must be a positive multiple of {SECTOR} bytes, not {virtual_size}"
         )
     if unique_id is None:
-        unique_id = uuid.uuid4().bytes
+        unique_id = _random_uuid()
     if len(unique_id) != 16:
         raise VhdError(f"unique_id must be 16 bytes, not {len(unique_id)}")
     cylinders, heads, sectors_per_track = chs_geometry(virtual_size // SECTOR)
@@ -282,3 +282,12 @@ def validate_fixed_vhd_footer(footer: bytes, blob_size: int, *, disk: str = "dis
             f" ({format_size(parsed.current_size)}) must be a multiple of MiB."
         )
     return parsed
+
+
+def _random_uuid() -> bytes:
+    """A random (version 4) UUID's 16 bytes, as ``uuid.uuid4().bytes`` makes them; uuid
+    itself is not imported because it loads platform (start-up time of ``convert``)."""
+    data = bytearray(os.urandom(16))
+    data[6] = (data[6] & 0x0F) | 0x40  # version 4
+    data[8] = (data[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return bytes(data)

@@ -12,8 +12,6 @@ import stat
 from pathlib import Path
 from types import TracebackType
 
-import anyio.to_thread
-
 from ..errors import InputError
 from ..formats.containers import detect_container
 from ..formats.sizes import MAX_DISK_SIZE, SECTOR, format_size
@@ -152,6 +150,8 @@ class RawImage:
 
 async def open_raw_image(path: str | os.PathLike[str]) -> RawImage:
     """Open and check a raw image off the event loop (see :meth:`RawImage.open`)."""
+    import anyio.to_thread  # here, so that the blocking convert starts without anyio
+
     return await anyio.to_thread.run_sync(RawImage.open, path)
 
 

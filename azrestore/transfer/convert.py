@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from ..errors import AzRestoreError, InputError, TransferError
 from ..formats.sizes import MiB, blob_size, virtual_size
 from ..formats.vhd import fixed_vhd_footer
 from ..sources.raw import RawImage
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Bytes per read and write (qemu-img's size; 4 MiB measured 3x slower on one thread here).
 _BLOCK = 2 * MiB
