@@ -112,7 +112,7 @@ def test_example_plan_loads(tmp_path: Path) -> None:
     assert db.os == "windows" and db.private_ip == "10.0.0.20"
     assert db.disks[1].sku == "Premium_LRS" and db.disks[1].caching == "ReadOnly"
     config = plan.transfer.to_config()
-    assert (config.concurrency, config.chunk_size, config.max_bandwidth) == (8, 4 * MiB, None)
+    assert (config.concurrency, config.chunk_size, config.max_bandwidth) == (16, 4 * MiB, None)
     # Every line is commented or data; the example documents itself.
     assert example_plan().count("#") > 20
 

@@ -28,7 +28,7 @@ from yarl import URL
 
 from ..errors import AuthenticationExpired, InputError, SinkError, TargetExistsError
 from ..redact import redact_text, redact_url
-from ..transfer.config import Checksum
+from ..transfer.config import DEFAULT_CONCURRENCY, Checksum
 from ..transfer.sink import TargetIdentity
 from .auth import BearerAuth, BlobAuth, SasAuth, resolve_auth
 
@@ -451,7 +451,7 @@ def _client_session(concurrency: int) -> aiohttp.ClientSession:
 
 
 @asynccontextmanager
-async def open_blob_session(concurrency: int = 8) -> AsyncIterator[BlobSession]:
+async def open_blob_session(concurrency: int = DEFAULT_CONCURRENCY) -> AsyncIterator[BlobSession]:
     """A connection pool of ``concurrency + 4`` connections for many :func:`open_page_blob`
     calls (pass it as ``session=``), closed on the way out."""
     session = BlobSession(_client_session(concurrency))
@@ -470,7 +470,7 @@ async def open_page_blob(
     checksum: Checksum = Checksum.CRC64,
     overwrite: bool = False,
     existing: bool = False,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     session: BlobSession | None = None,
     credential_refresher: CredentialRefresher | None = None,
 ) -> AsyncIterator[PageBlobSink]:

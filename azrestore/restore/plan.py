@@ -36,7 +36,7 @@ Keys (see :func:`example_plan` for a commented plan). Required: ``target.resourc
   ``target.storage_account`` and ``target.container: vhds``),
   ``target.disk_sku: StandardSSD_LRS`` (works with every VM size), ``target.tags``;
 * ``proxy: {vm, idle_timeout: 300}``; ``helpers: {linux, windows}`` (VM ids);
-* ``transfer: {concurrency: 8, chunk_size: 4MiB, max_bandwidth: null, checksum: crc64}``,
+* ``transfer: {concurrency: 16, chunk_size: 4MiB, max_bandwidth: null, checksum: crc64}``,
   sizes as ``parse_size`` reads them (``4MiB``, ``200MB/s``);
 * per VM: ``os: auto``, ``generation: auto``, ``resource_group``, ``subnet``,
   ``private_ip`` (a static IP on the NIC: Azure assigns it by DHCP), ``disk_sku``,
@@ -1222,7 +1222,7 @@ helpers:
 
 # How disks are sent (all optional).
 transfer:
-  concurrency: 8                  # requests in flight
+  concurrency: 16                 # requests in flight
   chunk_size: 4MiB                # at most 4 MiB, a multiple of 512 bytes
   max_bandwidth: null             # e.g. 200MB/s; null for no limit
   checksum: crc64                 # crc64, md5 or none

@@ -17,6 +17,12 @@ class Checksum(StrEnum):
     NONE = "none"
 
 
+#: Requests in flight by default: as many as the SDK's upload_blob(max_concurrency=16).
+#: Into Azurite, 16 measured 1.06x the SDK's speed where 8 measured 0.97x (medians of 4,
+#: 4 GiB dense), at 134 MiB peak RSS against 102 MiB.
+DEFAULT_CONCURRENCY = 16
+
+
 @dataclass(frozen=True, slots=True)
 class TransferConfig:
     """How a disk is moved. Memory in use is about ``concurrency * chunk_size`` plus a
@@ -31,7 +37,7 @@ class TransferConfig:
     - ``request_timeout``: seconds one request may take before it counts as failed.
     """
 
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     chunk_size: int = 4 * MiB
     checksum: Checksum = Checksum.CRC64
     zero_block: int = 4 * KiB
