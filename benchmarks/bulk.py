@@ -32,6 +32,7 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 
 from azrestore.emulator.azurite import AzuriteProcess
+from azrestore.transfer.config import DEFAULT_CONCURRENCY
 
 from . import images
 from .images import GiB, ImageSpec, MiB
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bulk", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median)")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--workdir", type=Path, default=REPO / "bench-out" / "bulk")
     parser.add_argument("--json-out", type=Path, help="also write the document here")
     args = parser.parse_args(argv)
