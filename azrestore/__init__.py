@@ -10,11 +10,11 @@ The library API is async and works under asyncio, uvloop and anyio::
 
 from __future__ import annotations
 
+from ._lazy import lazy_exports
+
 # The idiom mypy reads as typing.TYPE_CHECKING, without importing typing (8 ms) at start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .azure.pageblob import PageBlobSink, open_page_blob
     from .errors import (
         AuthenticationExpired,
@@ -70,18 +70,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load exports on first use: ``import azrestore.cli`` (or a light command such as
-    ``convert``) need not pay for aiohttp and the Azure SDK."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from azure.mgmt.compute.models import Disk, GrantAccessData, RunCommandInput, VirtualMachine
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.mgmt.compute.aio import ComputeManagementClient
     from azure.mgmt.network.aio import NetworkManagementClient
+
+_Client = TypeVar("_Client", "ComputeManagementClient", "NetworkManagementClient")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,23 +96,21 @@ class ControlPlane:
         if subscription not in self._compute:
             from azure.mgmt.compute.aio import ComputeManagementClient
 
-            assert self._credential is not None, "use ControlPlane as an async context manager"
-            client = ComputeManagementClient(
-                self._credential, subscription, **self.settings.client_kwargs()
-            )
-            self._compute[subscription] = await self._stack.enter_async_context(client)
+            self._compute[subscription] = await self._open(ComputeManagementClient, subscription)
         return self._compute[subscription]
 
     async def network(self, subscription: str) -> NetworkManagementClient:
         if subscription not in self._network:
             from azure.mgmt.network.aio import NetworkManagementClient
 
-            assert self._credential is not None, "use ControlPlane as an async context manager"
-            client = NetworkManagementClient(
-                self._credential, subscription, **self.settings.client_kwargs()
-            )
-            self._network[subscription] = await self._stack.enter_async_context(client)
+            self._network[subscription] = await self._open(NetworkManagementClient, subscription)
         return self._network[subscription]
+
+    async def _open(self, client_class: type[_Client], subscription: str) -> _Client:
+        """A management client for ``subscription``, closed with this control plane."""
+        assert self._credential is not None, "use ControlPlane as an async context manager"
+        client = client_class(self._credential, subscription, **self.settings.client_kwargs())
+        return await self._stack.enter_async_context(client)
 
     # -- disks --------------------------------------------------------------------------
 

@@ -255,6 +255,15 @@ def _partition_table(partitions: list[dict[str, Any]]) -> Table:
 
 # -- convert ------------------------------------------------------------------------------
 
+ConnectionStringOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection-string",
+        help="Storage connection string with the account key"
+        " (default: AZURE_STORAGE_CONNECTION_STRING).",
+        show_default=False,
+    ),
+]
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace the output if it exists.")
 ]
@@ -370,14 +379,7 @@ def upload(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the blob if it exists.")
     ] = False,
-    connection_string: Annotated[
-        str | None,
-        typer.Option(
-            help="Storage connection string with the account key"
-            " (default: AZURE_STORAGE_CONNECTION_STRING).",
-            show_default=False,
-        ),
-    ] = None,
+    connection_string: ConnectionStringOption = None,
     existing: Annotated[
         bool,
         typer.Option(
@@ -695,14 +697,7 @@ def verify_command(
     concurrency: Annotated[
         int, typer.Option(help="Reads in flight (and chunk buffers held) at once.")
     ] = _DEFAULTS.concurrency,
-    connection_string: Annotated[
-        str | None,
-        typer.Option(
-            help="Storage connection string with the account key"
-            " (default: AZURE_STORAGE_CONNECTION_STRING).",
-            show_default=False,
-        ),
-    ] = None,
+    connection_string: ConnectionStringOption = None,
 ) -> None:
     """Read a page blob back and compare it with the raw image it was uploaded from
     (exit 0 identical, 1 differences found)."""

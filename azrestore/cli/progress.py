@@ -152,7 +152,8 @@ class TransferProgress(_LiveBar):
 
 
 class CopyProgress(_LiveBar):
-    """The ``on_progress(done, total)`` callback of a conversion."""
+    """The ``on_progress(done, total)`` callback of a conversion (or, with another
+    ``description``, of anything that counts bytes done out of a total)."""
 
     def __init__(self, console: Console | None, description: str = "convert") -> None:
         self.done = 0
@@ -166,19 +167,11 @@ class CopyProgress(_LiveBar):
         self._update(self.done, self.total)
 
 
-class VerifyProgressBar(_LiveBar):
+class VerifyProgressBar(CopyProgress):
     """The ``on_progress(done, total)`` callback of a verification."""
 
     def __init__(self, console: Console | None, description: str = "verify") -> None:
-        self.done = 0
-        self.total: int | None = None
-        super().__init__(console, description, detail=False)
-
-    def __call__(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-    def sync(self) -> None:
-        self._update(self.done, self.total)
+        super().__init__(console, description)
 
 
 class BulkProgress:

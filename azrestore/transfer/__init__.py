@@ -6,6 +6,8 @@ Exports load on first use, so ``transfer.convert`` starts without the upload mod
 
 from __future__ import annotations
 
+from .._lazy import lazy_exports
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import Checksum, TransferConfig
@@ -22,16 +24,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "Checksum",

@@ -28,7 +28,14 @@ from azrestore.emulator.arm.core import (
     tags_of,
 )
 from azrestore.emulator.arm.errors import ArmError, resource_not_found
-from azrestore.emulator.arm.state import IpConfig, NicRecord, SubnetRecord, VnetRecord, key
+from azrestore.emulator.arm.state import (
+    IpConfig,
+    NicRecord,
+    Operation,
+    SubnetRecord,
+    VnetRecord,
+    key,
+)
 
 __all__ = ["NetworkHandlers"]
 
@@ -71,6 +78,37 @@ class NetworkHandlers:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.registry = core.registry
+
+    def _begin(
+        self,
+        call: Call,
+        owner: NicRecord | VnetRecord,
+        name: str,
+        resource_id: str,
+        location: str,
+        run: Callable[[], Awaitable[None]],
+        rollback: Callable[[ArmError], None] | None = None,
+    ) -> Operation:
+        """Start network operation ``name`` and make it ``owner``'s pending one."""
+        operation = self.core.begin(
+            call,
+            name=name,
+            resource_id=resource_id,
+            location=location,
+            provider="network",
+            run=run,
+            rollback=rollback,
+        )
+        owner.pending = operation
+        return operation
+
+    def _written(
+        self, call: Call, operation: Operation, existed: bool, body: dict[str, Any]
+    ) -> Reply:
+        """The answer to a PUT that started ``operation``: 200 on update, 201 on create."""
+        return Reply(
+            200 if existed else 201, body, self.core.lro_headers(call, operation, location=False)
+        )
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -336,21 +374,10 @@ class NetworkHandlers:
         def rollback(error: ArmError) -> None:
             vnet.provisioning_state = "Failed"
 
-        operation = self.core.begin(
-            call,
-            name="virtualNetworks/write",
-            resource_id=vnet.id,
-            location=location,
-            provider="network",
-            run=run,
-            rollback=rollback,
+        operation = self._begin(
+            call, vnet, "virtualNetworks/write", vnet.id, location, run, rollback
         )
-        vnet.pending = operation
-        return Reply(
-            200 if existing else 201,
-            self.vnet_body(vnet),
-            self.core.lro_headers(call, operation, location=False),
-        )
+        return self._written(call, operation, existing is not None, self.vnet_body(vnet))
 
     async def delete_vnet(self, call: Call, name: str) -> Reply:
         """DELETE a virtual network (refused while a subnet is in use)."""
@@ -372,16 +399,9 @@ class NetworkHandlers:
         def rollback(error: ArmError) -> None:
             vnet.provisioning_state = "Failed"
 
-        operation = self.core.begin(
-            call,
-            name="virtualNetworks/delete",
-            resource_id=vnet.id,
-            location=vnet.location,
-            provider="network",
-            run=run,
-            rollback=rollback,
+        operation = self._begin(
+            call, vnet, "virtualNetworks/delete", vnet.id, vnet.location, run, rollback
         )
-        vnet.pending = operation
         return self.core.accepted(call, operation)
 
     # -- subnets -----------------------------------------------------------------------------
@@ -442,21 +462,10 @@ class NetworkHandlers:
         def rollback(error: ArmError) -> None:
             subnet.provisioning_state = "Failed"
 
-        operation = self.core.begin(
-            call,
-            name="subnets/write",
-            resource_id=subnet.id,
-            location=vnet.location,
-            provider="network",
-            run=run,
-            rollback=rollback,
+        operation = self._begin(
+            call, vnet, "subnets/write", subnet.id, vnet.location, run, rollback
         )
-        vnet.pending = operation
-        return Reply(
-            200 if existing else 201,
-            self.subnet_body(vnet, subnet),
-            self.core.lro_headers(call, operation, location=False),
-        )
+        return self._written(call, operation, existing is not None, self.subnet_body(vnet, subnet))
 
     async def delete_subnet(self, call: Call, vnet_name: str, name: str) -> Reply:
         """DELETE a subnet (refused while a NIC uses it)."""
@@ -475,15 +484,7 @@ class NetworkHandlers:
         async def run() -> None:
             vnet.subnets.pop(name.lower(), None)
 
-        operation = self.core.begin(
-            call,
-            name="subnets/delete",
-            resource_id=subnet.id,
-            location=vnet.location,
-            provider="network",
-            run=run,
-        )
-        vnet.pending = operation
+        operation = self._begin(call, vnet, "subnets/delete", subnet.id, vnet.location, run)
         return self.core.accepted(call, operation)
 
     # -- network interfaces ------------------------------------------------------------------
@@ -718,21 +719,10 @@ class NetworkHandlers:
         def rollback(error: ArmError) -> None:
             nic.provisioning_state = "Failed"
 
-        operation = self.core.begin(
-            call,
-            name="networkInterfaces/write",
-            resource_id=nic.id,
-            location=location,
-            provider="network",
-            run=run,
-            rollback=rollback,
+        operation = self._begin(
+            call, nic, "networkInterfaces/write", nic.id, location, run, rollback
         )
-        nic.pending = operation
-        return Reply(
-            200 if existing else 201,
-            self.nic_body(nic),
-            self.core.lro_headers(call, operation, location=False),
-        )
+        return self._written(call, operation, existing is not None, self.nic_body(nic))
 
     async def delete_nic(self, call: Call, name: str) -> Reply:
         """DELETE a network interface (refused while a VM uses it)."""
@@ -758,16 +748,9 @@ class NetworkHandlers:
         def rollback(error: ArmError) -> None:
             nic.provisioning_state = "Failed"
 
-        operation = self.core.begin(
-            call,
-            name="networkInterfaces/delete",
-            resource_id=nic.id,
-            location=nic.location,
-            provider="network",
-            run=run,
-            rollback=rollback,
+        operation = self._begin(
+            call, nic, "networkInterfaces/delete", nic.id, nic.location, run, rollback
         )
-        nic.pending = operation
         return self.core.accepted(call, operation)
 
 

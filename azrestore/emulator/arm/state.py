@@ -315,8 +315,20 @@ class Grant:
     signatures: set[str] = field(default_factory=set)
 
 
+class _Pending:
+    """A resource that one long-running operation at a time may be working on (for a VM:
+    not counting run commands, which have their own slot)."""
+
+    pending: Operation | None
+
+    @property
+    def busy(self) -> bool:
+        """Whether the resource's operation is in progress."""
+        return self.pending is not None and self.pending.running
+
+
 @dataclass
-class DiskRecord:
+class DiskRecord(_Pending):
     """A managed disk."""
 
     id: str
@@ -347,11 +359,6 @@ class DiskRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     """Request properties the simulator does not model, echoed back (encryption, ...)."""
 
-    @property
-    def busy(self) -> bool:
-        """Whether an operation on the disk is in progress."""
-        return self.pending is not None and self.pending.running
-
 
 @dataclass
 class DataDisk:
@@ -366,7 +373,7 @@ class DataDisk:
 
 
 @dataclass
-class VmRecord:
+class VmRecord(_Pending):
     """A virtual machine."""
 
     id: str
@@ -397,11 +404,6 @@ class VmRecord:
     deleting: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def busy(self) -> bool:
-        """Whether a VM operation (not a run command) is in progress."""
-        return self.pending is not None and self.pending.running
-
     def agent_status(self) -> str:
         """``Ready`` once the agent reported (see :attr:`agent_ready_at`), else ``Not Ready``."""
         if self.power_state != "running":
@@ -423,7 +425,7 @@ class IpConfig:
 
 
 @dataclass
-class NicRecord:
+class NicRecord(_Pending):
     """A network interface."""
 
     id: str
@@ -440,11 +442,6 @@ class NicRecord:
     pending: Operation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def busy(self) -> bool:
-        """Whether an operation on the NIC is in progress."""
-        return self.pending is not None and self.pending.running
-
 
 @dataclass
 class SubnetRecord:
@@ -458,7 +455,7 @@ class SubnetRecord:
 
 
 @dataclass
-class VnetRecord:
+class VnetRecord(_Pending):
     """A virtual network."""
 
     id: str
@@ -473,11 +470,6 @@ class VnetRecord:
     provisioning_state: str = "Updating"
     pending: Operation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def busy(self) -> bool:
-        """Whether an operation on the network (or one of its subnets) is in progress."""
-        return self.pending is not None and self.pending.running
 
 
 @dataclass
