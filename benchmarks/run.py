@@ -273,8 +273,20 @@ def process_cpu_s(pid: int | None) -> float | None:
 def find_azrestore() -> str | None:
     candidate = VENV_BIN / "azrestore"
     if candidate.exists():
+        compile_package()
         return str(candidate)
     return shutil.which("azrestore")
+
+
+def compile_package() -> None:
+    """Byte-compile the (editable) azrestore package, as installing a wheel does: with
+    PYTHONDONTWRITEBYTECODE set, every timed ``azrestore convert`` would otherwise compile
+    each module edited since its .pyc was written (its imports took 10 ms instead of 3)."""
+    import compileall
+
+    import azrestore
+
+    compileall.compile_dir(Path(azrestore.__file__).parent, quiet=1)
 
 
 def find_azcopy(explicit: str | None) -> tuple[str | None, str]:
