@@ -3,6 +3,8 @@ qemu-img (the independent reader) agrees."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -14,7 +16,7 @@ import pytest
 
 from azrestore.errors import InputError, TransferError
 from azrestore.formats.vhd import VhdFooter
-from azrestore.transfer.convert import convert_to_vhd
+from azrestore.transfer.convert import _preallocate, convert_file, convert_to_vhd
 
 from .images import MiB, expected_vhd_body, make_sparse_image
 
@@ -161,3 +163,53 @@ def test_cancellation_stops_the_copy_and_removes_the_output(tmp_path: Path) -> N
     assert not out.exists()
     # Stopped within a piece or two of the first report, not after all five.
     assert 1 <= len(progress) <= 2 and progress[0] == 32 * MiB
+
+
+def test_data_extents_are_preallocated_and_holes_left(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _preallocate(fd, [(MiB, 2 * MiB), (8 * MiB, MiB)])
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if info.st_blocks == 0:
+        pytest.skip("this file system has no fallocate")
+    assert info.st_size == 9 * MiB
+    assert info.st_blocks * 512 == 3 * MiB
+
+
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [(errno.ENOSPC, True), (errno.EDQUOT, True), (errno.EOPNOTSUPP, False), (errno.EINVAL, False)],
+)
+def test_a_refused_preallocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, refused: bool
+) -> None:
+    """No room stops the conversion before any data is written; any other refusal (a file
+    system without fallocate) only skips the preallocation, after one try."""
+    image = make_sparse_image(
+        tmp_path / "disk.raw", 8 * MiB, [(0, os.urandom(MiB)), (4 * MiB, os.urandom(MiB))]
+    )
+    out = tmp_path / "disk.vhd"
+    calls: list[tuple[int, int]] = []
+
+    def fallocate(fd: int, mode: int, offset: int, length: int) -> int:
+        calls.append((offset, length))
+        ctypes.set_errno(code)
+        return -1
+
+    class Libc:
+        def __init__(self, name: str | None, use_errno: bool = False) -> None:
+            assert name is None and use_errno
+            self.fallocate = fallocate
+
+    monkeypatch.setattr(ctypes, "CDLL", Libc)
+    if refused:
+        with pytest.raises(TransferError, match=f"writing the VHD failed: {os.strerror(code)}"):
+            convert_file(image, out)
+        assert not out.exists()
+    else:
+        result = convert_file(image, out)
+        assert out.read_bytes()[:-512] == expected_vhd_body(image)
+        assert result.bytes_copied == 2 * MiB
+    assert calls == [(0, MiB)]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sys
 
 from ..formats.sizes import format_size
-from ..redact import redact_text
-from ..transfer.convert import ConvertResult
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from typing import Any
+
+    from ..transfer.convert import ConvertResult
 
 PROG = "azrestore"
 
@@ -23,13 +23,54 @@ def one_line(text: str) -> str:
 
 def error_line(message: str) -> None:
     """Print ``azrestore: error: <message>`` (one line, secrets redacted) on stderr."""
+    from ..redact import redact_text  # only on failure: redact loads re (start-up time)
+
     print(f"{PROG}: error: {redact_text(one_line(message))}", file=sys.stderr, flush=True)
 
 
 def print_json(data: dict[str, Any]) -> None:
-    import json  # only when asked for: start-up time of convert
+    print(json_text(data))
 
-    print(json.dumps(data, indent=2))
+
+def json_text(data: dict[str, Any]) -> str:
+    """``json.dumps(data, indent=2)``, exactly.
+
+    A flat object (string keys; strings, finite numbers, booleans and nulls) is written
+    here, its strings quoted by the C function json itself uses: importing json loads re,
+    7 ms of the quick ``convert``'s 0.08 s. Anything else goes to json."""
+    if not data or not all(_flat(key, value) for key, value in data.items()):
+        return _json_dumps(data)
+    try:
+        from _json import encode_basestring_ascii as quote
+    except ImportError:  # not CPython
+        return _json_dumps(data)
+    members = []
+    for key, value in data.items():
+        if isinstance(value, str):
+            text = quote(value)
+        elif value is None or isinstance(value, bool):
+            text = {None: "null", True: "true", False: "false"}[value]
+        elif isinstance(value, int):
+            text = int.__repr__(value)
+        else:
+            text = float.__repr__(value)
+        members.append(f"  {quote(key)}: {text}")
+    return "{\n" + ",\n".join(members) + "\n}"
+
+
+def _json_dumps(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _flat(key: object, value: object) -> bool:
+    """Whether :func:`json_text` writes this member itself."""
+    if not isinstance(key, str):
+        return False
+    if isinstance(value, float):
+        return value - value == 0  # finite: json writes NaN and Infinity its own way
+    return value is None or isinstance(value, str | int)
 
 
 def convert_summary(result: ConvertResult) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 SECTOR = 512
 KiB = 1024
 MiB = 1024 * KiB
@@ -56,7 +54,7 @@ _UNITS = {
     "gib": GiB,
     "tib": TiB,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)\s*(?:/s)?\s*$")
+_SIZE_PATTERN = r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)\s*(?:/s)?\s*$"
 
 
 def parse_size(text: str) -> int:
@@ -66,14 +64,16 @@ def parse_size(text: str) -> int:
     of 1024. A trailing ``/s`` is accepted so that rates read naturally.
     Raises ValueError with a message that names the text.
     """
-    match = _SIZE_RE.match(text)
+    import re  # loaded on first use (re caches the compiled pattern): start-up of convert
+
+    match = re.match(_SIZE_PATTERN, text)
     if not match:
         raise ValueError(f"not a size: {text!r} (expected e.g. 4MiB, 256KiB, 200MB, 1.5GiB)")
     number, unit = match.groups()
     factor = _UNITS.get(unit.lower())
     if factor is None:
         raise ValueError(f"unknown unit {unit!r} in {text!r} (use B, kB, MB, GB, KiB, MiB, GiB)")
-    from fractions import Fraction  # loaded on first use: start-up time of convert
+    from fractions import Fraction  # loaded on first use, as re above
 
     value = Fraction(number) * factor  # exact: no float rounding of large sizes
     if value.denominator != 1:

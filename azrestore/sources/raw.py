@@ -9,20 +9,25 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
-from types import TracebackType
 
 from ..errors import InputError
 from ..formats.containers import detect_container
 from ..formats.sizes import MAX_DISK_SIZE, SECTOR, format_size
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from types import TracebackType
+
 _HEAD = 64 * 1024
 
 
 class RawImage:
-    """An open raw disk image. Use :func:`open_raw_image` (or :meth:`open`) to get one."""
+    """An open raw disk image. Use :func:`open_raw_image` (or :meth:`open`) to get one.
 
-    def __init__(self, path: Path, fd: int, size: int, *, is_block_device: bool) -> None:
+    ``path`` is the path it was opened by, as a string (no pathlib: ``convert`` starts
+    without it)."""
+
+    def __init__(self, path: str, fd: int, size: int, *, is_block_device: bool) -> None:
         self.path = path
         self.size = size
         self.is_block_device = is_block_device
@@ -33,7 +38,7 @@ class RawImage:
         """Open and check an image; raise :class:`InputError` naming the path when it is
         missing, a directory, unreadable, empty, too large for a page blob, or a container
         format (VHD, VHDX, qcow2, VMDK, VDI) rather than raw."""
-        image_path = Path(path)
+        image_path = os.fspath(path)
         try:
             fd = os.open(image_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -145,7 +150,7 @@ class RawImage:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RawImage({str(self.path)!r}, size={self.size})"
+        return f"RawImage({self.path!r}, size={self.size})"
 
 
 async def open_raw_image(path: str | os.PathLike[str]) -> RawImage:

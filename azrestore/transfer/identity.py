@@ -70,7 +70,7 @@ def source_identity(image: RawImage) -> SourceIdentity:
         length = _EDGE if offset in (0, max(0, size - _EDGE)) else _SAMPLE_BLOCK
         digest.update(image.read_at(offset, min(length, size - offset)))
     return SourceIdentity(
-        path=str(image.path.resolve()),
+        path=os.path.realpath(image.path),
         size=size,
         mtime_ns=info.st_mtime_ns,
         inode=info.st_ino,
