@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -213,3 +214,66 @@ def test_a_refused_preallocation(
         assert out.read_bytes()[:-512] == expected_vhd_body(image)
         assert result.bytes_copied == 2 * MiB
     assert calls == [(0, MiB)]
+
+
+@pytest.fixture
+def reflink_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a fresh XFS with reflink, loop-mounted for this test."""
+    if shutil.which("mkfs.xfs") is None:
+        pytest.skip("mkfs.xfs is not installed (make install adds xfsprogs)")
+    backing = tmp_path / "xfs.img"
+    mountpoint = tmp_path / "xfs"
+    mountpoint.mkdir()
+    with open(backing, "wb") as handle:
+        handle.truncate(512 * MiB)
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(backing)], check=True)
+    mounted = subprocess.run(
+        ["mount", "-o", "loop", str(backing), str(mountpoint)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot loop-mount a file system here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+@needs_qemu
+def test_extents_are_cloned_where_the_file_system_shares_blocks(reflink_dir: Path) -> None:
+    """On XFS the data is reflinked, not copied: the VHD takes almost no space of its own.
+    Tails short of a block, and the last byte of an image whose size is not a multiple of
+    the block, are copied."""
+    size = 100 * MiB + 333
+    image = make_sparse_image(
+        reflink_dir / "disk.raw",
+        size,
+        [
+            (0, b"boot"),
+            (MiB, os.urandom(40 * MiB + 1000)),
+            (70 * MiB, os.urandom(20 * MiB)),
+            (size - 1, b"\x7f"),
+        ],
+    )
+    os.sync()
+    free_before = os.statvfs(reflink_dir).f_bfree * os.statvfs(reflink_dir).f_frsize
+    out = reflink_dir / "disk.vhd"
+    result = convert_file(image, out)
+    os.sync()
+    free_after = os.statvfs(reflink_dir).f_bfree * os.statvfs(reflink_dir).f_frsize
+
+    assert 60 * MiB < result.bytes_copied <= allocated(image)
+    # Everything but the last block's 333 bytes (XFS's blocks here are 4 KiB).
+    assert result.bytes_cloned == result.bytes_copied - size % 4096 == result.bytes_copied - 333
+    assert free_before - free_after < 4 * MiB  # shared blocks, a few copied ones, metadata
+    assert out.read_bytes()[:-512] == expected_vhd_body(image)
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "raw", str(image), "-F", "vpc", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    # The copy shares blocks, it is not the same file: writing the image leaves it alone.
+    with open(image, "r+b") as handle:
+        handle.seek(MiB)
+        handle.write(b"changed")
+    assert out.read_bytes()[MiB : MiB + 7] != b"changed"

@@ -75,9 +75,10 @@ def _flat(key: object, value: object) -> bool:
 
 def convert_summary(result: ConvertResult) -> str:
     """One line that says what a finished conversion did."""
+    cloned = f" ({format_size(result.bytes_cloned)} of it cloned)" if result.bytes_cloned else ""
     return (
         f"wrote {result.output}: fixed VHD of {format_size(result.virtual_size)}"
         f" + 512 B footer from a {format_size(result.disk_size)} disk,"
-        f" {format_size(result.bytes_copied)} of data copied,"
+        f" {format_size(result.bytes_copied)} of data copied{cloned},"
         f" in {result.seconds:.1f} s ({result.throughput_mib_s:.1f} MiB/s)"
     )

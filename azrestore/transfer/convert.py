@@ -48,7 +48,15 @@ class ConvertResult:
 
     A plain class rather than a dataclass, for the quick start (see the imports)."""
 
-    __slots__ = ("blob_size", "bytes_copied", "disk_size", "output", "seconds", "virtual_size")
+    __slots__ = (
+        "blob_size",
+        "bytes_cloned",
+        "bytes_copied",
+        "disk_size",
+        "output",
+        "seconds",
+        "virtual_size",
+    )
 
     def __init__(
         self,
@@ -59,12 +67,16 @@ class ConvertResult:
         blob_size: int,
         bytes_copied: int,
         seconds: float,
+        bytes_cloned: int = 0,
     ) -> None:
         self.output = output
         self.disk_size = disk_size
         self.virtual_size = virtual_size
         self.blob_size = blob_size
+        #: Bytes of data put in the output: read and written, or cloned.
         self.bytes_copied = bytes_copied
+        #: Of those, bytes cloned (reflinked: sharing the image's blocks, nothing read).
+        self.bytes_cloned = bytes_cloned
         self.seconds = seconds
 
     def __repr__(self) -> str:
@@ -81,6 +93,7 @@ class ConvertResult:
             "virtual_size": self.virtual_size,
             "blob_size": self.blob_size,
             "bytes_copied": self.bytes_copied,
+            "bytes_cloned": self.bytes_cloned,
             "seconds": round(self.seconds, 3),
             "throughput_mib_s": round(self.throughput_mib_s, 2),
         }
@@ -109,7 +122,7 @@ def convert_file(
         out_fd = _open_output(out_path, image.path, overwrite)
         completed = False
         try:
-            copied = _copy(image, out_fd, on_progress, max(1, workers), cancel)
+            copied, cloned = _copy(image, out_fd, on_progress, max(1, workers), cancel)
             completed = True
         finally:
             os.close(out_fd)
@@ -123,6 +136,7 @@ def convert_file(
         virtual_size=virtual_size(image.size),
         blob_size=blob_size(image.size),
         bytes_copied=copied,
+        bytes_cloned=cloned,
         seconds=time.monotonic() - started,
     )
 
@@ -206,8 +220,9 @@ def _copy(
     on_progress: Callable[[int, int], None] | None,
     workers: int,
     cancel: threading.Event | None,
-) -> int:
-    """Copy the image's data extents on ``workers`` threads, then write the footer."""
+) -> tuple[int, int]:
+    """Clone the image's data extents where the file system can, copy the rest on
+    ``workers`` threads, then write the footer; returns bytes put and bytes cloned."""
 
     def stopped() -> bool:
         return cancel is not None and cancel.is_set()
@@ -215,11 +230,14 @@ def _copy(
     try:
         extents = image.data_extents()
         total = sum(length for _, length in extents)
+        cloned, extents = _clone(image.fileno(), out_fd, extents)
         _preallocate(out_fd, extents)
         pieces = _pieces(extents)
         lock = _thread.allocate_lock()
         write_lock = _thread.allocate_lock()
-        done = 0
+        done = cloned
+        if cloned and on_progress is not None:
+            on_progress(done, total)
         errors: list[BaseException] = []
 
         def worker() -> None:
@@ -251,7 +269,50 @@ def _copy(
         os.pwrite(out_fd, fixed_vhd_footer(size), size)
     except OSError as exc:
         raise TransferError(f"writing the VHD failed: {exc.strerror or exc}") from None
-    return done
+    return done, cloned
+
+
+#: FICLONERANGE, from linux/fs.h: _IOW(0x94, 13, struct file_clone_range).
+_FICLONERANGE = 0x4020940D
+
+
+def _clone(src: int, dst: int, extents: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    """Reflink the data extents into the output where the file system shares blocks
+    between files (XFS, btrfs, bcachefs; what copy_file_range does there): nothing is
+    read or written, and the VHD takes no space of its own until either file changes.
+
+    Returns the bytes cloned and the extents left to copy: each extent's tail short of a
+    whole block, and everything after a refusal that says this file system, or this pair
+    of files, cannot share blocks (on ext4 the first call says so, and costs 0.1 ms).
+    """
+    if not extents:
+        return 0, extents
+    import fcntl
+    import struct
+
+    block = os.fstatvfs(dst).f_frsize or 4096
+    cloned = 0
+    rest: list[tuple[int, int]] = []
+    for index, (offset, length) in enumerate(extents):
+        whole = length - length % block
+        if whole == 0 or offset % block:
+            rest.append((offset, length))
+            continue
+        request = struct.pack("=qQQQ", src, offset, whole, offset)
+        try:
+            fcntl.ioctl(dst, _FICLONERANGE, request)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                raise
+            rest.append((offset, length))
+            if exc.errno != errno.EINVAL:  # EINVAL: this range only (alignment)
+                rest.extend(extents[index + 1 :])
+                break
+            continue
+        cloned += whole
+        if whole < length:
+            rest.append((offset + whole, length - whole))
+    return cloned, rest
 
 
 def _preallocate(fd: int, extents: list[tuple[int, int]]) -> None:
