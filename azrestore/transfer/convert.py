@@ -388,8 +388,8 @@ def _copy_piece(
 
     Reads overlap; writes take turns under ``write_lock``, as qemu-img's in-order writes
     do. Writes into one file queue on its inode lock anyway, and the kernel spins there:
-    a dense 4 GiB took a median 5.1 CPU seconds without this lock and 2.7 with it (7 runs
-    each); sparse images were no slower (64 GiB holding 256 MiB: 0.078 s and 0.069 s)."""
+    a dense 4 GiB took a median 5.1 CPU seconds without this lock, 2.7 and 3.4 with it (runs
+    of 7); sparse images were no slower (64 GiB holding 256 MiB: 0.078 s and 0.069 s)."""
     view = memoryview(buffer)
     end = offset + length
     while offset < end:
