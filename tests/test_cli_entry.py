@@ -62,15 +62,18 @@ def test_quick_start_knows_every_option_of_convert() -> None:
     assert arguments == ["image", "output"]
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """The console script's entry point, reporting whether typer was loaded."""
+def run(
+    *args: str | Path, report: str = "'typer loaded' if 'typer' in sys.modules else 'quick'"
+) -> subprocess.CompletedProcess[str]:
+    """The console script's entry point, then ``report`` (by default whether typer was
+    loaded) printed on stderr."""
     code = (
         "import sys\n"
         "from azrestore.cli.entry import main\n"
         "try:\n"
         "    main()\n"
         "finally:\n"
-        "    print('typer loaded' if 'typer' in sys.modules else 'quick', file=sys.stderr)\n"
+        f"    print({report}, file=sys.stderr)\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=60
@@ -135,17 +138,9 @@ HEAVY_MODULES = {
 def test_quick_start_loads_nothing_heavy(tmp_path: Path, as_json: bool) -> None:
     image = make_sparse_image(tmp_path / "disk.raw", 3 * MiB, [(MiB, b"data")])
     out = tmp_path / "disk.vhd"
-    code = (
-        "import sys\n"
-        "from azrestore.cli.entry import main\n"
-        "try:\n"
-        "    main()\n"
-        "finally:\n"
-        f"    print(sorted({sorted(HEAVY_MODULES)!r} & sys.modules.keys()), file=sys.stderr)\n"
-    )
-    argv = ["convert", str(image), str(out)] + (["--json"] if as_json else [])
-    done = subprocess.run(
-        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60
+    flags = ["--json"] if as_json else []
+    done = run(
+        "convert", image, out, *flags, report=f"sorted({HEAVY_MODULES!r} & sys.modules.keys())"
     )
     assert done.returncode == 0 and done.stderr == "[]\n", done.stderr
     assert out.stat().st_size == 3 * MiB + 512
