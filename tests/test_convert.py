@@ -3,6 +3,7 @@ qemu-img (the independent reader) agrees."""
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import errno
 import json
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -277,3 +279,25 @@ def test_extents_are_cloned_where_the_file_system_shares_blocks(reflink_dir: Pat
         handle.seek(MiB)
         handle.write(b"changed")
     assert out.read_bytes()[MiB : MiB + 7] != b"changed"
+
+
+def test_a_worker_that_will_not_start_fails_the_conversion_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that did start is waited for before the output is closed and removed."""
+    image = make_sparse_image(tmp_path / "disk.raw", 96 * MiB, [(0, os.urandom(96 * MiB))])
+    out = tmp_path / "disk.vhd"
+    real_start = _thread.start_new_thread
+    started: list[int] = []
+
+    def start_once(function: Any, args: tuple[Any, ...]) -> int:
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(real_start(function, args))
+        return started[-1]
+
+    monkeypatch.setattr(_thread, "start_new_thread", start_once)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        convert_file(image, out, workers=3)
+    assert len(started) == 1
+    assert not out.exists()
