@@ -273,7 +273,6 @@ def process_cpu_s(pid: int | None) -> float | None:
 def find_azrestore() -> str | None:
     candidate = VENV_BIN / "azrestore"
     if candidate.exists():
-        compile_package()
         return str(candidate)
     return shutil.which("azrestore")
 
@@ -901,6 +900,7 @@ def run(args: argparse.Namespace, doc: dict[str, Any]) -> None:
     scratch = workdir / "scratch" / run_id
     specs: list[ImageSpec] = args.specs
     azcopy, azcopy_detail = find_azcopy(args.azcopy)
+    compile_package()
     ctx = Context(
         args=args,
         workdir=workdir,

@@ -7,7 +7,7 @@ fields, see the VHD specification and ``/work/shared/AZURE-FACTS.md``). Writing 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from .sizes import FOOTER_SIZE, MiB, format_size
 from .vhd_footer import (
@@ -101,25 +101,7 @@ class VhdFooter:
         ):
             if len(value) != width:
                 raise VhdError(f"{name} must be {width} bytes, not {len(value)}")
-        return pack_footer(
-            self.cookie,
-            self.features,
-            self.format_version,
-            self.data_offset,
-            self.timestamp,
-            self.creator_application,
-            self.creator_version,
-            self.creator_host_os,
-            self.original_size,
-            self.current_size,
-            self.cylinders,
-            self.heads,
-            self.sectors_per_track,
-            self.disk_type,
-            0,
-            self.unique_id,
-            self.saved_state,
-        )
+        return pack_footer(*astuple(self))  # fields in on-disk order, as parse reads them
 
     @classmethod
     def parse(cls, data: bytes) -> VhdFooter:
