@@ -4,6 +4,7 @@ invocations, answers as the full command line does, and leaves everything else t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,9 @@ def test_quick_start_knows_every_option_of_convert() -> None:
 
 
 def run(
-    *args: str | Path, report: str = "'typer loaded' if 'typer' in sys.modules else 'quick'"
+    *args: str | Path,
+    report: str = "'typer loaded' if 'typer' in sys.modules else 'quick'",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The console script's entry point, then ``report`` (by default whether typer was
     loaded) printed on stderr."""
@@ -76,7 +79,11 @@ def run(
         f"    print({report}, file=sys.stderr)\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -144,3 +151,26 @@ def test_quick_start_loads_nothing_heavy(tmp_path: Path, as_json: bool) -> None:
     )
     assert done.returncode == 0 and done.stderr == "[]\n", done.stderr
     assert out.stat().st_size == 3 * MiB + 512
+
+
+#: What the report prints: the BLAS setting, then the threads alive once numpy is loaded.
+BLAS_REPORT = (
+    "__import__('os').environ.get('OPENBLAS_NUM_THREADS'),"
+    " __import__('numpy') and len(__import__('os').listdir('/proc/self/task'))"
+)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
+def test_full_command_line_keeps_numpy_to_one_blas_thread(
+    tmp_path: Path, given: str | None, expected: str
+) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 3 * MiB, [(MiB, b"data")])
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    done = run("inspect", image, "--json", report=BLAS_REPORT, env=env)
+    assert done.returncode == 0, done.stderr
+    setting, threads = done.stderr.split()
+    assert setting == expected
+    if given is None:
+        assert threads == "1"  # no OpenBLAS worker spinning next to the main thread
