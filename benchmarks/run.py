@@ -836,7 +836,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("memory", "disk"),
         default="memory",
         help="where Azurite keeps blob data (default %(default)s: /dev/shm when it has room;"
-        " on disk, Azurite's fdatasync of every request bounds every tool alike)",
+        " on disk, every request also waits for Azurite's fdatasync)",
     )
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -1086,11 +1086,12 @@ MEMORY_STORE_SPARE = 1 * GiB
 def azurite_store(kind: str, spec: ImageSpec) -> Path | None:
     """The directory for Azurite's store in memory, or None for its default (on disk).
 
-    On disk, Azurite fdatasyncs every Put Page: this machine's shared virtual disk syncs
-    about 370 MB/s (``dd conv=fdatasync``) against 1.8 GB/s unsynced, so a dense upload
-    measures the disk, for every tool alike, and its noise. In memory, the tools' own
-    costs show. The store needs the image's non-zero bytes (what the tools send) plus a
-    spare GiB; without that room it stays on disk, and each run says which it got.
+    On disk, every Put Page also waits for Azurite's fdatasync on this machine's shared
+    virtual disk (``dd conv=fdatasync``: about 370 MB/s, against 1.8 GB/s unsynced): the
+    same wait for every tool, plus the neighbours' disk load as noise (dense medians of 5
+    moved between 0.90x and 1.10x of the SDK's speed from run to run). In memory, the
+    tools' own costs show. The store needs the image's non-zero bytes (what the tools
+    send) plus a spare GiB; without that room it stays on disk, and each run says which.
     """
     if kind != "memory" or not MEMORY_STORE.is_dir():
         return None
