@@ -26,6 +26,11 @@ from .images import MiB, expected_vhd_body, make_sparse_image
 
 pytestmark = pytest.mark.anyio
 FAST_RETRY = {"backoff_base": 0.01, "backoff_max": 0.05}
+#: Plain asyncio, and uvloop (the CLI's loop), where a Put Page's headers and body leave
+#: in one gathered write.
+BOTH_LOOPS = pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {}), ("asyncio", {"use_uvloop": True})], ids=["asyncio", "uvloop"]
+)
 
 
 def awkward_images(tmp_path: Path) -> dict[str, Path]:
@@ -78,6 +83,7 @@ def check_blob(storage: StorageTarget, name: str, image: Path, result: TransferR
     return blob
 
 
+@BOTH_LOOPS
 @pytest.mark.parametrize("checksum", list(Checksum))
 async def test_awkward_images_upload_identical(
     storage: StorageTarget, tmp_path: Path, checksum: Checksum
@@ -165,6 +171,7 @@ async def test_empty_image_refused_and_nothing_created(
     assert not storage.blob_client("empty.vhd").exists()
 
 
+@BOTH_LOOPS
 async def test_transient_faults_are_survived(
     storage: StorageTarget, gateway: GatewayThread, tmp_path: Path
 ) -> None:
