@@ -24,8 +24,8 @@ if TYPE_CHECKING:
         TargetExistsError,
         TransferError,
     )
-    from .sources.inspect import ImageReport, inspect_image
     from .sources.raw import RawImage, open_raw_image
+    from .sources.report import ImageReport, inspect_image
     from .transfer.bandwidth import Bandwidth
     from .transfer.budget import TransferBudget
     from .transfer.config import Checksum, TransferConfig
@@ -44,7 +44,7 @@ _EXPORTS = {
     "Checksum": ".transfer.config",
     "ConvertResult": ".transfer.convert",
     "EventKind": ".transfer.progress",
-    "ImageReport": ".sources.inspect",
+    "ImageReport": ".sources.report",
     "InputError": ".errors",
     "PageBlobSink": ".azure.pageblob",
     "PageSink": ".transfer.sink",
@@ -61,7 +61,7 @@ _EXPORTS = {
     "UploadJob": ".transfer.scheduler",
     "VerifyResult": ".transfer.verify",
     "convert_to_vhd": ".transfer.convert",
-    "inspect_image": ".sources.inspect",
+    "inspect_image": ".sources.report",
     "open_page_blob": ".azure.pageblob",
     "open_raw_image": ".sources.raw",
     "upload_disk": ".transfer.pipeline",

@@ -1,6 +1,7 @@
 """Shared fixtures: the anyio backend, one Azurite and one strict gateway per test session.
 
 Tests that do not ask for ``azurite``, ``gateway`` or ``storage`` never start Azurite.
+Everything under ``tests/e2e/`` carries the ``e2e`` mark, so ``-m "not e2e"`` is the unit run.
 """
 
 from __future__ import annotations
@@ -8,11 +9,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobClient, BlobServiceClient, generate_blob_sas
+from azure.storage.blob import BlobServiceClient
 from hypothesis import settings
 
 from azrestore.emulator.azurite import (
@@ -23,12 +23,30 @@ from azrestore.emulator.azurite import (
     find_azurite,
 )
 from azrestore.emulator.gateway import GatewayThread
+from tests.support.storage import StorageTarget
+from tests.support.tools import require, unavailable
+
+E2E_FOLDER = Path(__file__).parent / "e2e"
 
 # CI runs each property test on a fixed seed, so that a landing never fails on a draw no
 # one can replay; a developer's run explores new draws (and keeps failures in .hypothesis).
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under ``tests/e2e/`` as ``e2e``: the folder decides, not each file."""
+    for item in items:
+        if item.path.is_relative_to(E2E_FOLDER):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``tools`` (``tests.support.tools.needs``) skips without them; in CI it
+    fails."""
+    for mark in item.iter_markers("tools"):
+        require(*mark.args)
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +63,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[AzuriteProcess]:
-    """One Azurite for the whole session (skips the test if Azurite or Node is missing)."""
+    """One Azurite for the whole session (skips the test if Azurite or Node is missing; in
+    CI, fails it)."""
     try:
         find_azurite()
     except EmulatorError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     with AzuriteProcess() as process:
         yield process
 
@@ -75,59 +94,6 @@ def _clean_gateway(request: pytest.FixtureRequest) -> Iterator[None]:
     thread.reset_statistics()
     yield
     thread.set_rules(())
-
-
-@dataclass
-class StorageTarget:
-    """A fresh container on Azurite, reachable through the gateway or directly."""
-
-    container: str
-    account_url: str
-    direct_account_url: str
-    connection_string: str
-    direct_connection_string: str
-    account_name: str = AZURITE_ACCOUNT
-    account_key: str = AZURITE_KEY
-    _clients: list[BlobClient] = field(default_factory=list, repr=False)
-
-    def blob_url(self, name: str) -> str:
-        """The blob's URL on the gateway, without credentials."""
-        return f"{self.account_url}/{self.container}/{name}"
-
-    def sas_url(
-        self,
-        name: str,
-        expiry: datetime | timedelta = timedelta(hours=1),
-        permission: str = "racwd",
-        start: datetime | None = None,
-    ) -> str:
-        """The blob's URL on the gateway with a SAS (``expiry`` absolute, or from now)."""
-        if isinstance(expiry, timedelta):
-            expiry = datetime.now(UTC) + expiry
-        sas = generate_blob_sas(
-            self.account_name,
-            self.container,
-            name,
-            account_key=self.account_key,
-            permission=permission,
-            expiry=expiry,
-            start=start,
-        )
-        return f"{self.blob_url(name)}?{sas}"
-
-    def blob_client(self, name: str) -> BlobClient:
-        """A sync client straight to Azurite (bypassing the gateway), for setup and checks."""
-        client = BlobClient.from_connection_string(
-            self.direct_connection_string, self.container, name
-        )
-        self._clients.append(client)
-        return client
-
-    def close(self) -> None:
-        """Close the clients handed out."""
-        for client in self._clients:
-            client.close()
-        self._clients.clear()
 
 
 @pytest.fixture

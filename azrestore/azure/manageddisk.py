@@ -11,13 +11,13 @@ import anyio
 
 from ..errors import AzRestoreError, InputError, TargetExistsError
 from ..formats.sizes import blob_size, format_size
-from ..sources.inspect import inspect_image
 from ..sources.raw import RawImage
+from ..sources.report import inspect_image
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, TransferResult
-from .compute import ArmSettings, ResourceId
+from .arm import ArmSettings, ResourceId
 from .controlplane import ControlPlane
 from .pageblob import open_page_blob
 

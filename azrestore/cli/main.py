@@ -28,12 +28,12 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ..azure.compute import ResourceId
+from ..azure.arm import ResourceId
 from ..errors import AzRestoreError
 from ..formats.sizes import MiB, format_size, parse_size
 from ..redact import redact_text, redact_url
-from ..sources.inspect import inspect_image
 from ..sources.raw import open_raw_image
+from ..sources.report import inspect_image
 from ..transfer.config import Checksum, TransferConfig
 from ..transfer.convert import ConvertResult, convert_to_vhd
 from ..transfer.progress import ProgressCallback, TransferResult

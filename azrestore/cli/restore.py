@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..azure.compute import ArmSettings
+from ..azure.arm import ArmSettings
 from ..azure.controlplane import ControlPlane
 from ..formats.sizes import format_size
 from ..restore.engine import RestoreReport, RestoreRun, RestoreSettings

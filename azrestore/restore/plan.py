@@ -82,7 +82,7 @@ from pydantic import (
 from ..errors import InputError
 from ..formats.partitions import BIOS_BOOT_GUID, ESP_GUID, DiskLayout
 from ..formats.sizes import MAX_PUT_PAGE, SECTOR, MiB, TiB, format_size, parse_size
-from ..sources.inspect import ImageReport, inspect_image
+from ..sources.report import ImageReport, inspect_image
 from ..transfer.config import Checksum, TransferConfig
 
 __all__ = [

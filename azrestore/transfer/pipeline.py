@@ -26,9 +26,9 @@ from ..formats.zeros import nonzero_runs
 from ..sources.raw import RawImage, open_raw_image
 from .bandwidth import Bandwidth
 from .budget import TransferBudget
+from .chunking import Window, plan_windows
 from .config import TransferConfig
 from .journal import Journal, Range
-from .plan import Window, plan_windows
 from .progress import Accounting, ProgressCallback, TransferResult
 from .resume import ResumeOptions, begin
 from .retry import call_with_retries

@@ -31,8 +31,8 @@ from ..formats.sizes import FOOTER_SIZE, SECTOR, GiB, blob_size, round_down, vir
 from ..formats.vhd import VhdError, fixed_vhd_footer, validate_fixed_vhd_footer
 from ..sources.raw import RawImage, open_raw_image
 from .budget import TransferBudget
+from .chunking import Window, plan_windows
 from .config import TransferConfig
-from .plan import Window, plan_windows
 from .retry import call_with_retries
 from .sink import ReadableTarget
 

@@ -1,0 +1,178 @@
+"""The console script's quick start for scripted ``convert``: it takes exactly the plain
+invocations, answers as the full command line does, and leaves everything else to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from azrestore.cli import main as cli
+from azrestore.cli.entry import CONVERT_FLAGS, QuickConvert, parse_quick_convert
+from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+
+
+@pytest.mark.parametrize(
+    ("argv", "terminal", "expected"),
+    [
+        (
+            ["convert", "a.raw", "b.vhd", "--json"],
+            True,
+            QuickConvert("a.raw", "b.vhd", True, False, False),
+        ),
+        (
+            ["convert", "--overwrite", "a.raw", "b.vhd"],
+            False,
+            QuickConvert("a.raw", "b.vhd", False, True, False),
+        ),
+        (
+            ["--debug", "convert", "a", "b", "--json"],
+            True,
+            QuickConvert("a", "b", True, False, True),
+        ),
+        # A live progress bar to draw, help, usage errors, other commands: the full CLI.
+        (["convert", "a.raw", "b.vhd"], True, None),
+        (["convert", "a.raw", "b.vhd", "--help"], False, None),
+        (["convert", "a.raw"], False, None),
+        (["convert", "a.raw", "b.vhd", "c"], False, None),
+        (["convert", "a.raw", "b.vhd", "--json", "--json"], False, None),
+        (["convert", "a.raw", "b.vhd", "--jsn"], False, None),
+        (["convert", "--", "-a.raw", "b.vhd"], False, None),
+        (["--version"], False, None),
+        (["inspect", "a.raw", "--json"], False, None),
+        ([], False, None),
+    ],
+)
+def test_which_invocations_take_the_quick_start(
+    argv: list[str], terminal: bool, expected: QuickConvert | None
+) -> None:
+    assert parse_quick_convert(argv, stderr_is_terminal=terminal) == expected
+
+
+def test_quick_start_knows_every_option_of_convert() -> None:
+    command = typer.main.get_command(cli.app).commands["convert"]  # type: ignore[attr-defined]
+    options = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
+    arguments = [param.name for param in command.params if not param.opts[0].startswith("-")]
+    assert options - {"--help"} == CONVERT_FLAGS
+    assert arguments == ["image", "output"]
+
+
+def run(
+    *args: str | Path,
+    report: str = "'typer loaded' if 'typer' in sys.modules else 'quick'",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The console script's entry point, then ``report`` (by default whether typer was
+    loaded) printed on stderr."""
+    code = (
+        "import sys\n"
+        "from azrestore.cli.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        f"    print({report}, file=sys.stderr)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_quick_start_converts_and_reports_like_the_full_cli(tmp_path: Path) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 3 * MiB + 512, [(MiB, b"data" * 1000)])
+    out = tmp_path / "disk.vhd"
+    quick = run("convert", image, out, "--json")
+    assert quick.returncode == 0 and quick.stderr == "quick\n", quick.stderr
+    report = json.loads(quick.stdout)
+    assert report["output"] == str(out) and report["blob_size"] == 4 * MiB + 512
+    assert out.read_bytes()[:-512] == expected_vhd_body(image)
+
+    # The same refusal, word for word and with the same exit code, from both paths.
+    quick = run("convert", image, out)
+    helped = run("convert", image, out, "--help")
+    assert helped.returncode == 0 and helped.stderr.endswith("typer loaded\n")
+    full = subprocess.run(
+        [sys.executable, "-m", "azrestore.cli.main", "convert", str(image), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert quick.returncode == full.returncode == 2
+    assert quick.stdout == full.stdout == ""
+    assert quick.stderr == full.stderr + "quick\n"
+    assert "already exists" in full.stderr
+
+    quick = run("convert", image, out, "--overwrite")
+    assert quick.returncode == 0 and quick.stderr == "quick\n"
+    assert quick.stdout.startswith(f"wrote {out}: fixed VHD of 4.0 MiB")
+
+
+def test_quick_start_missing_image_and_debug_traceback(tmp_path: Path) -> None:
+    missing = run("convert", tmp_path / "nope.raw", tmp_path / "out.vhd", "--json")
+    assert missing.returncode == 2
+    assert missing.stderr == f"azrestore: error: {tmp_path / 'nope.raw'}: no such file\nquick\n"
+    debug = run("--debug", "convert", tmp_path / "nope.raw", tmp_path / "out.vhd", "--json")
+    assert debug.returncode == 2
+    assert "Traceback" in debug.stderr and debug.stderr.endswith("no such file\nquick\n")
+    assert not (tmp_path / "out.vhd").exists()
+
+
+#: Modules the quick start must not load: each costs milliseconds of a 0.08 s conversion.
+HEAVY_MODULES = {
+    "anyio",
+    "dataclasses",
+    "inspect",
+    "json",
+    "pathlib",
+    "re",
+    "rich",
+    "threading",
+    "typer",
+    "typing",
+}
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_quick_start_loads_nothing_heavy(tmp_path: Path, as_json: bool) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 3 * MiB, [(MiB, b"data")])
+    out = tmp_path / "disk.vhd"
+    flags = ["--json"] if as_json else []
+    done = run(
+        "convert", image, out, *flags, report=f"sorted({HEAVY_MODULES!r} & sys.modules.keys())"
+    )
+    assert done.returncode == 0 and done.stderr == "[]\n", done.stderr
+    assert out.stat().st_size == 3 * MiB + 512
+
+
+#: What the report prints: the BLAS setting, whether numpy was loaded already, and how many
+#: threads loading numpy then started (other threads may still be winding down).
+BLAS_REPORT = (
+    "__import__('os').environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules,"
+    " -len(__import__('os').listdir('/proc/self/task'))"
+    " + (__import__('numpy') and len(__import__('os').listdir('/proc/self/task')))"
+)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
+def test_full_command_line_keeps_numpy_to_one_blas_thread(
+    tmp_path: Path, given: str | None, expected: str
+) -> None:
+    image = make_sparse_image(tmp_path / "disk.raw", 3 * MiB, [(MiB, b"data")])
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    done = run("inspect", image, "--json", report=BLAS_REPORT, env=env)
+    assert done.returncode == 0, done.stderr
+    setting, preloaded, started = done.stderr.split()
+    assert setting == expected
+    assert preloaded == "False"  # so loading it below is what starts (or not) BLAS threads
+    if given is None:
+        assert started == "0"  # no OpenBLAS worker to spin next to the main thread
