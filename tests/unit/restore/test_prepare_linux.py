@@ -799,18 +799,42 @@ def loop_disk(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     if attached.returncode != 0:
         unavailable(f"no loop devices here: {attached.stderr.strip()}")
     device = attached.stdout.strip()
+    made: list[Path] = []
     try:
         if shutil.which("udevadm"):
             subprocess.run(["udevadm", "settle"], capture_output=True, check=False)
-        for _ in range(20):  # the kernel makes the partition nodes shortly after
-            if Path(f"{device}p2").exists():
-                break
-            time.sleep(0.1)
-        else:
-            pytest.skip("the loop device's partitions have no device nodes (no udev)")
+        made = partition_nodes(device)
         yield device, tmp_path
     finally:
+        for node in made:
+            node.unlink(missing_ok=True)
         subprocess.run(["losetup", "--detach", device], check=False)
+
+
+def partition_nodes(device: str) -> list[Path]:
+    """Make sure ``DEVICEpN`` exist for the loop device's three partitions: udev makes them
+    where it runs; elsewhere (containers) they are made here from the kernel's numbers in
+    /sys. Returns the nodes this made, for the caller to remove."""
+    name = Path(device).name
+    if not Path(f"/sys/block/{name}/{name}p1").exists():
+        # Some kernels (seen in containers) do not scan at attach time: ask partx.
+        subprocess.run(["partx", "--add", device], capture_output=True, check=False)
+    made = []
+    for number in (1, 2, 3):
+        node = Path(f"{device}p{number}")
+        numbers = Path(f"/sys/block/{name}/{name}p{number}/dev")
+        for _ in range(20):  # the kernel adds the partitions shortly after the scan
+            if node.exists() or numbers.exists():
+                break
+            time.sleep(0.1)
+        if node.exists():
+            continue
+        if not numbers.exists():
+            unavailable(f"the kernel shows no partition {number} of {device}")
+        major, minor = (int(n) for n in numbers.read_text().split(":"))
+        os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+        made.append(node)
+    return made
 
 
 def blkid_uuid(device: str) -> str:
