@@ -31,7 +31,7 @@ from azrestore.emulator.storage.errors import Rejection, body_too_large, invalid
 from azrestore.emulator.storage.sas import SasCheck, check_sas
 from azrestore.emulator.storage.sizes import BlobSizes
 
-__all__ = ["MAX_PUT_PAGE", "PAGE", "RequestChecks"]
+__all__ = ["RequestChecks"]
 
 MAX_PUT_PAGE: Final = 4 * 1024 * 1024
 PAGE: Final = 512

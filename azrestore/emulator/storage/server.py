@@ -1,5 +1,9 @@
 """The strict storage gateway's server: it listens on 127.0.0.1 and takes each request
-through its stages (faults, Azure's checks, forwarding to Azurite)."""
+through its stages (faults, Azure's checks, forwarding to Azurite).
+
+The stages run one after the other in :meth:`StorageGateway._handle`; a new one (a model of
+the network link, say) goes in there, between the two it belongs between.
+"""
 
 from __future__ import annotations
 
