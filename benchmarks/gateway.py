@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
             service.create_container(CONTAINER)
         gateway = subprocess.Popen(
-            [sys.executable, "-m", "azrestore.emulator.gateway", "--upstream", azurite.account_url],
+            [sys.executable, "-m", "azrestore.emulator.storage", "--upstream", azurite.account_url],
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,

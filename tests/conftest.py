@@ -22,7 +22,7 @@ from azrestore.emulator.azurite import (
     EmulatorError,
     find_azurite,
 )
-from azrestore.emulator.gateway import GatewayThread
+from azrestore.emulator.storage import GatewayThread
 from tests.support.storage import StorageTarget
 from tests.support.tools import require, unavailable
 

@@ -1,7 +1,7 @@
 """Local stand-ins for Azure: Azurite, the strict storage gateway, the Resource Manager
 simulator, and :class:`Emulator`, which runs all three together.
 
-The names below load on first use, so that importing :mod:`azrestore.emulator.gateway` or
+The names below load on first use, so that importing :mod:`azrestore.emulator.storage` or
 :mod:`azrestore.emulator.azurite` does not pull in the simulator (TLS, SDK clients).
 """
 

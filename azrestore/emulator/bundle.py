@@ -22,7 +22,7 @@ from azrestore.emulator.arm import (
     StorageConfig,
 )
 from azrestore.emulator.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteProcess
-from azrestore.emulator.gateway import FaultRule, SasRefusal, StorageGateway
+from azrestore.emulator.storage import FaultRule, SasRefusal, StorageGateway
 
 __all__ = ["DEFAULT_TOKEN", "Emulator"]
 

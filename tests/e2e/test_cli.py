@@ -21,7 +21,7 @@ from rich.console import Console
 
 from azrestore.cli import main as cli
 from azrestore.cli.progress import CopyProgress, TransferProgress
-from azrestore.emulator.gateway import FaultRule, GatewayThread
+from azrestore.emulator.storage import FaultRule, GatewayThread
 from azrestore.errors import TransferError
 from azrestore.formats.sizes import SECTOR, blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter

@@ -15,7 +15,7 @@ from azure.mgmt.compute.aio import ComputeManagementClient
 
 from azrestore.azure.arm import StaticTokenCredential
 from azrestore.emulator import Emulator
-from azrestore.emulator.gateway import FaultRule
+from azrestore.emulator.storage import FaultRule
 from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
 from tests.support.images import MiB, make_sparse_image
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from azrestore.azure.pageblob import open_page_blob
-from azrestore.emulator.gateway import FaultRule, GatewayThread
+from azrestore.emulator.storage import FaultRule, GatewayThread
 from azrestore.formats.sizes import blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter
 from azrestore.formats.zeros import nonzero_runs

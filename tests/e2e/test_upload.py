@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from azrestore.azure.pageblob import open_page_blob
-from azrestore.emulator.gateway import FaultRule, GatewayThread
+from azrestore.emulator.storage import FaultRule, GatewayThread
 from azrestore.errors import AuthenticationExpired, InputError, SinkError, TargetExistsError
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.config import Checksum, TransferConfig

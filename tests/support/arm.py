@@ -24,7 +24,7 @@ from azrestore.emulator.arm import (
     StorageConfig,
 )
 from azrestore.emulator.azurite import AzuriteProcess
-from azrestore.emulator.gateway import SasRefusal, StorageGateway
+from azrestore.emulator.storage import SasRefusal, StorageGateway
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
 

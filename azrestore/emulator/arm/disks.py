@@ -40,7 +40,7 @@ from azrestore.emulator.arm.errors import (
 )
 from azrestore.emulator.arm.state import DiskRecord, Grant, key
 from azrestore.emulator.arm.storage import DISK_BLOB, new_container_name
-from azrestore.emulator.gateway import SasRefusal
+from azrestore.emulator.storage import SasRefusal
 from azrestore.formats.vhd import VhdError, fixed_vhd_footer, validate_fixed_vhd_footer
 
 __all__ = ["DiskHandlers", "check_upload_size"]

@@ -41,8 +41,8 @@ from azrestore.emulator.arm.state import LogEntry, SimulatorState
 from azrestore.emulator.arm.storage import DiskStorage, StorageConfig
 from azrestore.emulator.arm.vms import VmHandlers
 from azrestore.emulator.azurite import AZURITE_ACCOUNT
-from azrestore.emulator.gateway import SasRefusal
 from azrestore.emulator.rules import RuleState
+from azrestore.emulator.storage import SasRefusal
 from azrestore.errors import InputError
 
 __all__ = ["DEFAULT_SUBSCRIPTION", "ArmSimulator"]
