@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import random
 import statistics
@@ -34,9 +33,10 @@ from azure.storage.blob import BlobServiceClient
 from azrestore.emulator.azurite import AzuriteProcess
 from azrestore.transfer.config import DEFAULT_CONCURRENCY
 
-from . import images
+from . import images, results
+from .children import Child, note, run_child, signals_as_interrupt
 from .images import GiB, ImageSpec, MiB
-from .run import REPO, Child, find_azrestore, machine_info, note, run_child, signals_as_interrupt
+from .tools import REPO, find_azrestore
 
 TiB = 1024 * GiB
 DISKS = 50
@@ -146,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--workdir", type=Path, default=REPO / "bench-out" / "bulk")
-    parser.add_argument("--json-out", type=Path, help="also write the document here")
+    parser.add_argument(
+        "--json-out",
+        default="",
+        metavar="FILE",
+        help="also write the document here (default benchmarks/results/bulk.json, or"
+        " bulk-scale<S>.json with --scale S; '-' for stdout only)",
+    )
     args = parser.parse_args(argv)
     azrestore = find_azrestore()
     if azrestore is None:
@@ -157,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     bulk, single, huge, dense = run_specs(args.scale)
     doc: dict[str, Any] = {
         "benchmark": "azrestore bulk",
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(workdir),
+        "started": results.started(),
+        "machine": results.machine_info(workdir),
+        "versions": results.versions(),
         "settings": {
             "scale": args.scale,
             "repeat": args.repeat,
@@ -267,9 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     text = json.dumps(doc, indent=2)
     print(text)
-    if args.json_out is not None:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n")
+    name = "bulk" if args.scale == 1.0 else f"bulk-scale{args.scale:g}"
+    results.write(text, results.json_out_path(args.json_out, name))
     return 0
 
 

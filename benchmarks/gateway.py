@@ -22,7 +22,10 @@ from azure.storage.blob import BlobServiceClient
 
 from azrestore.emulator.azurite import AzuriteProcess
 
-from .run import CONTAINER, _sas_url, find_azrestore, note, run_child
+from . import results
+from .blobcheck import CONTAINER, sas_url
+from .children import note, run_child
+from .tools import find_azrestore
 
 
 def make_dense(path: Path, size: int) -> None:
@@ -39,12 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--json-out",
+        default="",
+        metavar="FILE",
+        help="also write the JSON here (default benchmarks/results/gateway.json;"
+        " '-' for stdout only)",
+    )
     args = parser.parse_args(argv)
     azrestore = find_azrestore()
     if azrestore is None:
         print("azrestore is not installed (make install)", file=sys.stderr)
         return 2
+    started = results.started()
     with tempfile.TemporaryDirectory(prefix="azr-gw-") as work, AzuriteProcess() as azurite:
+        machine = results.machine_info(Path(work))
         image = Path(work) / "dense.raw"
         make_dense(image, args.size_mib << 20)
         with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
@@ -61,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
             for index in range(args.repeat):
                 for label, account in (("direct", azurite.account_url), ("gateway", through)):
-                    url = _sas_url(account, f"{label}-{index}.vhd")
+                    url = sas_url(account, f"{label}-{index}.vhd")
                     child = run_child(
                         [azrestore, "upload", str(image), "--to", url, "--json", "--overwrite",
                          "--restart", "--journal-dir", str(Path(work) / "journals")],
@@ -79,7 +91,14 @@ def main(argv: list[str] | None = None) -> int:
             gateway.wait(timeout=30)
             if gateway.stdout is not None:
                 gateway.stdout.close()
-    result: dict[str, Any] = {"benchmark": "gateway", "size_mib": args.size_mib}
+    result: dict[str, Any] = {
+        "benchmark": "gateway",
+        "started": started,
+        "machine": machine,
+        "versions": results.versions(),
+        "size_mib": args.size_mib,
+        "repeat": args.repeat,
+    }
     for label, measured in runs.items():
         wall = statistics.median(r["wall_s"] for r in measured)
         result[label] = {
@@ -90,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     result["gateway_over_direct_throughput"] = round(
         result["gateway"]["mib_per_s"] / result["direct"]["mib_per_s"], 3
     )
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    results.write(text, results.json_out_path(args.json_out, "gateway"))
+    print(text)
     return 0
 
 

@@ -97,7 +97,7 @@ def select(sizes: str, names: list[str] | None) -> list[ImageSpec]:
     specs = SIZE_SETS[sizes]
     if not names:
         return list(specs)
-    chosen = []
+    chosen: list[ImageSpec] = []
     for wanted in names:
         match = [s for s in specs if wanted in (s.name, s.role)]
         if not match:
@@ -121,7 +121,7 @@ def is_current(spec: ImageSpec, path: Path) -> bool:
         info = path.stat()
     except (OSError, ValueError):
         return False
-    return (
+    return bool(
         manifest.get("recipe") == _recipe(spec)
         and manifest.get("st_size") == info.st_size == spec.size
         and manifest.get("st_mtime_ns") == info.st_mtime_ns
@@ -134,7 +134,7 @@ def _random_blocks(rng: np.random.Generator, length: int) -> Iterator[memoryview
     while left:
         n = min(left, WRITE_BLOCK)
         words = rng.bit_generator.random_raw(n // 8)
-        yield memoryview(np.ascontiguousarray(words, dtype=np.uint64)).cast("B")
+        yield np.ascontiguousarray(words, dtype=np.uint64).data.cast("B")
         left -= n
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from azrestore.formats.sizes import virtual_size
 from azrestore.formats.vhd import fixed_vhd_footer
@@ -72,7 +72,7 @@ async def _upload_aio(url: str, stream: FixedVhdStream, concurrency: int) -> Non
 
     async with BlobClient.from_blob_url(url) as blob:
         await blob.upload_blob(
-            stream,
+            cast("IO[bytes]", stream),  # file-like enough: read, readable, seekable, tell
             length=stream.length,
             blob_type="PageBlob",
             max_concurrency=concurrency,
@@ -85,7 +85,7 @@ def _upload_sync(url: str, stream: FixedVhdStream, concurrency: int) -> None:
 
     with BlobClient.from_blob_url(url) as blob:
         blob.upload_blob(
-            stream,
+            cast("IO[bytes]", stream),
             length=stream.length,
             blob_type="PageBlob",
             max_concurrency=concurrency,

@@ -48,8 +48,8 @@ _MESSAGE = re.compile(rb"<Message>(.*?)</Message>", re.S)
 def crc64(data: memoryview | bytes) -> bytes:
     """Azure Storage's CRC64 of ``data`` as x-ms-content-crc64 carries it (8 bytes, little
     endian). Azure's polynomial and conventions are CRC-64/NVME's; awscrt computes that with
-    carry-less multiplication (measured 53 GiB/s here, against 1.6 GiB/s for
-    azure-storage-extensions, which the strict gateway keeps as the reference)."""
+    carry-less multiplication, many times faster than azure-storage-extensions, which the
+    strict gateway keeps as the reference (figures in docs/benchmarks.md)."""
     from awscrt.checksums import crc64nvme
 
     return int(crc64nvme(data)).to_bytes(8, "little")
@@ -98,9 +98,8 @@ def _write_with_headers(writer: AbstractStreamWriter, body: bytes | memoryview) 
     transport is not uvloop's or aiohttp's writer is not in the state this expects.
 
     Headers on their own go out as a segment of their own (TCP_NODELAY), which the
-    server reads and parses on its own. Sent together, Azurite spent 3-4% less CPU on a
-    4 GiB upload in two A/B runs (medians of 3 and 4: 6.84 vs 7.12 and 7.45 vs 7.66 CPU
-    s), and the upload took 0.4-4% less time.
+    server reads and parses on its own. Sent together, Azurite spends less CPU and the
+    upload takes less time (figures in docs/benchmarks.md).
     """
     transport = writer.transport if hasattr(writer, "transport") else None
     headers = getattr(writer, "_headers_buf", None)

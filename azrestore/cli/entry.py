@@ -1,8 +1,8 @@
 """The ``azrestore`` console script: a quick start for scripted ``convert``, else the full
 command line (:mod:`azrestore.cli.main`).
 
-The full command line (typer, rich, pydantic) takes about 0.3 s to start, longer than the
-conversion of a sparse image takes (0.07 s for 64 GiB holding 256 MiB). A plain
+The full command line (typer, rich, pydantic) takes longer to start than the conversion
+of a sparse image takes (figures in docs/benchmarks.md). A plain
 ``azrestore [--debug] convert IMAGE OUT [--json] [--overwrite]`` with no progress bar to
 draw (``--json``, or stderr not a terminal) runs here instead, with the same output, error
 lines and exit codes. Anything else - help, a usage error, a terminal to draw on - goes to
@@ -25,7 +25,7 @@ CONVERT_FLAGS = frozenset({"--json", "--overwrite"})
 
 class QuickConvert:
     """A conversion for the quick start to run. A plain class: importing dataclasses
-    (inspect, ast) would add 8 ms to a command that takes 0.08 s."""
+    (inspect, ast) would add a noticeable share to the quick start's time."""
 
     __slots__ = ("as_json", "debug", "image", "output", "overwrite")
 

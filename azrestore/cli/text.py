@@ -37,7 +37,7 @@ def json_text(data: dict[str, Any]) -> str:
 
     A flat object (string keys; strings, finite numbers, booleans and nulls) is written
     here, its strings quoted by the C function json itself uses: importing json loads re,
-    7 ms of the quick ``convert``'s 0.08 s. Anything else goes to json."""
+    a noticeable share of the quick ``convert``'s time. Anything else goes to json."""
     try:
         from _json import encode_basestring_ascii as quote
     except ImportError:  # not CPython

@@ -1,7 +1,7 @@
 """Fixed VHD footer: build, parse and validate it the way Azure does.
 
 A fixed VHD is the disk's bytes unchanged followed by one 512-byte footer (big-endian
-fields, see the VHD specification and ``/work/shared/AZURE-FACTS.md``). Writing one is
+fields, see Microsoft's Virtual Hard Disk Image Format Specification). Writing one is
 :mod:`.vhd_footer`, re-exported here.
 """
 

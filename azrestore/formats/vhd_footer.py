@@ -1,10 +1,10 @@
 """Writing a fixed VHD footer: its layout, the geometry and the checksum.
 
 A fixed VHD is the disk's bytes unchanged followed by one 512-byte footer (big-endian
-fields, see the VHD specification and ``/work/shared/AZURE-FACTS.md``). Reading and
+fields, see Microsoft's Virtual Hard Disk Image Format Specification). Reading and
 judging footers is :mod:`.vhd`, which re-exports all of this; ``convert`` imports only
-this module, because :mod:`.vhd`'s dataclass costs 8 ms of its start (dataclasses loads
-inspect and ast).
+this module, because :mod:`.vhd`'s dataclass slows its start (dataclasses loads inspect
+and ast).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Zero-run detection at C speed (numpy), never a Python byte loop.
 
-The rule (also stated in the README): a buffer is looked at in blocks of ``block`` bytes
+The rule (also stated in docs/reference.md): a buffer is looked at in blocks of ``block`` bytes
 (default 4 KiB, a multiple of 512). A block with any non-zero byte is data; an all-zero
 block is not sent. Data blocks separated by fewer than ``merge_gap`` zero bytes are merged
 into one request, because one more request costs more than sending a small gap of zeros

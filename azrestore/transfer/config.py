@@ -18,8 +18,8 @@ class Checksum(StrEnum):
 
 
 #: Requests in flight by default: as many as the SDK's upload_blob(max_concurrency=16).
-#: Into Azurite, 16 measured 1.06x the SDK's speed where 8 measured 0.97x (medians of 4,
-#: 4 GiB dense), at 134 MiB peak RSS against 102 MiB.
+#: Into Azurite, 16 beat the SDK's speed where 8 did not, at a somewhat higher peak RSS
+#: (figures in docs/benchmarks.md).
 DEFAULT_CONCURRENCY = 16
 
 
