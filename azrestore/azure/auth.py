@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,6 @@ from urllib.parse import unquote, urlsplit
 from ..errors import InputError
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
-CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 #: Lifetime of a SAS we sign ourselves from an account key.
 _SIGNED_SAS_LIFETIME = timedelta(days=7)
 
@@ -107,8 +105,9 @@ def resolve_auth(url: str, connection_string: str | None) -> tuple[str, BlobAuth
     """Pick the credentials for ``url``: returns the URL without query and the auth.
 
     Order: a SAS already in the URL; else an account key or SAS from ``connection_string``
-    (or AZURE_STORAGE_CONNECTION_STRING), for which we sign a short-lived blob SAS;
-    else Azure AD (DefaultAzureCredential).
+    (for an account key we sign a short-lived blob SAS); else Azure AD
+    (DefaultAzureCredential). The environment is not read here: the command line passes
+    AZURE_STORAGE_CONNECTION_STRING in as ``connection_string``.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -116,7 +115,6 @@ def resolve_auth(url: str, connection_string: str | None) -> tuple[str, BlobAuth
     bare = f"{parts.scheme}://{parts.netloc}{parts.path}"
     if "sig=" in parts.query:
         return bare, SasAuth(parts.query)
-    connection_string = connection_string or os.environ.get(CONNECTION_STRING_ENV)
     if connection_string:
         fields = parse_connection_string(connection_string)
         endpoint = fields.get("BlobEndpoint")

@@ -38,6 +38,7 @@ from ..transfer.config import Checksum, TransferConfig
 from ..transfer.convert import ConvertResult, convert_to_vhd
 from ..transfer.progress import ProgressCallback, TransferResult
 from ..transfer.resume import ResumeOptions
+from .environment import CONNECTION_STRING_ENV
 from .manifest import ManifestEntry, parse_pair, read_manifest
 from .progress import (
     BulkProgress,
@@ -261,6 +262,8 @@ ConnectionStringOption = Annotated[
         "--connection-string",
         help="Storage connection string with the account key"
         " (default: AZURE_STORAGE_CONNECTION_STRING).",
+        envvar=CONNECTION_STRING_ENV,
+        show_envvar=False,
         show_default=False,
     ),
 ]
@@ -820,12 +823,11 @@ def restore(
     VMs and power them on. Exit 0 when every VM succeeded, 1 when any failed, 2 for a bad
     plan."""
     from .restore import (
-        EMULATOR_SUBSCRIPTION,
         RestoreView,
         dry_run_steps,
-        load_and_resolve,
         report_json,
         report_table,
+        resolve_plan_file,
         run_restore,
     )
 
@@ -833,8 +835,7 @@ def restore(
         if time_factor <= 0:
             raise typer.BadParameter("--time-factor must be positive")
         if dry_run:
-            environ = {"AZURE_SUBSCRIPTION_ID": EMULATOR_SUBSCRIPTION} if use_emulator else None
-            resolved = _run(load_and_resolve(plan, environ))
+            resolved = _run(resolve_plan_file(plan, emulator=use_emulator))
             if as_json:
                 print_json(
                     {"dry_run": True, **resolved.to_json(), "steps": dry_run_steps(resolved)}

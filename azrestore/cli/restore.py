@@ -1,4 +1,5 @@
-"""``azrestore restore PLAN`` and ``azrestore plan example``: the live view and the report.
+"""``azrestore restore PLAN``: the live view, the report, and the glue that reads the
+command's credentials from the environment for the restore jobs (:mod:`azrestore.jobs`).
 
 The live view is a table redrawn by rich ~4 times a second: a row per VM (its current
 step) and a row per disk (bytes done and rate). The observer callbacks only store numbers.
@@ -6,7 +7,6 @@ step) and a row per disk (bytes done and rate). The observer callbacks only stor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -15,34 +15,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from ..azure.arm import ArmSettings
-from ..azure.controlplane import ControlPlane
 from ..formats.sizes import format_size
-from ..restore.engine import RestoreReport, RestoreRun, RestoreSettings
-from ..restore.plan import ResolvedPlan, check_helpers, load_plan, resolve_plan
+from ..jobs import restore as restore_job
+from ..jobs.emulated import emulator_environ, run_emulated_restore
+from ..restore.outcome import RestoreReport
+from ..restore.plan import ResolvedPlan
+from ..restore.settings import RestoreSettings
 from ..transfer.config import TransferConfig
 from ..transfer.progress import ProgressEvent
-
-#: The marketplace images the emulator's helpers and proxy are created from.
-_LINUX_IMAGE = {
-    "publisher": "Canonical",
-    "offer": "ubuntu-24_04-lts",
-    "sku": "server",
-    "version": "latest",
-}
-_WINDOWS_IMAGE = {
-    "publisher": "MicrosoftWindowsServer",
-    "offer": "WindowsServer",
-    "sku": "2022-datacenter-azure-edition",
-    "version": "latest",
-}
+from .environment import CONNECTION_STRING_ENV, STORAGE_ACCOUNT_ENV
 
 
 @dataclass
@@ -139,53 +126,12 @@ def dry_run_steps(resolved: ResolvedPlan) -> list[str]:
     return lines
 
 
-async def load_and_resolve(plan_path: Path, environ: dict[str, str] | None) -> ResolvedPlan:
-    plan = await anyio.to_thread.run_sync(load_plan, plan_path)
-    resolved = await resolve_plan(plan, environ=environ)
-    check_helpers(resolved)
-    return resolved
-
-
-async def bootstrap_emulator(control: ControlPlane, resolved: ResolvedPlan) -> None:
-    """Create in a fresh emulator what the plan expects to exist: the subnets, the proxy
-    and the helper appliances (from marketplace images, as in Azure)."""
-    plan = resolved.plan
-    location = plan.target.location
-    subnets = {vm.subnet for vm in resolved.vms}
-    for subnet in sorted(subnets):
-        await control.ensure_subnet(subnet, location=location)
-    appliance_subnet = sorted(subnets)[0]
-    appliances: list[tuple[str, dict[str, str], str]] = []
-    if plan.proxy is not None:
-        appliances.append((plan.proxy.vm, _LINUX_IMAGE, "Linux"))
-    if plan.helpers.linux:
-        appliances.append((plan.helpers.linux, _LINUX_IMAGE, "Linux"))
-    if plan.helpers.windows:
-        appliances.append((plan.helpers.windows, _WINDOWS_IMAGE, "Windows"))
-    async with anyio.create_task_group() as tasks:
-        for vm_id, image, os_type in appliances:
-            tasks.start_soon(_appliance, control, vm_id, image, os_type, location, appliance_subnet)
-
-
-async def _appliance(
-    control: ControlPlane,
-    vm_id: str,
-    image: dict[str, str],
-    os_type: str,
-    location: str,
-    subnet: str,
-) -> None:
-    if await control.get_vm(vm_id) is None:
-        await control.create_appliance(
-            vm_id,
-            location=location,
-            size="Standard_B2s",
-            image=image,
-            subnet_id=subnet,
-            os_type=os_type,
-        )
-        # A new VM runs; the run starts helpers and the proxy when it needs them.
-        await control.deallocate_vm(vm_id)
+async def resolve_plan_file(plan_path: Path, *, emulator: bool) -> ResolvedPlan:
+    """The plan at ``plan_path``, resolved against the process environment, or against
+    the emulator's subscription with ``--emulator``."""
+    return await restore_job.load_and_resolve(
+        plan_path, emulator_environ() if emulator else os.environ
+    )
 
 
 async def run_restore(
@@ -198,89 +144,22 @@ async def run_restore(
 ) -> RestoreReport:
     """Resolve the plan, then run it against the Azure the environment names, or against
     a fresh local emulator."""
-    if not emulator:
-        resolved = await load_and_resolve(plan_path, None)
-        settings = ArmSettings.from_env()
-        return await _run(resolved, settings, config_override, view, RestoreSettings())
-    from ..emulator import Emulator
-
-    # The plan and images are checked before the emulator starts.
-    resolved = await load_and_resolve(plan_path, {"AZURE_SUBSCRIPTION_ID": EMULATOR_SUBSCRIPTION})
-    async with Emulator(
-        time_factor=time_factor, run_command_rules=emulated_preparation()
-    ) as local_azure:
-        info = local_azure.info()
-        env: dict[str, str] = {k: str(v) for k, v in info["env"].items()}
-        settings = ArmSettings.from_env(env)
-        if resolved.plan.target.disks == "page-blob":
-            # The emulator's storage account stands in for the plan's.
-            resolved = await _emulated_storage_account(local_azure, resolved, info)
-        async with ControlPlane(settings) as control:
-            await bootstrap_emulator(control, resolved)
-        poll = max(0.05, 10 * time_factor)
-        run_settings = RestoreSettings(
-            agent_timeout=max(60.0, 1200 * time_factor), agent_poll_interval=poll
+    if emulator:
+        return await run_emulated_restore(
+            plan_path, time_factor=time_factor, config_override=config_override, observer=view
         )
-        return await _run(resolved, settings, config_override, view, run_settings)
-
-
-EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-
-
-async def _emulated_storage_account(
-    local_azure: Any, resolved: ResolvedPlan, info: dict[str, Any]
-) -> ResolvedPlan:
-    from azure.storage.blob.aio import BlobServiceClient
-
-    target = resolved.plan.target.model_copy(
-        update={
-            "storage_account": info["blob_endpoint"],
-            "storage_account_id": info["storage_account_id"],
-        }
+    settings = RestoreSettings(
+        storage_connection_string=os.environ.get(CONNECTION_STRING_ENV) or None,
+        storage_account_id=os.environ.get(STORAGE_ACCOUNT_ENV) or None,
     )
-    os.environ["AZURE_STORAGE_CONNECTION_STRING"] = info["storage_connection_string"]
-    async with BlobServiceClient.from_connection_string(
-        local_azure.azurite.connection_string
-    ) as service:
-        container = service.get_container_client(target.container)
-        if not await container.exists():
-            await container.create_container()
-    plan = resolved.plan.model_copy(update={"target": target})
-    return dataclasses.replace(resolved, plan=plan)
-
-
-def emulated_preparation() -> list[Any]:
-    """Run Command rules that answer azrestore's preparation scripts in the emulator as a
-    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line. (The
-    simulator runs no script; it marks the attached disks prepared.)"""
-    from ..emulator import RunCommandOutcome, RunCommandRule
-
-    result = 'AZRESTORE-RESULT {"ok": true, "emulated": true}'
-    return [
-        RunCommandRule(
-            script=r"AZRESTORE-RESULT",
-            outcome=RunCommandOutcome(stdout=f"prepared by the emulated helper\n{result}\n"),
-        )
-    ]
-
-
-async def _run(
-    resolved: ResolvedPlan,
-    settings: ArmSettings,
-    config_override: TransferConfig | None,
-    view: RestoreView,
-    run_settings: RestoreSettings,
-) -> RestoreReport:
-    transfer = resolved.plan.transfer
-    config = config_override or TransferConfig(
-        concurrency=transfer.concurrency,
-        chunk_size=transfer.chunk_size,
-        max_bandwidth=transfer.max_bandwidth,
-        checksum=transfer.checksum,  # type: ignore[arg-type]
+    return await restore_job.run_restore(
+        plan_path,
+        ArmSettings.from_env(dict(os.environ)),
+        environ=os.environ,
+        settings=settings,
+        config_override=config_override,
+        observer=view,
     )
-    async with ControlPlane(settings) as control:
-        run = RestoreRun(resolved, control, config=config, settings=run_settings, observer=view)
-        return await run.run()
 
 
 def report_table(report: RestoreReport) -> Table:

@@ -26,9 +26,10 @@ import yaml
 
 from azrestore.azure.arm import ArmSettings
 from azrestore.azure.controlplane import ControlPlane
-from azrestore.cli.restore import bootstrap_emulator, emulated_preparation, load_and_resolve
 from azrestore.emulator import Emulator, RunCommandOutcome, RunCommandRule
 from azrestore.emulator.azurite import EmulatorError, find_azurite
+from azrestore.jobs.emulated import bootstrap_emulator, emulated_preparation
+from azrestore.jobs.restore import load_and_resolve
 from azrestore.restore.plan import example_plan, load_plan, parse_plan
 from tests.support.cli import assert_one_line_error, azrestore_script, invoke
 from tests.support.disks import MiB, mkfs, needs_tools, new_disk, put, sfdisk

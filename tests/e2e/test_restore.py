@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from azrestore.cli.restore import emulated_preparation
 from azrestore.emulator import Emulator, RunCommandOutcome, RunCommandRule
+from azrestore.jobs.emulated import emulated_preparation
 from tests.support.disks import needs_tools
 from tests.support.plans import vm_id
 from tests.support.restore import TIME_FACTOR, resolve, run_plan, write_plan
@@ -108,10 +108,9 @@ def test_backups_fixture_has_real_tools() -> None:
 
 
 async def test_page_blob_mode_imports_the_disks(
-    emulator: Emulator, backups: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, backups: Path, tmp_path: Path
 ) -> None:
     info = emulator.info()
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", info["storage_connection_string"])
     from azure.storage.blob import BlobServiceClient
 
     with BlobServiceClient.from_connection_string(emulator.azurite.connection_string) as service:
@@ -125,7 +124,11 @@ async def test_page_blob_mode_imports_the_disks(
         storage_account_id=info["storage_account_id"],
     )
     plan_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    report = await run_plan(emulator, await resolve(plan_path))
+    report = await run_plan(
+        emulator,
+        await resolve(plan_path),
+        storage_connection_string=info["storage_connection_string"],
+    )
     assert [vm.status for vm in report.vms] == ["succeeded"], [v.error for v in report.vms]
     state = emulator.arm.state()
     imported = [d for d in state.disks.values() if d.name.startswith("db01")]

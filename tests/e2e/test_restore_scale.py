@@ -12,10 +12,12 @@ from azure.storage.blob import BlobClient
 
 from azrestore.azure.arm import ArmSettings
 from azrestore.azure.controlplane import ControlPlane
-from azrestore.cli.restore import RestoreView, bootstrap_emulator, emulated_preparation
+from azrestore.cli.restore import RestoreView
 from azrestore.emulator import ArmFaultRule, Emulator, RunCommandOutcome, RunCommandRule
 from azrestore.formats.vhd import VhdFooter
-from azrestore.restore.engine import RestoreRun, RestoreSettings
+from azrestore.jobs.emulated import bootstrap_emulator, emulated_preparation
+from azrestore.restore.run import RestoreRun
+from azrestore.restore.settings import RestoreSettings
 from azrestore.transfer.config import TransferConfig
 from tests.support.disks import needs_tools
 from tests.support.images import expected_vhd_body

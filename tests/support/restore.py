@@ -9,10 +9,13 @@ import yaml
 
 from azrestore.azure.arm import ArmSettings
 from azrestore.azure.controlplane import ControlPlane
-from azrestore.cli.restore import RestoreView, bootstrap_emulator
+from azrestore.cli.restore import RestoreView
 from azrestore.emulator import Emulator
-from azrestore.restore.engine import RestoreReport, RestoreRun, RestoreSettings
+from azrestore.jobs.emulated import bootstrap_emulator
+from azrestore.restore.outcome import RestoreReport
 from azrestore.restore.plan import ResolvedPlan, load_plan, resolve_plan
+from azrestore.restore.run import RestoreRun
+from azrestore.restore.settings import RestoreSettings
 from azrestore.transfer.config import TransferConfig
 from tests.support.plans import SUB, SUBNET, vm_id
 
@@ -64,7 +67,9 @@ async def resolve(plan_path: Path) -> ResolvedPlan:
     return await resolve_plan(load_plan(plan_path))
 
 
-async def run_plan(emulator: Emulator, resolved: ResolvedPlan) -> RestoreReport:
+async def run_plan(
+    emulator: Emulator, resolved: ResolvedPlan, *, storage_connection_string: str | None = None
+) -> RestoreReport:
     settings = ArmSettings.from_env({k: str(v) for k, v in emulator.info()["env"].items()})
     async with ControlPlane(settings) as control:
         await bootstrap_emulator(control, resolved)
@@ -72,7 +77,11 @@ async def run_plan(emulator: Emulator, resolved: ResolvedPlan) -> RestoreReport:
             resolved,
             control,
             config=TransferConfig(concurrency=4),
-            settings=RestoreSettings(agent_timeout=30, agent_poll_interval=0.05),
+            settings=RestoreSettings(
+                agent_timeout=30,
+                agent_poll_interval=0.05,
+                storage_connection_string=storage_connection_string,
+            ),
             observer=RestoreView(None),
         )
         return await run.run()

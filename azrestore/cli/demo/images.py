@@ -1,0 +1,234 @@
+"""The demo's two sample backups, sparse raw disk images as a backup product would hand
+them over: a Linux GPT/UEFI disk and a Windows MBR/BIOS disk (see :mod:`azrestore.cli.demo`).
+They are reused when the output directory holds this demo's images already."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ...formats.sizes import GiB, KiB, MiB, format_size
+from .fat32 import Fat32, Tree
+from .terminal import say
+from .tools import run_tool
+
+#: Bump when the images change, so that an older demo-out/ is rebuilt.
+LAYOUT = "2"
+STAMP = ".demo-images"
+LINUX_IMAGE = "web01-os.raw"
+WINDOWS_IMAGE = "dc01-os.raw"
+#: Left in demo-out/ by the demo before restores were shown; removed.
+OLD_FILES = ("disk.img", "disk.vhd", "parts")
+
+#: 2 GiB and 64 KiB: not a whole MiB, so the inspect table shows the VHD's padding.
+LINUX_SIZE = 2 * GiB + 64 * KiB
+LINUX_ESP = (1 * MiB, 100 * MiB)  # (offset, size)
+LINUX_ROOT_START = LINUX_ESP[0] + LINUX_ESP[1]
+WINDOWS_SIZE = 3 * GiB
+WINDOWS_PART_START = 1 * MiB
+
+
+def make_empty(path: Path, size: int) -> Path:
+    """A new file of ``size`` bytes, all hole."""
+    path.unlink(missing_ok=True)
+    with path.open("wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def copy_sparse(source: Path, target: Path, offset: int) -> None:
+    """Copy ``source``'s data extents into ``target`` at ``offset``; holes stay holes."""
+    fd = os.open(source, os.O_RDONLY)
+    out = os.open(target, os.O_WRONLY)
+    try:
+        size = os.fstat(fd).st_size
+        position = 0
+        while position < size:
+            try:
+                start = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            while start < end:
+                chunk = os.pread(fd, min(8 * MiB, end - start), start)
+                os.pwrite(out, chunk, offset + start)
+                start += len(chunk)
+            position = end
+    finally:
+        os.close(fd)
+        os.close(out)
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+
+
+def linux_tree(root: Path, random_mib: int) -> None:
+    """A small Linux system, as a file-level look at a backed-up server would show."""
+    shutil.rmtree(root, ignore_errors=True)
+    half = random_mib * MiB // 2
+    write_files(
+        root,
+        {
+            "etc/os-release": 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n'
+            'PRETTY_NAME="Ubuntu 22.04.4 LTS (azrestore demo)"\n',
+            "etc/hostname": "web01\n",
+            "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 web01\n",
+            # Device names of the old hardware: the Linux helper rewrites them by UUID.
+            "etc/fstab": "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+            "/dev/sda2  /          ext4  errors=remount-ro  0  1\n"
+            "/dev/sda1  /boot/efi  vfat  umask=0077         0  1\n",
+            "etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM yes\nX11Forwarding yes\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n",
+            "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_DISTRIBUTOR="Ubuntu"\n'
+            'GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"\nGRUB_CMDLINE_LINUX="root=/dev/sda2"\n',
+            "etc/network/interfaces": "auto eth0\niface eth0 inet static\n"
+            "    address 192.168.10.21/24\n    gateway 192.168.10.1\n",
+            "usr/bin/hello": "#!/bin/sh\necho hello from web01, restored by azrestore\n",
+            "usr/lib/x86_64-linux-gnu/libdemo.so.1": os.urandom(half),
+            "var/www/html/index.html": "<html><body><h1>web01</h1></body></html>\n",
+            "var/lib/demo/cache.bin": os.urandom(random_mib * MiB - half),
+            "var/log/syslog": "".join(
+                f"Mar  3 10:{n // 60 % 60:02d}:{n % 60:02d} web01 demo[{1000 + n}]: request {n}"
+                " served in 3 ms\n"
+                for n in range(20000)
+            ),
+            "home/admin/.bashrc": "export PS1='\\u@\\h:\\w\\$ '\n",
+        },
+    )
+    (root / "usr/bin/hello").chmod(0o755)
+    (root / "boot/efi").mkdir(parents=True)
+
+
+_GRUB_STUB = b"search.fs_label root root\nconfigfile /boot/grub/grub.cfg\n"
+
+
+def esp_tree() -> Tree:
+    """An EFI system partition's files (the binaries are placeholders)."""
+    return {
+        "EFI": {
+            "BOOT": {"BOOTX64.EFI": b"MZ" + os.urandom(64 * KiB), "grub.cfg": _GRUB_STUB},
+            "ubuntu": {
+                "shimx64.efi": b"MZ" + os.urandom(64 * KiB),
+                "grubx64.efi": b"MZ" + os.urandom(128 * KiB),
+                "grub.cfg": _GRUB_STUB,
+            },
+        }
+    }
+
+
+def make_linux_image(work: Path, target: Path, random_mib: int) -> None:
+    """GPT: an EFI system partition (FAT32) and an ext4 root with a Linux tree."""
+    root_size = LINUX_SIZE - LINUX_ROOT_START - 1 * MiB  # the backup GPT is at the end
+    tree = work / "rootfs"
+    linux_tree(tree, random_mib)
+    esp = make_empty(work / "esp.fs", LINUX_ESP[1])
+    run_tool(["mkfs.vfat", "-F", "32", "-n", "EFI", str(esp)])
+    Fat32(esp).write(esp_tree())
+    root = make_empty(work / "root.fs", root_size)
+    run_tool(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(tree), str(root)])
+
+    disk = make_empty(target, LINUX_SIZE)
+    run_tool(
+        ["sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(disk)],
+        stdin="label: gpt\n"
+        f"start={LINUX_ESP[0] // 512}, size={LINUX_ESP[1] // 512},"
+        ' type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI System"\n'
+        f"start={LINUX_ROOT_START // 512}, size={root_size // 512},"
+        ' type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n',
+    )
+    copy_sparse(esp, disk, LINUX_ESP[0])
+    copy_sparse(root, disk, LINUX_ROOT_START)
+
+
+def make_windows_image(work: Path, target: Path, random_mib: int) -> bool:
+    """MBR: one active NTFS partition (C:). Returns whether files were copied in."""
+    part_size = WINDOWS_SIZE - WINDOWS_PART_START
+    ntfs = make_empty(work / "c.fs", part_size)
+    # The geometry and start sector are what Windows' boot code reads from the NTFS boot
+    # sector; mkntfs cannot learn them from a file.
+    run_tool(
+        [
+            *("mkntfs", "-F", "-Q", "-q", "-L", "Windows"),
+            *("-p", str(WINDOWS_PART_START // 512), "-H", "255", "-S", "63", str(ntfs)),
+        ]
+    )
+    copied = shutil.which("ntfscp") is not None
+    if copied:
+        files = work / "c-files"
+        shutil.rmtree(files, ignore_errors=True)
+        # ntfscp writes into existing directories only: these go to C:\ itself.
+        write_files(
+            files,
+            {
+                "bootmgr": b"\xeb\x52\x90NTFS    " + os.urandom(384 * KiB),
+                "BOOTNXT": b"\x00",
+                "README.txt": "dc01: a sample Windows backup restored by the azrestore demo.\r\n",
+                "pagefile.sys": os.urandom(random_mib * MiB),
+            },
+        )
+        for item in sorted(files.iterdir()):
+            run_tool(["ntfscp", "-q", str(ntfs), str(item), item.name])
+    disk = make_empty(target, WINDOWS_SIZE)
+    run_tool(
+        ["sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(disk)],
+        stdin=f"label: dos\nstart={WINDOWS_PART_START // 512}, type=7, bootable\n",
+    )
+    copy_sparse(ntfs, disk, WINDOWS_PART_START)
+    return copied
+
+
+def _stamp(random_mib: int) -> str:
+    return json.dumps({"layout": LAYOUT, "random_mib": random_mib})
+
+
+def make_backups(out: Path, random_mib: int) -> tuple[Path, Path]:
+    """Build both images in ``out`` (``random_mib`` MiB of incompressible data in each),
+    or reuse those an earlier run of this demo built."""
+    linux, windows = out / LINUX_IMAGE, out / WINDOWS_IMAGE
+    stamp = out / STAMP
+    for name in OLD_FILES:
+        old = out / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
+    try:
+        reuse = linux.exists() and windows.exists() and stamp.read_text() == _stamp(random_mib)
+    except OSError:
+        reuse = False
+    if not reuse:
+        stamp.unlink(missing_ok=True)
+        work = out / "build"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            say(f"{linux}: GPT, EFI system partition (FAT32) and ext4 root (mkfs.ext4 -d)")
+            make_linux_image(work, linux, random_mib)
+            say(f"{windows}: MBR, one active NTFS partition (mkntfs)")
+            if not make_windows_image(work, windows, random_mib):
+                say("  ntfscp (ntfs-3g) not found: the NTFS partition stays empty")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        stamp.write_text(_stamp(random_mib))
+    else:
+        say(f"reusing the images in {out}/ (delete it to rebuild them)")
+    for image in (linux, windows):
+        allocated = os.stat(image).st_blocks * 512
+        say(
+            f"  {image.name}: {format_size(image.stat().st_size)} disk,"
+            f" {format_size(allocated)} allocated (the rest are holes, read as zeros)"
+        )
+    return linux, windows

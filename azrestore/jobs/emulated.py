@@ -1,0 +1,155 @@
+"""The restore job against a fresh local emulator: start it, create in it what the plan
+expects to exist (subnets, proxy, helpers), answer the preparation scripts as a helper
+would, and run the plan; the emulator is gone when the job returns."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..azure.arm import ArmSettings
+from ..azure.controlplane import ControlPlane
+from ..restore.outcome import RestoreObserver, RestoreReport
+from ..restore.plan import ResolvedPlan
+from ..restore.settings import RestoreSettings
+from ..transfer.config import TransferConfig
+from .restore import load_and_resolve, restore_resolved
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator, RunCommandRule
+
+#: The marketplace images the emulator's helpers and proxy are created from.
+_LINUX_IMAGE = {
+    "publisher": "Canonical",
+    "offer": "ubuntu-24_04-lts",
+    "sku": "server",
+    "version": "latest",
+}
+_WINDOWS_IMAGE = {
+    "publisher": "MicrosoftWindowsServer",
+    "offer": "WindowsServer",
+    "sku": "2022-datacenter-azure-edition",
+    "version": "latest",
+}
+
+
+def emulator_environ() -> dict[str, str]:
+    """What a plan without a subscription resolves against in the emulator: its
+    subscription."""
+    from ..emulator.arm import DEFAULT_SUBSCRIPTION
+
+    return {"AZURE_SUBSCRIPTION_ID": DEFAULT_SUBSCRIPTION}
+
+
+async def run_emulated_restore(
+    plan_path: Path,
+    *,
+    time_factor: float,
+    config_override: TransferConfig | None = None,
+    observer: RestoreObserver | None = None,
+) -> RestoreReport:
+    """Resolve the plan, then run it against a fresh local emulator whose simulated
+    durations are multiplied by ``time_factor``."""
+    from ..emulator import Emulator
+
+    # The plan and images are checked before the emulator starts.
+    resolved = await load_and_resolve(plan_path, emulator_environ())
+    async with Emulator(
+        time_factor=time_factor, run_command_rules=emulated_preparation()
+    ) as local_azure:
+        info = local_azure.info()
+        arm = ArmSettings.from_env({k: str(v) for k, v in info["env"].items()})
+        if resolved.plan.target.disks == "page-blob":
+            # The emulator's storage account stands in for the plan's.
+            resolved = await _emulated_storage_account(local_azure, resolved, info)
+        async with ControlPlane(arm) as control:
+            await bootstrap_emulator(control, resolved)
+        settings = RestoreSettings(
+            agent_timeout=max(60.0, 1200 * time_factor),
+            agent_poll_interval=max(0.05, 10 * time_factor),
+            storage_connection_string=info["storage_connection_string"],
+        )
+        return await restore_resolved(
+            resolved, arm, settings=settings, config_override=config_override, observer=observer
+        )
+
+
+async def _emulated_storage_account(
+    local_azure: Emulator, resolved: ResolvedPlan, info: dict[str, Any]
+) -> ResolvedPlan:
+    from azure.storage.blob.aio import BlobServiceClient
+
+    target = resolved.plan.target.model_copy(
+        update={
+            "storage_account": info["blob_endpoint"],
+            "storage_account_id": info["storage_account_id"],
+        }
+    )
+    async with BlobServiceClient.from_connection_string(
+        local_azure.azurite.connection_string
+    ) as service:
+        container = service.get_container_client(target.container)
+        if not await container.exists():
+            await container.create_container()
+    plan = resolved.plan.model_copy(update={"target": target})
+    return dataclasses.replace(resolved, plan=plan)
+
+
+async def bootstrap_emulator(control: ControlPlane, resolved: ResolvedPlan) -> None:
+    """Create in a fresh emulator what the plan expects to exist: the subnets, the proxy
+    and the helper appliances (from marketplace images, as in Azure)."""
+    plan = resolved.plan
+    location = plan.target.location
+    subnets = {vm.subnet for vm in resolved.vms}
+    for subnet in sorted(subnets):
+        await control.ensure_subnet(subnet, location=location)
+    appliance_subnet = sorted(subnets)[0]
+    appliances: list[tuple[str, dict[str, str], str]] = []
+    if plan.proxy is not None:
+        appliances.append((plan.proxy.vm, _LINUX_IMAGE, "Linux"))
+    if plan.helpers.linux:
+        appliances.append((plan.helpers.linux, _LINUX_IMAGE, "Linux"))
+    if plan.helpers.windows:
+        appliances.append((plan.helpers.windows, _WINDOWS_IMAGE, "Windows"))
+    async with anyio.create_task_group() as tasks:
+        for vm_id, image, os_type in appliances:
+            tasks.start_soon(_appliance, control, vm_id, image, os_type, location, appliance_subnet)
+
+
+async def _appliance(
+    control: ControlPlane,
+    vm_id: str,
+    image: dict[str, str],
+    os_type: str,
+    location: str,
+    subnet: str,
+) -> None:
+    if await control.get_vm(vm_id) is None:
+        await control.create_appliance(
+            vm_id,
+            location=location,
+            size="Standard_B2s",
+            image=image,
+            subnet_id=subnet,
+            os_type=os_type,
+        )
+        # A new VM runs; the run starts helpers and the proxy when it needs them.
+        await control.deallocate_vm(vm_id)
+
+
+def emulated_preparation() -> list[RunCommandRule]:
+    """Run Command rules that answer azrestore's preparation scripts in the emulator as a
+    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line. (The
+    simulator runs no script; it marks the attached disks prepared.)"""
+    from ..emulator import RunCommandOutcome, RunCommandRule
+
+    result = 'AZRESTORE-RESULT {"ok": true, "emulated": true}'
+    return [
+        RunCommandRule(
+            script=r"AZRESTORE-RESULT",
+            outcome=RunCommandOutcome(stdout=f"prepared by the emulated helper\n{result}\n"),
+        )
+    ]

@@ -1,0 +1,22 @@
+"""The settings of a restore run beyond the plan: timeouts, parallelism, and the storage
+credentials of page-blob mode (given by the caller, never read from the environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    """Knobs of a run beyond the plan."""
+
+    #: how long to wait for the VM agent to report Ready
+    agent_timeout: float = 1200.0
+    agent_poll_interval: float = 10.0
+    #: at most this many disks upload at once (they share the bandwidth budget)
+    parallel_uploads: int = 4
+    #: page-blob mode: the connection string (account key or SAS) for the storage
+    #: account's URL, when that URL carries no SAS; without one, Azure AD
+    storage_connection_string: str | None = None
+    #: page-blob mode: the storage account's resource id when the plan names none
+    storage_account_id: str | None = None
