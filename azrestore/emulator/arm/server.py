@@ -59,7 +59,7 @@ class ArmSimulator:
     gateway URL SAS URLs point at); without it disk blobs are unavailable (uploads, Import
     and grants fail with InternalExecutionError).  ``rules`` are :class:`ArmFaultRule`
     fault rules, ``run_command_rules`` script run commands, ``durations`` override simulated
-    durations by operation name (see :data:`~azrestore.emulator.arm.core.DEFAULT_DURATIONS`).
+    durations by operation name (see :data:`~azrestore.emulator.arm.clock.DEFAULT_DURATIONS`).
     Any subscription id and any bearer token are accepted; ``subscription_id`` names the
     emulated storage account's subscription (:attr:`storage_account_id`).
 
