@@ -12,7 +12,7 @@ from aiohttp import web
 
 from azrestore.emulator.arm.errors import ArmError
 
-__all__ = ["Call", "Handler", "Reply", "Route", "bind", "method_not_allowed"]
+__all__ = ["Call", "Handler", "Reply", "Route", "bind", "method_not_allowed", "scope_prefix"]
 
 
 @dataclass
@@ -96,3 +96,11 @@ def method_not_allowed(method: str) -> ArmError:
     return ArmError(
         405, "MethodNotAllowed", f"The requested method {method} is not allowed on this resource."
     )
+
+
+def scope_prefix(call: Call) -> str:
+    """The lower-case id prefix of the subscription or resource group a list call names."""
+    prefix = f"/subscriptions/{call.subscription}/".lower()
+    if call.resource_group is not None:
+        prefix += f"resourcegroups/{call.resource_group}/".lower()
+    return prefix

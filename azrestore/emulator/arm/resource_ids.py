@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-from azrestore.emulator.arm.calls import Call
-
 __all__ = [
     "arm_id",
     "id_key",
     "location_key",
     "new_id",
     "resource_id_segments",
-    "scope_prefix",
 ]
 
 
@@ -40,14 +37,6 @@ def resource_id_segments(resource_id: str) -> dict[str, str]:
     for index in range(0, len(segments) - 1, 2):
         parts[segments[index].lower()] = segments[index + 1]
     return parts
-
-
-def scope_prefix(call: Call) -> str:
-    """The lower-case id prefix of the subscription or resource group a list call names."""
-    prefix = f"/subscriptions/{call.subscription}/".lower()
-    if call.resource_group is not None:
-        prefix += f"resourcegroups/{call.resource_group}/".lower()
-    return prefix
 
 
 def location_key(location: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from azrestore.emulator.arm.calls import Call, Reply, Route, bind, method_not_allowed
+from azrestore.emulator.arm.calls import Call, Reply, Route, bind, method_not_allowed, scope_prefix
 from azrestore.emulator.arm.core import Core
 from azrestore.emulator.arm.disks.access import DiskAccess
 from azrestore.emulator.arm.disks.create import DiskCreation
@@ -14,7 +14,7 @@ from azrestore.emulator.arm.disks.representation import (
 )
 from azrestore.emulator.arm.disks.update import DiskUpdates
 from azrestore.emulator.arm.errors import ArmError
-from azrestore.emulator.arm.resource_ids import id_key, scope_prefix
+from azrestore.emulator.arm.resource_ids import id_key
 
 __all__ = ["DiskHandlers"]
 

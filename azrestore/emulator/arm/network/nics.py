@@ -6,7 +6,7 @@ import random
 import uuid
 from typing import Any, Final
 
-from azrestore.emulator.arm.calls import Call, Reply
+from azrestore.emulator.arm.calls import Call, Reply, scope_prefix
 from azrestore.emulator.arm.errors import ArmError, resource_not_found
 from azrestore.emulator.arm.network.ip_allocation import allocate_private_ip
 from azrestore.emulator.arm.network.resources import NS, NetworkResources, another_operation
@@ -16,7 +16,6 @@ from azrestore.emulator.arm.resource_ids import (
     id_key,
     location_key,
     resource_id_segments,
-    scope_prefix,
 )
 from azrestore.emulator.arm.state.network import IpConfig, NicRecord, SubnetRecord, VnetRecord
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from azrestore.emulator.arm.calls import Call, Reply
+from azrestore.emulator.arm.calls import Call, Reply, scope_prefix
 from azrestore.emulator.arm.errors import ArmError
 from azrestore.emulator.arm.network.address_space import Network, check_subnets, parse_prefix
 from azrestore.emulator.arm.network.resources import (
@@ -15,7 +15,7 @@ from azrestore.emulator.arm.network.resources import (
     subnet_in_use,
 )
 from azrestore.emulator.arm.request_bodies import location_of, required, tags_of
-from azrestore.emulator.arm.resource_ids import id_key, scope_prefix
+from azrestore.emulator.arm.resource_ids import id_key
 from azrestore.emulator.arm.state.network import SubnetRecord, VnetRecord
 
 __all__ = ["VnetHandlers"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from azrestore.emulator.arm.calls import Call, Reply, Route, bind, method_not_allowed
+from azrestore.emulator.arm.calls import Call, Reply, Route, bind, method_not_allowed, scope_prefix
 from azrestore.emulator.arm.core import Core
 from azrestore.emulator.arm.errors import ArmError
-from azrestore.emulator.arm.resource_ids import arm_id, id_key, scope_prefix
+from azrestore.emulator.arm.resource_ids import arm_id, id_key
 from azrestore.emulator.arm.vms.create import VmCreation
 from azrestore.emulator.arm.vms.instance_view import instance_view_body
 from azrestore.emulator.arm.vms.power import VmPower
