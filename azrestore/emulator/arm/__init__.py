@@ -29,29 +29,21 @@ NicInUse, InvalidResourceReference, ResourceGroupNotFound.  Others follow Azure'
 
 from __future__ import annotations
 
-from azrestore.emulator.arm.core import DEFAULT_DURATIONS
+from azrestore.emulator.arm.clock import DEFAULT_DURATIONS
 from azrestore.emulator.arm.errors import ArmError
-from azrestore.emulator.arm.faults import (
-    ArmFaultAction,
-    ArmFaultRule,
+from azrestore.emulator.arm.faults import ArmFaultAction, ArmFaultRule
+from azrestore.emulator.arm.log import LogEntry
+from azrestore.emulator.arm.run_command_rules import (
     RunCommandInvocation,
     RunCommandOutcome,
     RunCommandRule,
 )
 from azrestore.emulator.arm.server import DEFAULT_SUBSCRIPTION, ArmSimulator
-from azrestore.emulator.arm.state import (
-    DataDiskView,
-    DiskView,
-    LogEntry,
-    NicView,
-    OperationView,
-    PreparedMark,
-    RunCommandView,
-    SimulatorState,
-    SubnetView,
-    VmView,
-    VnetView,
-)
+from azrestore.emulator.arm.state.disks import DiskView, PreparedMark
+from azrestore.emulator.arm.state.network import NicView, SubnetView, VnetView
+from azrestore.emulator.arm.state.operations import OperationView
+from azrestore.emulator.arm.state.snapshot import SimulatorState
+from azrestore.emulator.arm.state.vms import DataDiskView, RunCommandView, VmView
 from azrestore.emulator.arm.storage import StorageConfig
 
 __all__ = [

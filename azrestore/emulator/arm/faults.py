@@ -1,29 +1,27 @@
-"""Fault rules for the Resource Manager simulator, and scripted run-command results.
+"""Fault rules for the Resource Manager simulator.
 
-:class:`ArmFaultRule` mirrors the storage gateway's :class:`~azrestore.emulator.gateway.FaultRule`
+:class:`ArmFaultRule` mirrors the storage gateway's :class:`~azrestore.emulator.storage.FaultRule`
 (``nth``/``rate``/``seed``/``times``) but matches ARM operations by name (a glob such as
 ``virtualMachines/start``, ``disks/*`` or ``operations/poll``), HTTP method and path.
-:class:`RunCommandRule` decides what a run command "prints" and whether it fails.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Final, Literal, get_args
 
+from azrestore.emulator.arm.clock import format_seconds
 from azrestore.emulator.arm.errors import CONCURRENT_REQUEST, ArmError
-from azrestore.emulator.rules import check_rule
+from azrestore.emulator.rules import RuleState, check_rule
 from azrestore.errors import InputError
 
 __all__ = [
     "ArmFaultAction",
     "ArmFaultRule",
-    "RunCommandInvocation",
-    "RunCommandOutcome",
-    "RunCommandRule",
+    "ArmFaultRules",
 ]
 
 ArmFaultAction = Literal["status", "fail", "delay"]
@@ -205,95 +203,36 @@ class ArmFaultRule:
             raise InputError(f"fault spec {text!r}: {exc}") from None
 
 
-def format_seconds(seconds: float) -> str:
-    """A Retry-After value: whole seconds as an integer, fractions as a decimal.
+class ArmFaultRules:
+    """The simulator's fault rules, in order, each with its firing state."""
 
-    azure-core reads Retry-After as a float, so scaled-down simulated times stay exact.
-    """
-    if seconds == int(seconds):
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    def __init__(self, rules: Sequence[ArmFaultRule] = ()) -> None:
+        self._states: list[RuleState[ArmFaultRule]] = []
+        self.replace(rules)
 
+    @property
+    def rules(self) -> tuple[ArmFaultRule, ...]:
+        """The current rules."""
+        return tuple(state.rule for state in self._states)
 
-# -- run commands -----------------------------------------------------------------------------
+    def replace(self, rules: Sequence[ArmFaultRule]) -> None:
+        """Replace the rules (their counters start from zero)."""
+        self._states = [RuleState(rule) for rule in rules]
 
+    def add(self, rule: ArmFaultRule) -> None:
+        """Add one rule after the others."""
+        self._states.append(RuleState(rule))
 
-@dataclass(frozen=True)
-class RunCommandInvocation:
-    """What a run command was asked to do, as a :class:`RunCommandRule` handler sees it."""
-
-    vm_id: str
-    vm_name: str
-    os_type: str
-    command_id: str
-    script: tuple[str, ...]
-    parameters: tuple[tuple[str, str], ...]
-    os_disk_id: str | None
-    data_disk_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunCommandOutcome:
-    """What a run command "did": its output and exit code, or an operation failure.
-
-    A Linux script (RunShellScript) with a non-zero ``exit_code`` makes the operation fail
-    with VMExtensionProvisioningError, as Azure does; PowerShell scripts report their
-    streams and succeed.  ``error_code`` makes the operation fail with that code whatever
-    the OS.  ``prepares`` says whether a successful run marks the VM's data disks prepared.
-    """
-
-    stdout: str = ""
-    stderr: str = ""
-    exit_code: int = 0
-    error_code: str | None = None
-    error_message: str | None = None
-    prepares: bool = True
-
-
-@dataclass(frozen=True)
-class RunCommandRule:
-    """Script the result of matching run commands (first matching rule wins).
-
-    Matches on ``script`` (a regular expression searched in the script's lines joined by
-    newlines), ``vm`` (a glob on the VM name) and ``command_id``.  The result is
-    ``handler(invocation)`` when a handler is given, else ``outcome``.  ``duration``
-    (simulated seconds, scaled by the time factor) overrides how long the command runs.
-    ``times`` limits how often the rule applies.
-    """
-
-    script: str | None = None
-    vm: str | None = None
-    command_id: str | None = None
-    outcome: RunCommandOutcome = field(default_factory=RunCommandOutcome)
-    handler: Callable[[RunCommandInvocation], RunCommandOutcome] | None = None
-    duration: float | None = None
-    times: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.script is not None:
-            try:
-                re.compile(self.script)
-            except re.error as exc:
-                raise ValueError(f"script is not a regular expression: {exc}") from None
-        if self.duration is not None and self.duration < 0:
-            raise ValueError("duration must not be negative")
-        if self.times is not None and self.times < 0:
-            raise ValueError("times must not be negative")
-
-    def matches(self, invocation: RunCommandInvocation) -> bool:
-        """Whether this rule is about ``invocation``."""
-        if self.command_id is not None and self.command_id.lower() != (
-            invocation.command_id.lower()
-        ):
-            return False
-        if self.vm is not None and not fnmatch.fnmatchcase(
-            invocation.vm_name.lower(), self.vm.lower()
-        ):
-            return False
-        return (
-            self.script is None or re.search(self.script, "\n".join(invocation.script)) is not None
-        )
-
-    def result(self, invocation: RunCommandInvocation) -> RunCommandOutcome:
-        """The outcome for ``invocation``."""
-        return self.handler(invocation) if self.handler is not None else self.outcome
+    def pick(
+        self, operation: str, method: str, path: str, *, starts_operation: bool
+    ) -> ArmFaultRule | None:
+        """The first matching rule that decides to fire (every matching rule counts the
+        request, so ``nth`` and ``rate`` see each one)."""
+        chosen: RuleState[ArmFaultRule] | None = None
+        for state in self._states:
+            if not state.rule.matches(operation, method, path, starts_operation=starts_operation):
+                continue
+            if state.decide() and chosen is None:
+                chosen = state
+                state.fired += 1
+        return chosen.rule if chosen is not None else None
