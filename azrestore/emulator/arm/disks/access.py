@@ -15,9 +15,9 @@ from azrestore.emulator.arm.disks.validation import grant_request
 from azrestore.emulator.arm.errors import ArmError, invalid_parameter
 from azrestore.emulator.arm.state.disks import DiskRecord, Grant
 from azrestore.emulator.arm.storage import DISK_BLOB, new_container_name
+from azrestore.emulator.arm.vhd_build import build_fixed_vhd_footer
 from azrestore.emulator.arm.vhd_check import FOOTER_BYTES, check_fixed_vhd_footer
 from azrestore.emulator.storage import SasRefusal
-from azrestore.formats.vhd import fixed_vhd_footer
 
 __all__ = ["DiskAccess"]
 
@@ -104,7 +104,7 @@ class DiskAccess:
         container = new_container_name()
         size = disk.disk_size_bytes + FOOTER_BYTES
         await storage.create_blob(container, size)
-        await storage.write_tail(container, size, fixed_vhd_footer(disk.disk_size_bytes))
+        await storage.write_tail(container, size, build_fixed_vhd_footer(disk.disk_size_bytes))
         disk.container = container
         disk.blob_ready = True
 

@@ -20,7 +20,7 @@ from azrestore.emulator.arm.disks.validation import (
 from azrestore.emulator.arm.errors import ArmError
 from azrestore.emulator.arm.request_bodies import tags_of, whole_number
 from azrestore.emulator.arm.state.disks import DiskRecord
-from azrestore.formats.vhd import fixed_vhd_footer
+from azrestore.emulator.arm.vhd_build import build_fixed_vhd_footer
 
 __all__ = ["DiskUpdates"]
 
@@ -64,7 +64,10 @@ class DiskUpdates:
                 if disk.blob_ready and disk.container is not None:
                     # The data stays; the exported VHD grows, with its footer at the new end.
                     await self.core.disk_storage().resize(
-                        disk.container, disk.disk_size_bytes, new_size, fixed_vhd_footer(new_size)
+                        disk.container,
+                        disk.disk_size_bytes,
+                        new_size,
+                        build_fixed_vhd_footer(new_size),
                     )
                 disk.disk_size_bytes = new_size
             disk.tags = dict(tags)
