@@ -17,9 +17,10 @@ from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, TransferResult
-from .arm import ArmSettings, ResourceId
+from .arm import ArmSettings
 from .controlplane import ControlPlane
 from .pageblob import open_page_blob
+from .resource_id import ResourceId
 
 #: Azure's bounds on uploadSizeBytes (virtual size + 512).
 MIN_UPLOAD_SIZE = 20_972_032

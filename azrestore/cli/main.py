@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ..azure.arm import ResourceId
+from ..azure.resource_id import ResourceId
 from ..errors import AzRestoreError
 from ..formats.sizes import MiB, format_size, parse_size
 from ..redact import redact_text, redact_url
