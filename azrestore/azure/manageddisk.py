@@ -10,6 +10,7 @@ from typing import Any, Literal
 import anyio
 
 from ..errors import AzRestoreError, InputError, TargetExistsError
+from ..formats.os_disk import os_disk_kind
 from ..formats.sizes import blob_size, format_size
 from ..sources.raw import RawImage
 from ..sources.report import inspect_image
@@ -59,11 +60,12 @@ async def detect_disk_kind(image: RawImage) -> tuple[OsType | None, Generation]:
     """OS type and generation from the image's partition table: an OS disk's family
     (None when it is not recognisably an OS disk) and V2 for UEFI, V1 otherwise."""
     report = await inspect_image(image.path)
-    family = report.layout.os_family
+    kind = os_disk_kind(report.layout)
     os_type: OsType | None = (
-        "Linux" if family == "linux" else "Windows" if family == "windows" else None
+        "Linux" if kind.family == "linux" else "Windows" if kind.family == "windows" else None
     )
-    generation: Generation = "V2" if report.layout.generation == "V2" else "V1"
+    # Unsure of the firmware: V1 (this command's policy; a restore plan asks instead).
+    generation: Generation = kind.generation or "V1"
     return os_type, generation
 
 

@@ -80,7 +80,8 @@ from pydantic import (
 )
 
 from ..errors import InputError
-from ..formats.partitions import BIOS_BOOT_GUID, ESP_GUID, DiskLayout
+from ..formats.layout import DiskLayout
+from ..formats.partition_types import BIOS_BOOT_GUID, ESP_GUID
 from ..formats.sizes import MAX_PUT_PAGE, SECTOR, MiB, TiB, format_size, parse_size
 from ..sources.report import ImageReport, inspect_image
 from ..transfer.config import Checksum, TransferConfig

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azrestore.formats.partitions import (
+from azrestore.formats.filesystems import sniff_filesystem
+from azrestore.formats.layout import DiskLayout, Partition
+from azrestore.formats.partition_types import (
     BIOS_BOOT_GUID,
     ESP_GUID,
     LINUX_FS_GUID,
@@ -23,11 +25,8 @@ from azrestore.formats.partitions import (
     LINUX_SWAP_GUID,
     MS_BASIC_DATA_GUID,
     MS_RESERVED_GUID,
-    DiskLayout,
-    Partition,
-    analyze_disk,
-    sniff_filesystem,
 )
+from azrestore.formats.partitions import analyze_disk
 from azrestore.formats.sizes import MiB
 from tests.support.disks import (
     mkfs,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from azrestore.errors import InputError
-from azrestore.formats.partitions import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
+from azrestore.formats.partition_types import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
 from azrestore.formats.sizes import TiB
 from azrestore.formats.vhd import fixed_vhd_footer
 from azrestore.restore.plan import (
