@@ -141,7 +141,7 @@ def dry_run_steps(resolved: ResolvedPlan) -> list[str]:
 
 async def load_and_resolve(plan_path: Path, environ: dict[str, str] | None) -> ResolvedPlan:
     plan = await anyio.to_thread.run_sync(load_plan, plan_path)
-    resolved = await resolve_plan(plan, environ=environ)
+    resolved = await resolve_plan(plan, environ=os.environ if environ is None else environ)
     check_helpers(resolved)
     return resolved
 

@@ -798,7 +798,7 @@ async def test_generation_accepted(
     tmp_path: Path, images: dict[str, Path], image: str, generation: str, expected: str
 ) -> None:
     plan = plan_for(tmp_path, images, {"name": "a", "os_image": image, "generation": generation})
-    resolved = await resolve_plan(plan)
+    resolved = await resolve_plan(plan, environ={})
     assert resolved.vms[0].generation == expected and resolved.warnings == ()
 
 
@@ -807,7 +807,7 @@ async def test_generation_accepted(
 async def test_forcing_v1_on_uefi_is_refused(tmp_path: Path, images: dict[str, Path]) -> None:
     plan = plan_for(tmp_path, images, {"name": "a", "os_image": "uefi-linux", "generation": "V1"})
     with pytest.raises(PlanError) as caught:
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     (problem,) = caught.value.problems
     assert problem.startswith(f"{tmp_path / 'plan.yaml'}: vms[0].generation: V1 VMs boot with BIOS")
     assert "boots with UEFI (GPT: EFI system partition (fat" in problem
@@ -823,7 +823,7 @@ async def test_forcing_v2_on_bios_is_refused(tmp_path: Path, images: dict[str, P
         match=r"vms\[0\]\.generation: V2 VMs boot with UEFI, but .* boots with BIOS"
         r" \(MBR: HPFS/NTFS/exFAT \(ntfs\); no EFI system partition\).*use generation: V1",
     ):
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
 
 
 @needs_tools
@@ -835,11 +835,11 @@ async def test_unknown_firmware(tmp_path: Path, images: dict[str, Path]) -> None
         match=r"vms\[0\]\.generation: cannot tell whether .* boots with UEFI or BIOS"
         r" .*set generation: V2 \(UEFI\) or V1 \(BIOS\)",
     ):
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     plan = plan_for(
         tmp_path, images, {"name": "a", "os_image": "no-boot-linux", "generation": "V1"}
     )
-    resolved = await resolve_plan(plan)
+    resolved = await resolve_plan(plan, environ={})
     assert resolved.vms[0].generation == "V1"
     (warning,) = resolved.warnings
     assert "vms[0].generation: V1 as the plan says" in warning and "does not show" in warning
@@ -850,14 +850,14 @@ async def test_unknown_firmware(tmp_path: Path, images: dict[str, Path]) -> None
 async def test_unknown_os_with_auto_is_refused(tmp_path: Path, images: dict[str, Path]) -> None:
     plan = plan_for(tmp_path, images, {"name": "a", "os_image": "esp-only"})
     with pytest.raises(PlanError) as caught:
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     (problem,) = caught.value.problems
     assert "vms[0].os: cannot tell the OS family of" in problem
     assert "(GPT: EFI system partition (fat" in problem
     assert no_line(problem).endswith("set os: linux or os: windows")
     # Told, it goes ahead (no contradiction, no warning).
     plan = plan_for(tmp_path, images, {"name": "a", "os_image": "esp-only", "os": "linux"})
-    resolved = await resolve_plan(plan)
+    resolved = await resolve_plan(plan, environ={})
     assert (resolved.vms[0].os_family, resolved.warnings) == ("linux", ())
 
 
@@ -867,7 +867,7 @@ async def test_forced_os_contradicting_detection_is_a_warning(
     tmp_path: Path, images: dict[str, Path]
 ) -> None:
     plan = plan_for(tmp_path, images, {"name": "a", "os_image": "uefi-linux", "os": "windows"})
-    resolved = await resolve_plan(plan)
+    resolved = await resolve_plan(plan, environ={})
     assert resolved.vms[0].os_family == "windows"
     assert resolved.vms[0].helper == vm_id("helper-windows")
     (warning,) = resolved.warnings
@@ -895,7 +895,7 @@ async def test_helpers_checked_after_detection(tmp_path: Path, images: dict[str,
     write(tmp_path, data)
     plan = load_plan(tmp_path / "plan.yaml")  # os: auto: nothing to check yet
     with pytest.raises(PlanError) as caught:
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     (problem,) = caught.value.problems
     assert problem.endswith(
         "helpers.windows: required: vms[0] (db01) is a Windows VM to prepare"
@@ -903,7 +903,7 @@ async def test_helpers_checked_after_detection(tmp_path: Path, images: dict[str,
     )
     data["vms"][0]["prepare"] = False
     write(tmp_path, data)
-    resolved = await resolve_plan(load_plan(tmp_path / "plan.yaml"))
+    resolved = await resolve_plan(load_plan(tmp_path / "plan.yaml"), environ={})
     assert [vm.helper for vm in resolved.vms] == [None, None]
     check_helpers(resolved)  # the second stage on its own
 
@@ -920,7 +920,7 @@ async def test_image_problems_name_the_field(tmp_path: Path, images: dict[str, P
         {"name": "c", "os_image": "whole-ntfs"},
     )
     with pytest.raises(PlanError) as caught:
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     source = tmp_path / "plan.yaml"
     assert [no_line(p) for p in caught.value.problems] == [
         f"{source}: vms[0].disks[1].path: {images['empty']}: is empty",
@@ -941,7 +941,7 @@ async def test_managed_disk_minimum(tmp_path: Path, images: dict[str, Path]) -> 
         match=r"vms\[0\]\.disks\[1\]\.path: .*small.raw is 16.0 MiB:"
         r" a managed disk is at least 20 MiB",
     ):
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     plan = plan_for(
         tmp_path,
         images,
@@ -949,7 +949,7 @@ async def test_managed_disk_minimum(tmp_path: Path, images: dict[str, Path]) -> 
         disks="page-blob",
         storage_account="https://acct.blob.core.windows.net",
     )
-    assert (await resolve_plan(plan)).vms[0].data_disks[0].size == 16 * MiB
+    assert (await resolve_plan(plan, environ={})).vms[0].data_disks[0].size == 16 * MiB
 
 
 @needs_tools
@@ -974,7 +974,7 @@ async def test_os_disk_size_rules(tmp_path: Path) -> None:
         {"name": "b", "os_image": "huge-uefi"},
     )
     with pytest.raises(PlanError) as caught:
-        await resolve_plan(plan)
+        await resolve_plan(plan, environ={})
     first, second = caught.value.problems
     assert (
         "vms[0].generation: " in first
@@ -994,7 +994,7 @@ async def test_resolve_needs_no_tools_for_missing_images(tmp_path: Path) -> None
     )
     write(tmp_path, data)
     with pytest.raises(PlanError) as caught:
-        await resolve_plan(load_plan(tmp_path / "plan.yaml"))
+        await resolve_plan(load_plan(tmp_path / "plan.yaml"), environ={})
     assert [p.split(": ")[1] for p in caught.value.problems] == [
         "vms[0].disks[0].path",
         "vms[0].disks[1].path",
