@@ -37,7 +37,7 @@ Generation = Literal["V1", "V2"]
 
 @dataclass(frozen=True, slots=True)
 class ManagedDiskResult:
-    """What :func:`upload_to_managed_disk` did."""
+    """What :func:`create_disk_and_upload` did."""
 
     disk_id: str
     disk_state: str
@@ -69,7 +69,7 @@ async def detect_disk_kind(image: RawImage) -> tuple[OsType | None, Generation]:
     return os_type, generation
 
 
-async def upload_to_managed_disk(
+async def create_disk_and_upload(
     image: RawImage,
     disk_id: str,
     *,
@@ -84,7 +84,7 @@ async def upload_to_managed_disk(
     on_progress: ProgressCallback | None = None,
 ) -> ManagedDiskResult:
     """Create managed disk ``disk_id`` (createOption Upload, the exact size) and upload
-    ``image`` into it with :func:`upload_into_disk`. Returns the disk's final state.
+    ``image`` into it with :func:`upload_into_ready_disk`. Returns the disk's final state.
 
     ``os_type`` and ``hyper_v_generation`` default to what the image's partition table
     says. Bad input is refused before anything is created.
@@ -122,7 +122,7 @@ async def upload_to_managed_disk(
             sku=sku,
             tags=tags,
         )
-        transfer = await upload_into_disk(
+        transfer = await upload_into_ready_disk(
             control, image, disk_id, config=config, on_progress=on_progress
         )
         final = await control.get_disk(disk_id)
@@ -135,7 +135,7 @@ async def upload_to_managed_disk(
     )
 
 
-async def upload_into_disk(
+async def upload_into_ready_disk(
     control: ControlPlane,
     image: RawImage,
     disk_id: str,

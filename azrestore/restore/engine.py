@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 
 from ..azure.controlplane import ControlPlane
-from ..azure.manageddisk import upload_into_disk
+from ..azure.manageddisk import upload_into_ready_disk
 from ..azure.pageblob import open_page_blob
 from ..errors import AzRestoreError, ControlPlaneError, first_error
 from ..sources.raw import open_raw_image
@@ -327,7 +327,7 @@ class RestoreRun:
 
         async with self._uploads, self._proxy_in_use():
             with await open_raw_image(disk.spec.path) as image:
-                transfer = await upload_into_disk(
+                transfer = await upload_into_ready_disk(
                     self.control,
                     image,
                     disk_id,
