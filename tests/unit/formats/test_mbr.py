@@ -10,9 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from azrestore.formats.layout import DiskLayout, Partition
-from azrestore.formats.partition_types import (
-    ESP_GUID,
-)
+from azrestore.formats.partition_types import ESP_GUID
 from azrestore.formats.partitions import analyze_disk
 from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk

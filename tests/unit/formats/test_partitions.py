@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from azrestore.formats.layout import DiskLayout, Partition
-from azrestore.formats.partition_types import (
-    ESP_GUID,
-    LINUX_FS_GUID,
-)
+from azrestore.formats.partition_types import ESP_GUID, LINUX_FS_GUID
 from azrestore.formats.partitions import analyze_disk
 from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
