@@ -15,13 +15,7 @@ from dataclasses import dataclass
 from .filesystems import FS_FAMILY
 from .layout import DiskLayout, Firmware, Generation, KnownFamily, OsFamily, Partition, Scheme
 from .mbr import MbrEntry
-from .partition_types import (
-    BIOS_BOOT_GUID,
-    ESP_GUID,
-    GPT_TYPES,
-    MBR_ESP,
-    MBR_TYPES_BY_TEXT,
-)
+from .partition_types import BIOS_BOOT_GUID, ESP_GUID, GPT_TYPES, MBR_ESP, MBR_TYPES_BY_TEXT
 
 
 @dataclass(frozen=True, slots=True)

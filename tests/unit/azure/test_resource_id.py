@@ -15,7 +15,8 @@ SUBNET = (
 
 
 def vm_id(name: str) -> str:
-    return f"/subscriptions/{SUB}/resourceGroups/infra/providers/Microsoft.Compute/virtualMachines/{name}"
+    group = f"/subscriptions/{SUB}/resourceGroups/infra"
+    return f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"
 
 
 def test_split_pairs_types_and_names() -> None:
