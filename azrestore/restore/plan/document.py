@@ -17,7 +17,8 @@ from .schema import Helpers, PlanModel, Proxy, Target, TransferSettings, VmSpec
 
 
 class RestorePlan(PlanModel):
-    """A validated plan. Build one with :func:`load_plan` (or :func:`parse_plan`)."""
+    """A validated plan. Build one with :func:`~azrestore.restore.plan.load_plan` (or
+    :func:`~azrestore.restore.plan.parse_plan`)."""
 
     version: Literal[1] = 1
     target: Target
@@ -47,7 +48,8 @@ class RestorePlan(PlanModel):
         self._lines = lines
 
     def problem(self, loc: Loc, message: str) -> str:
-        """One line of a :class:`PlanError`: ``plan.yaml: loc: message (line N)``."""
+        """One line of a :class:`~azrestore.restore.plan.PlanError`:
+        ``plan.yaml: loc: message (line N)``."""
         return problem_line(self._source, loc, message, self._lines)
 
 

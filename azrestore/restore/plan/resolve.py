@@ -50,9 +50,9 @@ async def resolve_plan(plan: RestorePlan, *, environ: Mapping[str, str]) -> Reso
     """Inspect every image of the plan and decide each VM's OS family and generation.
 
     The subscription is the plan's, else ``AZURE_SUBSCRIPTION_ID`` from ``environ`` (the
-    command line passes the process environment). Raises :class:`PlanError` listing every problem:
-    unusable images (missing, empty, not raw), undecidable or contradictory OS family or
-    generation, Azure's size limits, and missing helpers.
+    command line passes the process environment). Raises :class:`PlanError` listing every
+    problem: unusable images (missing, empty, not raw), undecidable or contradictory OS
+    family or generation, Azure's size limits, and missing helpers.
     """
     problems: list[str] = []
     subscription = _subscription(plan, environ, problems)
