@@ -11,13 +11,12 @@ Environment (all optional; the emulator prints them):
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ControlPlaneError, InputError
+from ..errors import ControlPlaneError
 from ..redact import redact_text
 
 if TYPE_CHECKING:
@@ -30,44 +29,6 @@ ENDPOINT_ENV = "AZRESTORE_ARM_ENDPOINT"
 CA_BUNDLE_ENV = "AZRESTORE_CA_BUNDLE"
 TOKEN_ENV = "AZRESTORE_ARM_TOKEN"
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
-
-_RESOURCE_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/(?P<namespace>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceId:
-    """A parsed Azure resource id of a top-level resource."""
-
-    subscription: str
-    resource_group: str
-    namespace: str
-    type: str
-    name: str
-
-    @classmethod
-    def parse(cls, text: str, *, expected: str | None = None) -> ResourceId:
-        """Parse ``/subscriptions/S/resourceGroups/RG/providers/NS/TYPE/NAME``;
-        ``expected`` (``Microsoft.Compute/disks``) checks the type."""
-        match = _RESOURCE_ID.match(text.strip())
-        if not match:
-            shape = f"/subscriptions/SUB/resourceGroups/RG/providers/{expected or 'NS/TYPE'}/NAME"
-            raise InputError(f"{text}: not a resource id (expected {shape})")
-        rid = cls(
-            match["subscription"], match["group"], match["namespace"], match["type"], match["name"]
-        )
-        if expected and f"{rid.namespace}/{rid.type}".lower() != expected.lower():
-            raise InputError(f"{text}: not a {expected} resource id")
-        return rid
-
-    def __str__(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-            f"/providers/{self.namespace}/{self.type}/{self.name}"
-        )
 
 
 class StaticTokenCredential:

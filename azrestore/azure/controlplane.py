@@ -20,7 +20,8 @@ from azure.mgmt.compute.models import Disk, GrantAccessData, RunCommandInput, Vi
 from azure.mgmt.network.models import NetworkInterface, VirtualNetwork
 
 from ..errors import ControlPlaneError
-from .arm import ArmSettings, ResourceId, arm_call, lro
+from .arm import ArmSettings, arm_call, lro
+from .resource_id import ResourceId
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import anyio
 
 from ..errors import AzRestoreError, InputError, TargetExistsError
+from ..formats.os_disk import os_disk_kind
 from ..formats.sizes import blob_size, format_size
 from ..sources.raw import RawImage
 from ..sources.report import inspect_image
@@ -17,9 +18,10 @@ from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, TransferResult
-from .arm import ArmSettings, ResourceId
+from .arm import ArmSettings
 from .controlplane import ControlPlane
 from .pageblob import open_page_blob
+from .resource_id import ResourceId
 
 #: Azure's bounds on uploadSizeBytes (virtual size + 512).
 MIN_UPLOAD_SIZE = 20_972_032
@@ -35,7 +37,7 @@ Generation = Literal["V1", "V2"]
 
 @dataclass(frozen=True, slots=True)
 class ManagedDiskResult:
-    """What :func:`upload_to_managed_disk` did."""
+    """What :func:`create_disk_and_upload` did."""
 
     disk_id: str
     disk_state: str
@@ -58,15 +60,16 @@ async def detect_disk_kind(image: RawImage) -> tuple[OsType | None, Generation]:
     """OS type and generation from the image's partition table: an OS disk's family
     (None when it is not recognisably an OS disk) and V2 for UEFI, V1 otherwise."""
     report = await inspect_image(image.path)
-    family = report.layout.os_family
+    kind = os_disk_kind(report.layout)
     os_type: OsType | None = (
-        "Linux" if family == "linux" else "Windows" if family == "windows" else None
+        "Linux" if kind.family == "linux" else "Windows" if kind.family == "windows" else None
     )
-    generation: Generation = "V2" if report.layout.generation == "V2" else "V1"
+    # Unsure of the firmware: V1 (this command's policy; a restore plan asks instead).
+    generation: Generation = kind.generation or "V1"
     return os_type, generation
 
 
-async def upload_to_managed_disk(
+async def create_disk_and_upload(
     image: RawImage,
     disk_id: str,
     *,
@@ -81,7 +84,7 @@ async def upload_to_managed_disk(
     on_progress: ProgressCallback | None = None,
 ) -> ManagedDiskResult:
     """Create managed disk ``disk_id`` (createOption Upload, the exact size) and upload
-    ``image`` into it with :func:`upload_into_disk`. Returns the disk's final state.
+    ``image`` into it with :func:`upload_into_ready_disk`. Returns the disk's final state.
 
     ``os_type`` and ``hyper_v_generation`` default to what the image's partition table
     says. Bad input is refused before anything is created.
@@ -119,7 +122,7 @@ async def upload_to_managed_disk(
             sku=sku,
             tags=tags,
         )
-        transfer = await upload_into_disk(
+        transfer = await upload_into_ready_disk(
             control, image, disk_id, config=config, on_progress=on_progress
         )
         final = await control.get_disk(disk_id)
@@ -132,7 +135,7 @@ async def upload_to_managed_disk(
     )
 
 
-async def upload_into_disk(
+async def upload_into_ready_disk(
     control: ControlPlane,
     image: RawImage,
     disk_id: str,

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ..azure.arm import ResourceId
+from ..azure.resource_id import ResourceId
 from ..errors import AzRestoreError
 from ..formats.sizes import MiB, format_size, parse_size
 from ..redact import redact_text, redact_url
@@ -539,10 +539,10 @@ async def _upload_managed(
     on_progress: ProgressCallback,
 ) -> ManagedDiskResult:
     # Imported here: the Resource Manager SDKs cost every other command ~50 MiB and ~0.5 s.
-    from ..azure.manageddisk import upload_to_managed_disk
+    from ..azure.manageddisk import create_disk_and_upload
 
     with await open_raw_image(image_path) as image:
-        return await upload_to_managed_disk(
+        return await create_disk_and_upload(
             image,
             options.disk_id,
             location=options.location,

@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 
 from ..azure.controlplane import ControlPlane
-from ..azure.manageddisk import upload_into_disk
+from ..azure.manageddisk import upload_into_ready_disk
 from ..azure.pageblob import open_page_blob
 from ..errors import ControlPlaneError, first_error
 from ..sources.raw import open_raw_image
@@ -135,7 +135,7 @@ class DiskUploads:
 
         async with self._slots, self._proxy_in_use():
             with await open_raw_image(disk.spec.path) as image:
-                transfer = await upload_into_disk(
+                transfer = await upload_into_ready_disk(
                     self.control,
                     image,
                     disk_id,

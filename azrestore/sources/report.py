@@ -10,7 +10,8 @@ from typing import Any
 import anyio.to_thread
 
 from ..errors import InputError
-from ..formats.partitions import DiskLayout, analyze_disk
+from ..formats.layout import DiskLayout
+from ..formats.partitions import analyze_disk
 from ..formats.sizes import SECTOR, blob_size, virtual_size
 from ..formats.vhd import chs_geometry
 from .raw import RawImage, open_raw_image

@@ -1,6 +1,14 @@
-"""Resource ids and subscriptions shared by the restore-plan tests."""
+"""Resource ids, subscriptions and plans shared by the restore-plan tests."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from azrestore.restore.plan import RestorePlan, load_plan
 
 SUB = "00000000-0000-0000-0000-000000000000"
 
@@ -17,3 +25,57 @@ SUBNET = (
 def vm_id(name: str, sub: str = SUB) -> str:
     group = f"/subscriptions/{sub}/resourceGroups/infra"
     return f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "target": {
+            "subscription": SUB,
+            "resource_group": "restored",
+            "location": "westeurope",
+            "subnet": SUBNET,
+        },
+        "helpers": {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")},
+        "vms": [
+            {
+                "name": "web01",
+                "size": "Standard_D2s_v5",
+                "disks": [
+                    {"path": "web01-os.raw", "role": "os"},
+                    {"path": "web01-data.raw", "role": "data", "lun": 0},
+                ],
+            }
+        ],
+    }
+
+
+def write(tmp_path: Path, data: dict[str, Any], name: str = "plan.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def no_line(problem: str) -> str:
+    """A problem without its ``(line N)`` suffix (line numbers of dumped YAML vary)."""
+    return re.sub(r" \(line \d+\)$", "", problem)
+
+
+def plan_for(
+    tmp_path: Path, images: dict[str, Path], *vms: dict[str, Any], **target: Any
+) -> RestorePlan:
+    """A plan in tmp_path whose disks name images by key (``"os": "uefi-linux"``)."""
+    data = base()
+    data["target"].update(target)
+    data["vms"] = []
+    for vm in vms:
+        vm = dict(vm)
+        os_path = images.get(vm.pop("os_image"), vm.get("missing", ""))
+        disks: list[dict[str, Any]] = [{"path": str(os_path), "role": "os"}]
+        disks += [
+            {"path": str(images[key]), "role": "data", "lun": lun}
+            for lun, key in enumerate(vm.pop("data", []))
+        ]
+        vm.pop("missing", None)
+        data["vms"].append({"size": "Standard_D2s_v5", "disks": disks, **vm})
+    write(tmp_path, data)
+    return load_plan(tmp_path / "plan.yaml")

@@ -64,7 +64,7 @@ def write_plan(directory: Path, backups: Path, **extra: Any) -> Path:
 
 
 async def resolve(plan_path: Path) -> ResolvedPlan:
-    return await resolve_plan(load_plan(plan_path))
+    return await resolve_plan(load_plan(plan_path), environ={})
 
 
 async def run_plan(

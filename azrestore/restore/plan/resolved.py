@@ -1,0 +1,100 @@
+"""A resolved plan: every image inspected, each VM's OS family, generation, disks and
+helper decided. Made by :func:`~azrestore.restore.plan.resolve.resolve_plan`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...sources.report import ImageReport
+from .document import RestorePlan
+from .fields import DiskSku, Generation, OsFamily
+from .schema import DiskSpec, VmSpec
+
+
+@dataclass(frozen=True)
+class ResolvedDisk:
+    """A disk with its image inspected. ``lun`` is None for the OS disk."""
+
+    spec: DiskSpec
+    report: ImageReport
+    name: str
+    sku: DiskSku
+    lun: int | None
+
+    @property
+    def size(self) -> int:
+        """The disk's size in Azure (a whole number of MiB)."""
+        return self.report.virtual_size
+
+
+@dataclass(frozen=True)
+class ResolvedVm:
+    """A VM with its OS family and generation decided."""
+
+    index: int
+    spec: VmSpec
+    os_family: OsFamily
+    generation: Generation
+    resource_group: str
+    subnet: str
+    tags: dict[str, str]
+    disks: tuple[ResolvedDisk, ...]
+    #: The helper VM that prepares the disks; None when ``prepare: false``.
+    helper: str | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def os_disk(self) -> ResolvedDisk:
+        return next(disk for disk in self.disks if disk.lun is None)
+
+    @property
+    def data_disks(self) -> tuple[ResolvedDisk, ...]:
+        return tuple(sorted((d for d in self.disks if d.lun is not None), key=_lun))
+
+
+def _lun(disk: ResolvedDisk) -> int:
+    return disk.lun if disk.lun is not None else -1
+
+
+@dataclass(frozen=True)
+class ResolvedPlan:
+    """A plan whose images were all inspected, ready to run."""
+
+    plan: RestorePlan
+    subscription: str
+    vms: tuple[ResolvedVm, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subscription": self.subscription,
+            "location": self.plan.target.location,
+            "disks": self.plan.target.disks,
+            "vms": [
+                {
+                    "name": vm.name,
+                    "os_family": vm.os_family,
+                    "generation": vm.generation,
+                    "resource_group": vm.resource_group,
+                    "subnet": vm.subnet,
+                    "helper": vm.helper,
+                    "disks": [
+                        {
+                            "path": str(disk.spec.path),
+                            "name": disk.name,
+                            "role": disk.spec.role,
+                            "lun": disk.lun,
+                            "sku": disk.sku,
+                            "size": disk.size,
+                        }
+                        for disk in vm.disks
+                    ],
+                }
+                for vm in self.vms
+            ],
+            "warnings": list(self.warnings),
+        }
