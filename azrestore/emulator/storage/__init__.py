@@ -1,17 +1,18 @@
 """A strict storage gateway in front of Azurite: Azure's rules, plus fault injection.
 
 Azurite accepts requests that Azure refuses (Put Page over 4 MiB, writes past the blob's end,
-a wrong Content-MD5, ...) and answers an expired SAS with a different code.  The gateway sits
-between a client and Azurite, refuses what Azure refuses with Azure's status, ``x-ms-error-code``
-and XML error body, and forwards everything else unchanged (headers and body bytes as they came,
-so SharedKey and SAS signatures stay valid).  It can also inject faults by rule: error statuses
-with ``Retry-After``, connection resets mid-request, delays, and expired-SAS answers.
+a wrong Content-MD5, a blob name over 1,024 characters, ...) and answers an expired SAS with a
+different code.  The gateway sits between a client and Azurite, refuses what Azure refuses
+with Azure's status, ``x-ms-error-code`` and XML error body, and forwards everything else
+unchanged (headers and body bytes as they came, so SharedKey and SAS signatures stay valid).
+It can also inject faults by rule: error statuses with ``Retry-After``, connection resets
+mid-request, delays, and expired-SAS answers.
 
 Each request goes through the stages of :class:`StorageGateway` in turn: its operation
 (:mod:`.operations`), fault rules (:mod:`.faults`), Azure's checks (:mod:`.checks`, with
-:mod:`.sas` and :mod:`.digests`), then on to Azurite (:mod:`.upstream`); :mod:`.statistics`
-counts what it saw.  :class:`GatewayThread` runs one on its own thread; ``python -m
-azrestore.emulator.storage`` runs one as a process.
+:mod:`.names`, :mod:`.sas` and :mod:`.digests`), then on to Azurite (:mod:`.upstream`);
+:mod:`.statistics` counts what it saw.  :class:`GatewayThread` runs one on its own thread;
+``python -m azrestore.emulator.storage`` runs one as a process.
 
 The names below load on first use, so that ``from azrestore.emulator.storage import
 SasRefusal`` (the simulator's hook answer) loads only what that name needs.

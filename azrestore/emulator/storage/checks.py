@@ -1,5 +1,9 @@
 """Azure's request rules that Azurite does not keep, checked before a request goes on.
 
+Container and blob names come first (:mod:`.names` has their table of answers): Azurite too
+reads them before it authenticates (Azure's order is not documented).  Then the SAS, then Put
+Page and Clear Page.
+
 Put Page bodies (at most 4 MiB) are buffered to check them; every other body is streamed.
 Error codes and statuses follow Azure's documentation and recorded Azure answers:
 
@@ -28,6 +32,7 @@ from aiohttp import web
 
 from azrestore.emulator.storage.digests import check_digests
 from azrestore.emulator.storage.errors import Rejection, body_too_large, invalid_header
+from azrestore.emulator.storage.names import check_names
 from azrestore.emulator.storage.sas import SasCheck, check_sas
 from azrestore.emulator.storage.sizes import BlobSizes
 
@@ -39,30 +44,43 @@ _RANGE_RE: Final = re.compile(r"^\s*bytes\s*=\s*(\d+)\s*-\s*(\d+)\s*$")
 
 
 class RequestChecks:
-    """Azure's rules for one request: its SAS, and Put Page / Clear Page ranges and bodies.
+    """Azure's rules for one request: the names in its URL, its SAS, and Put Page / Clear Page
+    ranges and bodies.
 
-    ``received`` counts the body bytes read per operation; ``sas_check`` may refuse SAS
-    requests the upstream would accept.
+    ``account_path`` is the account's URL path (``/devstoreaccount1``), which request paths
+    start with; ``received`` counts the body bytes read per operation; ``sas_check`` may
+    refuse SAS requests the upstream would accept.
     """
 
     def __init__(
-        self, sizes: BlobSizes, received: Counter[str], sas_check: SasCheck | None
+        self,
+        sizes: BlobSizes,
+        received: Counter[str],
+        sas_check: SasCheck | None,
+        account_path: str,
     ) -> None:
         self._sizes = sizes
         self._received = received
         self._sas_check = sas_check
+        self._account_path = account_path.rstrip("/")
 
     async def check(
         self, request: web.BaseRequest, op: str, query: Mapping[str, str]
     ) -> list[bytes] | None:
         """Raise Azure's :class:`Rejection` for a request Azure refuses; the buffered body
         of a Put Page (None for others: their bodies are still to be read)."""
+        self._check_names(request.raw_path.split("?", 1)[0], query)
         check_sas(op, request.path, query, self._sas_check)
         if op == "PutPage":
             return await self._check_put_page(request)
         if op == "ClearPage":
             await self._check_clear_page(request)
         return None
+
+    def _check_names(self, raw_path: str, query: Mapping[str, str]) -> None:
+        # Only this account's paths: another account's are Azurite's to answer.
+        if raw_path == self._account_path or raw_path.startswith(self._account_path + "/"):
+            check_names(raw_path[len(self._account_path) :], query)
 
     async def _check_put_page(self, request: web.BaseRequest) -> list[bytes]:
         """Check a Put Page as Azure does; its body (at most 4 MiB) as the chunks that came.

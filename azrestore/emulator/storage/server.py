@@ -1,5 +1,5 @@
 """The strict storage gateway's server: it listens on 127.0.0.1 and takes each request
-through its stages (faults, Azure's checks, forwarding to Azurite).
+through its stages (faults, Azure's checks of names and requests, forwarding to Azurite).
 
 The stages run one after the other in :meth:`StorageGateway._handle`; a new one (a model of
 the network link, say) goes in there, between the two it belongs between.
@@ -11,7 +11,7 @@ import asyncio
 import socket
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -28,6 +28,8 @@ from azrestore.emulator.storage.statistics import GatewayCounters, GatewayStats
 from azrestore.emulator.storage.upstream import Upstream
 
 __all__ = ["StorageGateway"]
+
+_MAX_LINE: Final = 16 * 1024
 
 
 class StorageGateway:
@@ -55,7 +57,9 @@ class StorageGateway:
         self._counters = GatewayCounters()
         self._upstream = Upstream(upstream_account_url, self._counters)
         self._sizes = BlobSizes(self._upstream, account_key)
-        self._checks = RequestChecks(self._sizes, self._counters.bytes_received, sas_check)
+        self._checks = RequestChecks(
+            self._sizes, self._counters.bytes_received, sas_check, self._upstream.base_path
+        )
         self._faults = FaultInjector(rules, self._counters)
         self._host = host
         self._requested_port = port
@@ -104,6 +108,11 @@ class StorageGateway:
             auto_decompress=False,  # forward bodies exactly as they came
             read_bufsize=1 << 20,
             lingering_time=30.0,
+            # A name Azure accepts must reach the checks: 1,024 characters of 3-byte UTF-8,
+            # percent-encoded, are 9,216 bytes (aiohttp's default line is 8,190).  16 KiB is
+            # Node's (so Azurite's) limit.
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
         )
         runner = web.ServerRunner(server, shutdown_timeout=5.0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
