@@ -26,6 +26,7 @@ from ...jobs.upload import (
 )
 from ...redact import redact_text, redact_url
 from ...transfer.config import Checksum, TransferConfig
+from ...transfer.journal import default_journal_dir
 from ...transfer.resume import ResumeOptions
 from ..progress import BulkProgress, TransferProgress, bulk_summary_line, summary_line, verify_line
 from ..text import error_line, one_line, print_json
@@ -196,7 +197,9 @@ def upload(
             checksum=checksum,
             max_bandwidth=max_bandwidth,
         )
-        resume = ResumeOptions(directory=journal_dir, restart=restart)
+        # The environment is read here, not in the jobs: the journals' default folder too.
+        journals = journal_dir if journal_dir is not None else default_journal_dir()
+        resume = ResumeOptions(directory=journals, restart=restart)
         target = BlobTarget(connection_string, overwrite or restart, existing)
         if bulk:
             entries = [entry for entry in pairs if entry is not None]
