@@ -25,8 +25,8 @@ def emulator(
 ) -> None:
     """Run a local Azure until Ctrl-C or SIGTERM.
 
-    Azurite behind the strict storage gateway, and the Resource Manager simulator. Prints
-    where it is and the environment to use it.
+    It runs Azurite behind the strict storage gateway and the Resource Manager simulator,
+    and prints where they are and the environment that points azrestore at them.
     """
     with reporting(ctx):
         if time_factor <= 0:
