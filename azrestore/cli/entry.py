@@ -1,12 +1,12 @@
 """The ``azrestore`` console script: a quick start for scripted ``convert``, else the full
 command line (:mod:`azrestore.cli.app`).
 
-The full command line (typer, rich, pydantic) takes longer to start than the conversion of
-a sparse image takes. A plain ``azrestore [--debug] convert IMAGE OUT [--json]
-[--overwrite]`` with no progress bar to draw (``--json``, or stderr not a terminal) runs
-here instead, with the same output, error lines and exit codes: both report errors through
-:mod:`azrestore.cli.edge`. Anything else - help, a usage error, a terminal to draw on -
-goes to the full command line, which checks and reports it.
+The full command line (typer, rich, pydantic) takes longer to start than the conversion
+of a sparse image takes (figures in docs/benchmarks.md). A plain
+``azrestore [--debug] convert IMAGE OUT [--json] [--overwrite]`` with no progress bar to
+draw (``--json``, or stderr not a terminal) runs here instead, with the same output, error
+lines and exit codes. Anything else - help, a usage error, a terminal to draw on - goes to
+the full command line, which checks and reports it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ CONVERT_FLAGS = frozenset({"--json", "--overwrite"})
 
 class QuickConvert:
     """A conversion for the quick start to run. A plain class: importing dataclasses
-    (inspect, ast) would cost a noticeable share of the quick start's time."""
+    (inspect, ast) would add a noticeable share to the quick start's time."""
 
     __slots__ = ("as_json", "debug", "image", "output", "overwrite")
 
@@ -69,7 +69,8 @@ def parse_quick_convert(argv: Sequence[str], *, stderr_is_terminal: bool) -> Qui
 
 
 def run_quick_convert(request: QuickConvert) -> int:
-    """Convert as ``azrestore convert`` does; returns the exit code."""
+    """Convert as ``azrestore convert`` does; returns the exit code. Errors are reported
+    by the same edge as the full command line's (:func:`azrestore.cli.edge.report_error`)."""
     from ..transfer.convert import convert_file
     from .edge import report_error
     from .text import convert_summary, print_json

@@ -16,14 +16,12 @@ import uvloop
 from ...formats.sizes import parse_size
 from ...transfer.config import TransferConfig
 from ..edge import report_error
+from ..environment import CONNECTION_STRING_ENV
 
 T = TypeVar("T")
 
 #: The library's defaults, shown as the options' defaults.
 DEFAULTS = TransferConfig()
-
-#: Where the command line finds a storage connection string when none is given.
-CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,10 @@ from ...redact import redact_text, redact_url
 from ...transfer.config import Checksum, TransferConfig
 from ...transfer.journal import default_journal_dir
 from ...transfer.resume import ResumeOptions
+from ..environment import CONNECTION_STRING_ENV
 from ..progress import BulkProgress, TransferProgress, bulk_summary_line, summary_line, verify_line
 from ..text import error_line, one_line, print_json
 from .common import (
-    CONNECTION_STRING_ENV,
     DEFAULTS,
     ConnectionStringOption,
     JsonOption,
