@@ -70,6 +70,12 @@ class ControlPlaneError(AzRestoreError):
         self.status = status
 
 
+def unreadable_file(path: object, exc: OSError, *, action: str = "read") -> InputError:
+    """The one wording of a file that cannot be opened or read: ``PATH: cannot ACTION: why``
+    (``action`` such as ``open``, ``read`` or ``read the manifest``)."""
+    return InputError(f"{path}: cannot {action}: {exc.strerror or exc}")
+
+
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error that stopped a task group (its siblings were then cancelled): callers get
     one azrestore error rather than a group."""

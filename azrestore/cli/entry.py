@@ -1,5 +1,5 @@
 """The ``azrestore`` console script: a quick start for scripted ``convert``, else the full
-command line (:mod:`azrestore.cli.main`).
+command line (:mod:`azrestore.cli.app`).
 
 The full command line (typer, rich, pydantic) takes longer to start than the conversion
 of a sparse image takes (figures in docs/benchmarks.md). A plain
@@ -69,30 +69,17 @@ def parse_quick_convert(argv: Sequence[str], *, stderr_is_terminal: bool) -> Qui
 
 
 def run_quick_convert(request: QuickConvert) -> int:
-    """Convert as ``azrestore convert`` does; returns the exit code."""
-    from ..errors import AzRestoreError
+    """Convert as ``azrestore convert`` does; returns the exit code. Errors are reported
+    by the same edge as the full command line's (:func:`azrestore.cli.edge.report_error`)."""
     from ..transfer.convert import convert_file
-    from .text import convert_summary, error_line, print_json
-
-    def fail(code: int, message: str) -> int:
-        if request.debug:
-            import traceback
-
-            from ..redact import redact_text
-
-            sys.stderr.write(redact_text(traceback.format_exc()))
-        error_line(message)
-        return code
+    from .edge import report_error
+    from .text import convert_summary, print_json
 
     try:
         # Blocking, on threads: no event loop to start for one local copy.
         result = convert_file(request.image, request.output, overwrite=request.overwrite)
-    except KeyboardInterrupt:
-        return fail(130, "interrupted")
-    except AzRestoreError as exc:
-        return fail(exc.exit_code, str(exc) or type(exc).__name__)
-    except Exception as exc:
-        return fail(1, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+    except (KeyboardInterrupt, Exception) as exc:
+        return report_error(exc, debug=request.debug)
     if request.as_json:
         print_json(result.to_json())
     else:
@@ -112,7 +99,7 @@ def main() -> None:
     request = parse_quick_convert(sys.argv[1:], stderr_is_terminal=os.isatty(2))
     if request is None:
         os.environ.setdefault(*BLAS_THREADS)
-        from .main import main as full_main
+        from .app import main as full_main
 
         full_main()
     else:

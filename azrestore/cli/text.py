@@ -21,11 +21,11 @@ def one_line(text: str) -> str:
     return "; ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def error_line(message: str) -> None:
+def error_line(message: str, *, prog: str = PROG) -> None:
     """Print ``azrestore: error: <message>`` (one line, secrets redacted) on stderr."""
     from ..redact import redact_text  # only on failure: redact loads re (start-up time)
 
-    print(f"{PROG}: error: {redact_text(one_line(message))}", file=sys.stderr, flush=True)
+    print(f"{prog}: error: {redact_text(one_line(message))}", file=sys.stderr, flush=True)
 
 
 def print_json(data: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 
-from ..errors import InputError
+from ..errors import InputError, unreadable_file
 from ..formats.containers import detect_container
 from ..formats.sizes import MAX_DISK_SIZE, SECTOR, format_size
 
@@ -48,7 +48,7 @@ class RawImage:
         except PermissionError:
             raise InputError(f"{image_path}: permission denied") from None
         except OSError as exc:
-            raise InputError(f"{image_path}: cannot open: {exc.strerror}") from None
+            raise unreadable_file(image_path, exc, action="open") from None
         try:
             info = os.fstat(fd)
             is_block = stat.S_ISBLK(info.st_mode)
@@ -69,7 +69,7 @@ class RawImage:
                 head = image.read_at(0, min(_HEAD, size))
                 tail = image.read_at(max(0, size - SECTOR), min(SECTOR, size))
             except OSError as exc:
-                raise InputError(f"{image_path}: cannot read: {exc.strerror}") from None
+                raise unreadable_file(image_path, exc) from None
             container = detect_container(head, tail)
             if container is not None:
                 raise InputError(

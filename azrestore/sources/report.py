@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from ..errors import InputError
+from ..errors import unreadable_file
 from ..formats.layout import DiskLayout
 from ..formats.partitions import analyze_disk
 from ..formats.sizes import SECTOR, blob_size, virtual_size
@@ -60,7 +60,7 @@ def _inspect(image: RawImage, path: str) -> ImageReport:
         allocated = sum(length for _, length in image.data_extents())
         layout = analyze_disk(image.read_at, image.size)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise unreadable_file(path, exc) from None
     vsize = virtual_size(image.size)
     return ImageReport(
         path=path,

@@ -35,7 +35,7 @@ async def emulator() -> AsyncIterator[Emulator]:
 async def azrestore(emulator: Emulator, *args: str) -> anyio.abc.Process | object:
     env = {**os.environ, **{k: str(v) for k, v in emulator.info()["env"].items()}}
     return await anyio.run_process(
-        [sys.executable, "-m", "azrestore.cli.main", *args], env=env, check=False
+        [sys.executable, "-m", "azrestore.cli.app", *args], env=env, check=False
     )
 
 

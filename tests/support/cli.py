@@ -3,17 +3,20 @@ process."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from azrestore.cli import main as cli
+from azrestore.cli.app import app
+from azrestore.formats.sizes import SECTOR
+from tests.support.images import MiB, make_sparse_image
 
 
 def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli.app, [str(arg) for arg in args])
+    return CliRunner().invoke(app, [str(arg) for arg in args])
 
 
 def azrestore_script() -> list[str]:
@@ -37,3 +40,12 @@ def assert_one_line_error(result: Result | subprocess.CompletedProcess[str], cod
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("azrestore: error: "), lines[0]
     return lines[0]
+
+
+def small_image(tmp_path: Path, size: int = 3 * MiB + 3 * SECTOR) -> Path:
+    """A sparse image whose size is not a whole MiB, with data at both ends."""
+    return make_sparse_image(
+        tmp_path / "disk.img",
+        size,
+        [(0, b"boot" * 128), (MiB + 4096, os.urandom(70_000)), (size - SECTOR, b"\xaa" * SECTOR)],
+    )

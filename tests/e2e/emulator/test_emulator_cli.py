@@ -22,7 +22,7 @@ def test_emulator_command_serves_until_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "azrestore.cli.main",
+            "azrestore.cli.app",
             "emulator",
             "--json",
             "--time-factor",
@@ -58,7 +58,7 @@ def _serve_and_use(server: subprocess.Popen[str], tmp_path: Path) -> None:
         "/providers/Microsoft.Compute/disks/d1"
     )
     upload = subprocess.run(
-            [sys.executable, "-m", "azrestore.cli.main", "upload", str(image),
+            [sys.executable, "-m", "azrestore.cli.app", "upload", str(image),
              "--to-disk", disk, "--location", "westeurope", "--json"],
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from azrestore.cli import main as cli
+from azrestore.cli.app import app
 from azrestore.cli.entry import CONVERT_FLAGS, QuickConvert, parse_quick_convert
 from tests.support.images import MiB, expected_vhd_body, make_sparse_image
 
@@ -55,7 +55,7 @@ def test_which_invocations_take_the_quick_start(
 
 
 def test_quick_start_knows_every_option_of_convert() -> None:
-    command = typer.main.get_command(cli.app).commands["convert"]  # type: ignore[attr-defined]
+    command = typer.main.get_command(app).commands["convert"]  # type: ignore[attr-defined]
     options = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
     arguments = [param.name for param in command.params if not param.opts[0].startswith("-")]
     assert options - {"--help"} == CONVERT_FLAGS
@@ -100,7 +100,7 @@ def test_quick_start_converts_and_reports_like_the_full_cli(tmp_path: Path) -> N
     helped = run("convert", image, out, "--help")
     assert helped.returncode == 0 and helped.stderr.endswith("typer loaded\n")
     full = subprocess.run(
-        [sys.executable, "-m", "azrestore.cli.main", "convert", str(image), str(out)],
+        [sys.executable, "-m", "azrestore.cli.app", "convert", str(image), str(out)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from azrestore.cli.manifest import ManifestEntry, parse_pair, read_manifest
 from azrestore.errors import InputError
+from azrestore.jobs.manifest import ManifestEntry, parse_pair, read_manifest
 
 URL = "https://acct.blob.core.windows.net/vhds/a.vhd?sv=2023&sig=abc%3D"
 

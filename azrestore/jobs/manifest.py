@@ -1,4 +1,4 @@
-"""Which disks a bulk upload moves: IMAGE=URL pairs on the command line, or a manifest file.
+"""The bulk upload's input: which disks it moves, as IMAGE=URL pairs or a manifest file.
 
 A manifest is either a JSON or YAML list of mappings::
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, unreadable_file
 from ..redact import redact_url
 
 _PAIR = re.compile(r"^(?P<image>.+?)=(?P<url>https?://\S+)$")
@@ -51,7 +51,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+        raise unreadable_file(path, exc, action="read the manifest") from None
     base = path.parent
     import yaml  # only manifests need it: keeps other commands' start-up short
 

@@ -1,0 +1,75 @@
+"""What every command shares: the argument and option types, the size parser, running a
+coroutine on uvloop, and :func:`reporting`, which hands any error to the one error edge
+(:mod:`azrestore.cli.edge`)."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvloop
+
+from ...formats.sizes import parse_size
+from ...transfer.config import TransferConfig
+from ..edge import report_error
+from ..environment import CONNECTION_STRING_ENV
+
+T = TypeVar("T")
+
+#: The library's defaults, shown as the options' defaults.
+DEFAULTS = TransferConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalOptions:
+    """The options given before the command (``azrestore --debug ...``)."""
+
+    debug: bool = False
+
+
+@contextmanager
+def reporting(ctx: typer.Context) -> Iterator[None]:
+    """Turn any error into one line on stderr and the matching exit code."""
+    try:
+        yield
+    except (typer.Exit, typer.TyperException):
+        raise
+    except (KeyboardInterrupt, Exception) as exc:
+        options = ctx.obj if isinstance(ctx.obj, GlobalOptions) else GlobalOptions()
+        raise typer.Exit(report_error(exc, debug=options.debug)) from None
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to completion on uvloop."""
+    result: T = uvloop.run(coroutine)
+    return result
+
+
+def size_option(value: str | int) -> int:
+    """A typer parser for sizes and rates such as ``4MiB``, ``200MB`` or ``1.5GiB``."""
+    try:
+        return parse_size(str(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+ImageArgument = Annotated[
+    Path,
+    typer.Argument(help="A raw disk image (regular file or block device).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+ConnectionStringOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection-string",
+        envvar=CONNECTION_STRING_ENV,
+        show_envvar=False,
+        help="Storage connection string with the account key"
+        f" (default: the {CONNECTION_STRING_ENV} variable).",
+        show_default=False,
+    ),
+]

@@ -1,0 +1,107 @@
+"""Upload one raw disk image: into a page blob (optionally read back and compared), or
+into a new managed disk.
+
+The image is opened and checked before anything is created in Azure. Heavy modules
+(aiohttp, numpy, the Resource Manager SDKs) are imported when a job runs, so that commands
+which never upload start faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ..sources.raw import open_raw_image
+
+if TYPE_CHECKING:
+    from ..azure.arm import ArmSettings
+    from ..azure.manageddisk import ManagedDiskResult
+    from ..transfer.config import TransferConfig
+    from ..transfer.progress import ProgressCallback, TransferResult
+    from ..transfer.resume import ResumeOptions
+    from ..transfer.verify import VerifyResult
+
+
+@dataclass(frozen=True, slots=True)
+class BlobTarget:
+    """How to write page blobs: the credentials for their URLs, and what may be there.
+
+    ``connection_string`` (an account key or SAS) signs URLs that carry no SAS of their
+    own; without either, Azure AD is used. ``overwrite`` replaces a blob that exists;
+    ``existing`` writes into a blob that exists already with exactly the VHD's size.
+    """
+
+    connection_string: str | None = None
+    overwrite: bool = False
+    existing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedDiskTarget:
+    """The managed disk to create: its resource id, region, OS type, generation and SKU
+    (``auto`` takes the OS type and generation from the image's partition table)."""
+
+    disk_id: str
+    location: str
+    os_type: Literal["Linux", "Windows", "auto", "none"] = "auto"
+    generation: Literal["V1", "V2", "auto"] = "auto"
+    sku: str = "Standard_LRS"
+
+
+async def upload_to_page_blob(
+    image_path: Path,
+    url: str,
+    target: BlobTarget,
+    *,
+    config: TransferConfig,
+    on_progress: ProgressCallback | None = None,
+    resume: ResumeOptions | None = None,
+    verify: bool = False,
+) -> tuple[TransferResult, VerifyResult | None]:
+    """Upload ``image_path`` as a fixed VHD into the page blob at ``url``; with ``verify``,
+    read the blob back and compare it with the image (else None)."""
+    from ..azure.pageblob import open_page_blob
+    from ..transfer.pipeline import upload_disk
+    from ..transfer.verify import verify_disk
+
+    with await open_raw_image(image_path) as image:
+        async with open_page_blob(
+            url,
+            connection_string=target.connection_string,
+            checksum=config.checksum,
+            overwrite=target.overwrite,
+            existing=target.existing,
+            concurrency=config.concurrency,
+        ) as sink:
+            result = await upload_disk(
+                image, sink, config=config, on_progress=on_progress, resume=resume
+            )
+            checked = await verify_disk(image, sink, config=config) if verify else None
+            return result, checked
+
+
+async def upload_to_new_managed_disk(
+    image_path: Path,
+    disk: ManagedDiskTarget,
+    *,
+    settings: ArmSettings,
+    config: TransferConfig,
+    on_progress: ProgressCallback | None = None,
+) -> ManagedDiskResult:
+    """Create managed disk ``disk`` with the image's exact size and upload the image into
+    it (direct upload, like Add-AzVhd), through the Resource Manager ``settings`` name."""
+    from ..azure.manageddisk import create_disk_and_upload
+
+    with await open_raw_image(image_path) as image:
+        return await create_disk_and_upload(
+            image,
+            disk.disk_id,
+            location=disk.location,
+            config=config,
+            settings=settings,
+            os_type=disk.os_type,
+            hyper_v_generation=disk.generation,
+            sku=disk.sku,
+            on_progress=on_progress,
+        )

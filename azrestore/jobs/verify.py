@@ -1,0 +1,35 @@
+"""Read a page blob back and compare it with the raw image it was uploaded from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..sources.raw import open_raw_image
+
+if TYPE_CHECKING:
+    from ..transfer.config import TransferConfig
+    from ..transfer.verify import VerifyProgress, VerifyResult
+
+
+async def verify_page_blob(
+    image_path: Path,
+    url: str,
+    *,
+    config: TransferConfig,
+    connection_string: str | None = None,
+    on_progress: VerifyProgress | None = None,
+) -> VerifyResult:
+    """Compare the page blob at ``url`` (its SAS, else ``connection_string``, else Azure
+    AD) with ``image_path``, as the fixed VHD an upload makes of it."""
+    from ..azure.pageblob import open_page_blob
+    from ..transfer.verify import verify_disk
+
+    with await open_raw_image(image_path) as image:
+        async with open_page_blob(
+            url,
+            connection_string=connection_string,
+            existing=True,
+            concurrency=config.concurrency,
+        ) as sink:
+            return await verify_disk(image, sink, config=config, on_progress=on_progress)
