@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...emulator.arm import DEFAULT_SUBSCRIPTION
-from ...redact import redact_text
+from ..edge import report_error
 from .images import LINUX_IMAGE, WINDOWS_IMAGE, make_backups
 from .processes import become_subreaper, run_child, stopping_everything, terminated
 from .terminal import console, say, step
@@ -180,16 +180,15 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 
 def exit_status(body: Callable[[], None]) -> int:
-    """The demo's error edge: run ``body``; 0, 130 (128 + the signal) when interrupted,
-    or 1 with a one-line error, like the azrestore command itself."""
+    """Run ``body``: 0, or 128 + the signal when interrupted (the demo says what it
+    stopped), or the command line's error edge's line and exit code."""
     try:
         body()
     except KeyboardInterrupt:
         print("\ndemo: interrupted; everything it started is stopped", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated() else signal.SIGINT)
     except Exception as exc:
-        print(f"demo: error: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
+        return report_error(exc, prog="demo")
     return 0
 
 

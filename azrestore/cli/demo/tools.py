@@ -7,11 +7,13 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+from ...errors import AzRestoreError
+
 REQUIRED_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs")
 
 
-class DemoError(Exception):
-    """A step of the demo failed; the message says which and why."""
+class DemoError(AzRestoreError):
+    """A step of the demo failed; the message says which and why (exit code 1)."""
 
 
 def run_tool(argv: Sequence[str], stdin: str | None = None) -> None:
