@@ -32,12 +32,10 @@ from .journal import Journal, Range
 from .progress import Accounting, ProgressCallback, TransferResult
 from .resume import ResumeOptions, begin
 from .retry import call_with_retries
-from .sink import PageSink
+from .sink import MAX_RENEWALS, PageSink
 
 #: (start, end, digest) of one request inside a chunk buffer
 _Piece = tuple[int, int, bytes | None]
-#: Credential renewals (``sink.renew``) allowed per request before the error stands.
-MAX_RENEWALS = 3
 
 
 async def upload_disk(
