@@ -22,7 +22,7 @@ from azrestore.formats.sizes import blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter
 from azrestore.formats.zeros import nonzero_runs
 from azrestore.sources.raw import RawImage
-from azrestore.transfer.chunking import plan_windows
+from azrestore.transfer.chunking import read_windows
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.journal import RECORD_SIZE, journal_path
 from azrestore.transfer.pipeline import upload_disk
@@ -58,7 +58,7 @@ def bytes_needed(image: Path, config: TransferConfig) -> int:
         vsize = virtual_size(raw.size)
         total = 512
         buffer = bytearray(config.chunk_size)
-        for window in plan_windows(
+        for window in read_windows(
             raw.data_extents(), virtual_size=vsize, chunk_size=config.chunk_size
         ):
             view = memoryview(buffer)[: window.length]
