@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..formats.sizes import MiB
 from ..redact import redact_url
 from .identity import SourceIdentity
 from .sink import TargetIdentity
@@ -236,7 +237,7 @@ class Journal:
     def _read(fd: int, path: Path) -> tuple[JournalHeader, list[Range], bool, int]:
         with open(fd, "rb", closefd=False) as handle:
             handle.seek(0)
-            line = handle.readline(1 << 20)
+            line = handle.readline(MiB)
             try:
                 if not line.endswith(b"\n"):
                     raise ValueError("no whole header line")
