@@ -1,16 +1,13 @@
-"""Raw image to fixed VHD file, locally: the data extents cloned where the file system
-shares blocks, else copied, holes left as holes and never read, zero padding to the MiB
-boundary, then the footer.
+"""Raw image to fixed VHD file, locally: the data extents copied, holes left as holes and
+never read, zero padding to the MiB boundary, then the footer.
 
 The copy is qemu-img's: 2 MiB preads and pwrites, two in flight on worker threads, into
-an output whose data extents are allocated first.
+an output whose data extents are allocated first. On ext4 that was faster than the same
+copy without the preallocation, than os.splice through pipes (one copy less, but writes
+into one file queue on its inode lock, while parallel reads overlap), than
+copy_file_range, which splices through a small pipe there, and than pwrite from a mapping
+of the source (page faults); figures in docs/benchmarks.md.
 """
-
-# Why this copy: measured on ext4 with 256 MiB of data in page cache (medians): 0.045 s;
-# 0.065 s without the preallocation; 0.053 s for os.splice through 1 MiB pipes (one copy
-# less, but writes into one file queue on its inode lock, while parallel reads overlap);
-# 0.107 s for copy_file_range, which splices through a small pipe there; 0.080 s for
-# pwrite from a mapping of the source (page faults).
 
 from __future__ import annotations
 
@@ -32,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
-#: Bytes per read and write (qemu-img's size; 4 MiB measured 3x slower on one thread here).
+#: Bytes per read and write (qemu-img's size; 4 MiB was slower on one thread here).
 _BLOCK = 2 * MiB
 #: Bytes a worker copies between two looks at the cancel flag and two progress calls.
 _PIECE = 32 * MiB
@@ -324,10 +321,9 @@ def _copy_piece(
     """Worker thread: copy one range to the same offset, in blocks through ``buffer``.
 
     Reads overlap; writes take turns under ``write_lock``, as qemu-img's in-order writes
-    do. Writes into one file queue on its inode lock anyway, and the kernel spins there."""
-    # A dense 4 GiB took a median 5.1 CPU seconds without the write lock, 2.7 and 3.4 with
-    # it (runs of 7); sparse images were no slower (64 GiB holding 256 MiB: 0.078 s and
-    # 0.069 s).
+    do. Writes into one file queue on its inode lock anyway, and the kernel spins there:
+    this lock about halved the CPU time of dense conversions, and sparse ones were no
+    slower (docs/benchmarks.md)."""
     view = memoryview(buffer)
     end = offset + length
     while offset < end:
