@@ -12,13 +12,13 @@ import stat
 
 from ..errors import InputError, unreadable_file
 from ..formats.containers import detect_container
-from ..formats.sizes import MAX_DISK_SIZE, SECTOR, format_size
+from ..formats.sizes import MAX_DISK_SIZE, SECTOR, KiB, format_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from types import TracebackType
 
-_HEAD = 64 * 1024
+_HEAD = 64 * KiB
 
 
 class RawImage:

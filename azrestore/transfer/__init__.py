@@ -1,4 +1,4 @@
-"""The transfer pipeline: chunk plan, bounded buffers and concurrency, retries, bandwidth
+"""The transfer pipeline: read windows, bounded buffers and concurrency, retries, bandwidth
 budget, accounting and progress events. It knows the :class:`PageSink` protocol, not Azure.
 
 Exports load on first use, so ``transfer.convert`` starts without the upload modules.

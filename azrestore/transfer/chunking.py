@@ -1,4 +1,5 @@
-"""The chunk plan: which windows of the disk are read, and which are skipped unread."""
+"""Read windows: the pieces of the disk that are read (at most a chunk each, never across
+the chunk grid), and the holes between them, skipped unread."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Window:
         return self.offset + self.length
 
 
-def plan_windows(
+def read_windows(
     extents: Iterable[tuple[int, int]], *, virtual_size: int, chunk_size: int
 ) -> Iterator[Window]:
     """Split data extents into read windows.

@@ -7,14 +7,15 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..formats.sizes import KiB
 from ..sources.raw import RawImage
 
 #: Blocks sampled for the digest: the first and last 64 KiB and this many 4 KiB blocks
 #: spread evenly in between. Cheap (holes cost nothing to read), and a source rewritten in
 #: place with the same size and a restored mtime is still likely to be caught.
 _SAMPLES = 64
-_SAMPLE_BLOCK = 4096
-_EDGE = 64 * 1024
+_SAMPLE_BLOCK = 4 * KiB
+_EDGE = 64 * KiB
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..formats.sizes import MiB
 from ..redact import redact_url
 from .identity import SourceIdentity
 from .sink import TargetIdentity
@@ -54,8 +55,6 @@ _WRITTEN = ord("W")
 _COMPLETE = ord("C")
 #: Records kept unsorted before they are merged into ranges while loading.
 _MERGE_EVERY = 65536
-#: Test hook: after this many records, write half of the next one and die by SIGKILL.
-CRASH_ENV = "AZRESTORE_TEST_CRASH_IN_RECORD"
 
 Range = tuple[int, int]
 
@@ -181,10 +180,6 @@ class Journal:
         self.records = 0
         self._fd = fd
         self._dirty = False
-        crash_after = os.environ.get(CRASH_ENV)
-        if crash_after is not None:
-            self._crash_after = int(crash_after)
-            self.record = self._record_then_crash  # type: ignore[method-assign]
 
     @property
     def done_bytes(self) -> int:
@@ -242,7 +237,7 @@ class Journal:
     def _read(fd: int, path: Path) -> tuple[JournalHeader, list[Range], bool, int]:
         with open(fd, "rb", closefd=False) as handle:
             handle.seek(0)
-            line = handle.readline(1 << 20)
+            line = handle.readline(MiB)
             try:
                 if not line.endswith(b"\n"):
                     raise ValueError("no whole header line")
@@ -289,14 +284,6 @@ class Journal:
             raise JournalError(f"{self.path}: cannot write the journal: {exc.strerror}") from None
         self.records += 1
         self._dirty = True
-
-    def _record_then_crash(self, offset: int, length: int) -> None:
-        if self.records >= self._crash_after:
-            import signal
-
-            os.write(self._fd, _record(_WRITTEN, offset, length)[: RECORD_SIZE // 2])
-            os.kill(os.getpid(), signal.SIGKILL)
-        Journal.record(self, offset, length)
 
     def sync(self) -> None:
         """fsync what was recorded (blocking; a worker thread's job)."""

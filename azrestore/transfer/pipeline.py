@@ -26,18 +26,16 @@ from ..formats.zeros import nonzero_runs
 from ..sources.raw import RawImage, open_raw_image
 from .bandwidth import Bandwidth
 from .budget import TransferBudget
-from .chunking import Window, plan_windows
+from .chunking import Window, read_windows
 from .config import TransferConfig
 from .journal import Journal, Range
 from .progress import Accounting, ProgressCallback, TransferResult
-from .resume import ResumeOptions, begin
+from .resume import ResumeOptions, open_journal
 from .retry import call_with_retries
-from .sink import PageSink
+from .sink import MAX_RENEWALS, PageSink
 
 #: (start, end, digest) of one request inside a chunk buffer
 _Piece = tuple[int, int, bytes | None]
-#: Credential renewals (``sink.renew``) allowed per request before the error stands.
-MAX_RENEWALS = 3
 
 
 async def upload_disk(
@@ -118,12 +116,12 @@ class _Upload:
         if self.resume is None:
             await self.sink.prepare(accounting.blob_size)
         else:
-            plan = await begin(
+            journal = await open_journal(
                 self.image, self.sink, self.resume, accounting.blob_size, self.virtual_size
             )
-            self.journal, done = plan.journal, plan.done
-            if plan.complete:
-                await anyio.to_thread.run_sync(plan.journal.close)
+            self.journal, done = journal, journal.done
+            if journal.complete:
+                await anyio.to_thread.run_sync(journal.close)
                 accounting.resumed(0, accounting.blob_size)
                 return TransferResult(accounting.finish(), self.sink.description)
         try:
@@ -141,7 +139,7 @@ class _Upload:
                 accounting.resumed(start, end - start)
             extents = subtract_ranges(extents, done, self.virtual_size)
         gaps = _Gaps(done)
-        windows = plan_windows(
+        windows = read_windows(
             extents, virtual_size=self.virtual_size, chunk_size=self.config.chunk_size
         )
         position = 0

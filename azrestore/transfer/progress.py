@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..formats.sizes import MiB
+
 
 class EventKind(StrEnum):
     STARTED = "started"
@@ -50,7 +52,7 @@ class TransferStats:
     @property
     def throughput_mib_s(self) -> float:
         """Disk bytes per second, in MiB/s (the disk's size over the wall time)."""
-        return self.disk_size / self.seconds / (1024 * 1024) if self.seconds > 0 else 0.0
+        return self.disk_size / self.seconds / MiB if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ its journal, or has nothing left to do; and refusing to continue onto changed da
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
@@ -50,15 +50,6 @@ class ResumeOptions:
         return self.directory if self.directory is not None else default_journal_dir()
 
 
-@dataclass(slots=True)
-class ResumePlan:
-    """What the journal says: the ranges already written, or that nothing is left."""
-
-    journal: Journal
-    done: list[Range] = field(default_factory=list)
-    complete: bool = False
-
-
 def target_key(sink: PageSink, options: ResumeOptions) -> str:
     """The name a target's journal is filed under: ``options.key``, else the sink's
     ``target_key`` (a URL without its query), else its description."""
@@ -87,10 +78,11 @@ def _target_changes(recorded: TargetIdentity, now: TargetIdentity | None) -> lis
     return found
 
 
-async def begin(
+async def open_journal(
     image: RawImage, sink: PageSink, options: ResumeOptions, blob_size: int, virtual_size: int
-) -> ResumePlan:
-    """Open (or create) the journal of ``sink``'s target for ``image``.
+) -> Journal:
+    """Open (or create) the journal of ``sink``'s target for ``image``: its ``done``
+    ranges are already written, and ``complete`` says that nothing is left.
 
     Calls ``sink.prepare`` unless an interrupted upload of the same source into the same
     target is continued. Raises :class:`ResumeRefused` when a journal of an unfinished
@@ -117,7 +109,7 @@ async def begin(
                 if not keep:
                     await anyio.to_thread.run_sync(journal.discard)
             if keep:
-                return ResumePlan(journal, journal.done, journal.complete)
+                return journal
     try:
         await sink.prepare(blob_size)
         if old is not None and old.done and not old.complete and not getattr(sink, "fresh", True):
@@ -129,8 +121,7 @@ async def begin(
     if target is None:
         raise InputError(f"{sink.description}: the target is gone right after it was prepared")
     header = JournalHeader(source=source, target=target, virtual_size=virtual_size)
-    journal = await anyio.to_thread.run_sync(Journal.create, path, header)
-    return ResumePlan(journal)
+    return await anyio.to_thread.run_sync(Journal.create, path, header)
 
 
 def _writable(directory: Path) -> None:

@@ -8,6 +8,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import AuthenticationExpired
 
+#: Credential renewals (``sink.renew``) allowed per request before the error stands.
+MAX_RENEWALS = 3
+
 
 @runtime_checkable
 class PageSink(Protocol):
@@ -25,7 +28,8 @@ class PageSink(Protocol):
     - ``async renew(error) -> bool``: called when :meth:`write` raised
       :class:`~azrestore.errors.AuthenticationExpired` (an expired SAS, e.g. a managed
       disk's upload URL). Get fresh credentials and return True, and the request is sent
-      again at once (at most 3 renewals per request); return False to let the error stand.
+      again at once (at most :data:`MAX_RENEWALS` renewals per request); return False to
+      let the error stand.
       Requests in flight fail together, so a burst of calls must lead to one refresh
       (see :class:`RenewableSink`).
     - ``fresh: bool`` and ``async clear(offset, length)``: whether the target read as zeros

@@ -31,7 +31,7 @@ from ..formats.sizes import FOOTER_SIZE, SECTOR, GiB, blob_size, round_down, vir
 from ..formats.vhd import VhdError, fixed_vhd_footer, validate_fixed_vhd_footer
 from ..sources.raw import RawImage, open_raw_image
 from .budget import TransferBudget
-from .chunking import Window, plan_windows
+from .chunking import Window, read_windows
 from .config import TransferConfig
 from .retry import call_with_retries
 from .sink import ReadableTarget
@@ -189,7 +189,7 @@ class _Verify:
                     mine.extend((start, stop - start) for start, stop in written)
                     mine.sort()
                     cursor = 0
-                    for window in plan_windows(mine, virtual_size=end, chunk_size=self.window_size):
+                    for window in read_windows(mine, virtual_size=end, chunk_size=self.window_size):
                         # ranges of the target inside this window, relative to it
                         while cursor < len(written) and written[cursor][1] <= window.offset:
                             cursor += 1

@@ -1,7 +1,7 @@
 """Crash safety end to end: a real ``azrestore upload`` killed with SIGKILL at seeded random
-moments (and inside a journal write), then run again, through the strict gateway into
-Azurite; changed sources refused; a multi-GiB upload through 5% injected faults; a SAS
-that expires midway renewed; bulk uploads from a manifest."""
+moments (some right after journal writes, leaving a torn record), then run again, through
+the strict gateway into Azurite; changed sources refused; a multi-GiB upload through 5%
+injected faults; a SAS that expires midway renewed; bulk uploads from a manifest."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from azrestore.formats.sizes import blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter
 from azrestore.formats.zeros import nonzero_runs
 from azrestore.sources.raw import RawImage
-from azrestore.transfer.chunking import plan_windows
+from azrestore.transfer.chunking import read_windows
 from azrestore.transfer.config import TransferConfig
-from azrestore.transfer.journal import CRASH_ENV, journal_path
+from azrestore.transfer.journal import RECORD_SIZE, journal_path
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.verify import verify_disk
 from tests.support.cli import azrestore_script
@@ -35,6 +35,8 @@ CONCURRENCY = 4
 CHUNK = MiB
 #: Requests in flight when a run is killed, each at most a chunk: all a kill may cost.
 WINDOW = CONCURRENCY * CHUNK
+#: What a journal append cut short by a kill leaves: the first half of a record.
+TORN_RECORD = b"W 0000000000000000 0000000000100000 00000000\n"[: RECORD_SIZE // 2]
 
 
 def mixed_image(path: Path, size: int, seed: int) -> Path:
@@ -56,7 +58,7 @@ def bytes_needed(image: Path, config: TransferConfig) -> int:
         vsize = virtual_size(raw.size)
         total = 512
         buffer = bytearray(config.chunk_size)
-        for window in plan_windows(
+        for window in read_windows(
             raw.data_extents(), virtual_size=vsize, chunk_size=config.chunk_size
         ):
             view = memoryview(buffer)[: window.length]
@@ -84,6 +86,28 @@ def upload_command(image: Path, url: str, journals: Path, *extra: str) -> list[s
     ]
 
 
+def wait_for_journal(journal: Path, child: subprocess.Popen[bytes]) -> None:
+    """Until ``journal`` exists or ``child`` has ended."""
+    deadline = time.monotonic() + 60
+    while not journal.exists() and child.poll() is None:
+        assert time.monotonic() < deadline, "the upload never started"
+        time.sleep(0.002)
+
+
+def wait_for_records(journal: Path, child: subprocess.Popen[bytes], records: int) -> None:
+    """Until ``journal`` has grown by ``records`` records (polled) or ``child`` has ended."""
+    start = journal.stat().st_size if journal.exists() else 0
+    deadline = time.monotonic() + 60
+    while child.poll() is None:
+        try:
+            if journal.stat().st_size >= start + records * RECORD_SIZE:
+                return
+        except FileNotFoundError:
+            pass
+        assert time.monotonic() < deadline, "the journal stopped growing"
+        time.sleep(0.001)
+
+
 def assert_blob_is(storage: StorageTarget, name: str, image: Path) -> None:
     data = storage.blob_client(name).download_blob().readall()
     body = expected_vhd_body(image)
@@ -96,7 +120,8 @@ def test_killed_at_random_moments_then_resumed(
     storage: StorageTarget, gateway: GatewayThread, tmp_path: Path
 ) -> None:
     """At least 20 SIGKILLs at seeded random moments (requests in flight, between chunks,
-    before the first request, after the footer) and inside journal writes."""
+    before the first request, after the footer), some after a random number of journal
+    records, with the next record torn."""
     rng = random.Random(20261124)
     # Slow enough that a kill lands mid-upload: each Put Page waits 40 ms at the gateway.
     gateway.set_rules([FaultRule(operation="PutPage", action="delay", delay=0.04)])
@@ -112,23 +137,20 @@ def test_killed_at_random_moments_then_resumed(
         gateway.reset_statistics()
         round_kills = 0
         for attempt in range(5):
-            env = dict(os.environ)
-            crash_in_record = attempt < 4 and rng.random() < 0.25
-            if crash_in_record:
-                env[CRASH_ENV] = str(rng.randrange(0, 12))
+            tear_record = attempt < 4 and rng.random() < 0.25
+            records = rng.randrange(0, 12) if tear_record else 0
             child = subprocess.Popen(
                 upload_command(image, url, journals),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=env,
             )
             try:
-                if attempt < 4 and not crash_in_record:
-                    deadline = time.monotonic() + 60
-                    while not journal.exists() and child.poll() is None:
-                        assert time.monotonic() < deadline, "the upload never started"
-                        time.sleep(0.002)
-                    time.sleep(rng.uniform(0.0, 0.5))
+                if attempt < 4:
+                    wait_for_journal(journal, child)
+                    if tear_record:
+                        wait_for_records(journal, child, records)
+                    else:
+                        time.sleep(rng.uniform(0.0, 0.5))
                     child.send_signal(signal.SIGKILL)
                 stdout, stderr = child.communicate(timeout=120)
             finally:
@@ -137,7 +159,11 @@ def test_killed_at_random_moments_then_resumed(
                     child.communicate()
             if child.returncode == -signal.SIGKILL:
                 round_kills += 1
-                torn += crash_in_record
+                if tear_record:
+                    # Killed in the middle of its next journal append, as it may have been.
+                    with open(journal, "ab") as handle:
+                        handle.write(TORN_RECORD)
+                    torn += 1
                 continue
             assert child.returncode == 0, stderr.decode()
             result = json.loads(stdout)

@@ -13,8 +13,8 @@ import anyio
 import pytest
 import uvloop
 
-from azrestore.azure import pageblob
-from azrestore.azure.pageblob import _PageBody
+from azrestore.azure import pagebody
+from azrestore.azure.pagebody import PageBody
 
 
 class RecordingWriter:
@@ -34,9 +34,9 @@ class RecordingWriter:
 def test_without_gathering_headers_first_then_the_buffer_itself(
     content_length: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pageblob, "_AIOHTTP_GATHERS", False)
+    monkeypatch.setattr(pagebody, "_AIOHTTP_GATHERS", False)
     buffer = bytearray(range(256)) * 64  # 16 KiB
-    body = _PageBody(memoryview(buffer)[:8192])
+    body = PageBody(memoryview(buffer)[:8192])
     writer = RecordingWriter()
     anyio.run(lambda: body.write_with_length(writer, content_length))  # type: ignore[arg-type]
     assert [kind for kind, _ in writer.calls] == ["headers", "write"]
@@ -48,21 +48,21 @@ def test_without_gathering_headers_first_then_the_buffer_itself(
 def test_where_aiohttp_gathers_itself_the_body_goes_to_it_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pageblob, "_AIOHTTP_GATHERS", True)
+    monkeypatch.setattr(pagebody, "_AIOHTTP_GATHERS", True)
     buffer = bytearray(8192)
     writer = RecordingWriter()
-    anyio.run(lambda: _PageBody(memoryview(buffer)).write_with_length(writer, None))  # type: ignore[arg-type]
+    anyio.run(lambda: PageBody(memoryview(buffer)).write_with_length(writer, None))  # type: ignore[arg-type]
     assert [kind for kind, _ in writer.calls] == ["write"]
     sent = writer.calls[0][1]
     assert isinstance(sent, memoryview) and sent.obj is buffer
 
 
 def put_through_aiohttp(buffer: bytearray, *, loop: str) -> tuple[bytes, bytes, list[bool]]:
-    """PUT ``buffer`` as a _PageBody with a real aiohttp session to a loopback server on
+    """PUT ``buffer`` as a PageBody with a real aiohttp session to a loopback server on
     ``loop`` (uvloop or asyncio). Returns the request head and body the server read, and
     what each call of _write_with_headers returned."""
     taken: list[bool] = []
-    real = pageblob._write_with_headers
+    real = pagebody._write_with_headers
 
     def spy(writer: object, body: bytes | memoryview) -> bool:
         done = real(writer, body)  # type: ignore[arg-type]
@@ -86,7 +86,7 @@ def put_through_aiohttp(buffer: bytearray, *, loop: str) -> tuple[bytes, bytes, 
                 aiohttp.ClientSession() as session,
                 session.put(
                     f"http://127.0.0.1:{port}/disk.vhd?comp=page",
-                    data=_PageBody(memoryview(buffer)),
+                    data=PageBody(memoryview(buffer)),
                     headers={"Content-Length": str(len(buffer))},
                 ) as response,
             ):
@@ -96,7 +96,7 @@ def put_through_aiohttp(buffer: bytearray, *, loop: str) -> tuple[bytes, bytes, 
             await server.wait_closed()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pageblob, "_write_with_headers", spy)
+        patch.setattr(pagebody, "_write_with_headers", spy)
         if loop == "uvloop":
             uvloop.run(main())
         else:
@@ -113,7 +113,7 @@ def test_on_uvloop_headers_and_body_leave_in_one_gathered_write() -> None:
     # This installed aiohttp's writer is in the state _write_with_headers expects (a test
     # that fails when aiohttp changes its internals); where aiohttp gathers by itself,
     # it is not needed at all.
-    assert taken == ([] if pageblob._AIOHTTP_GATHERS else [True])
+    assert taken == ([] if pagebody._AIOHTTP_GATHERS else [True])
 
 
 def test_on_asyncio_the_request_is_whole_without_gathering() -> None:
@@ -121,4 +121,4 @@ def test_on_asyncio_the_request_is_whole_without_gathering() -> None:
     head, body, taken = put_through_aiohttp(buffer, loop="asyncio")
     assert head.startswith(b"PUT /disk.vhd?comp=page HTTP/1.1\r\n")
     assert body == buffer
-    assert taken == ([] if pageblob._AIOHTTP_GATHERS else [False])
+    assert taken == ([] if pagebody._AIOHTTP_GATHERS else [False])

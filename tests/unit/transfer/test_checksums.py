@@ -6,7 +6,7 @@ from azure.storage.extensions import checksums
 from hypothesis import given
 from hypothesis import strategies as st
 
-from azrestore.azure.pageblob import crc64
+from azrestore.azure.blobrequests import crc64
 
 
 def azure_crc64(data: bytes) -> bytes:

@@ -18,7 +18,8 @@ import pytest
 
 from azrestore.errors import InputError, TransferError
 from azrestore.formats.vhd import VhdFooter
-from azrestore.transfer.convert import _preallocate, convert_file, convert_to_vhd
+from azrestore.transfer.convert import convert_file, convert_to_vhd
+from azrestore.transfer.fileblocks import preallocate
 from tests.support.images import MiB, expected_vhd_body, make_sparse_image
 from tests.support.tools import needs, require, unavailable
 
@@ -170,7 +171,7 @@ def test_cancellation_stops_the_copy_and_removes_the_output(tmp_path: Path) -> N
 def test_data_extents_are_preallocated_and_holes_left(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _preallocate(fd, [(MiB, 2 * MiB), (8 * MiB, MiB)])
+        preallocate(fd, [(MiB, 2 * MiB), (8 * MiB, MiB)])
         info = os.fstat(fd)
     finally:
         os.close(fd)
