@@ -11,7 +11,14 @@ from datetime import UTC, date, datetime
 
 from azrestore.emulator.storage.errors import CODE_MESSAGES, STATUS_ERRORS, Rejection
 
-__all__ = ["SasCheck", "SasRefusal", "check_sas", "expired_sas_rejection", "http_date"]
+__all__ = [
+    "SasCheck",
+    "SasRefusal",
+    "check_sas",
+    "check_sas_window",
+    "expired_sas_rejection",
+    "http_date",
+]
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ def check_sas(
 ) -> None:
     """Raise the :class:`Rejection` Azure gives a request whose SAS (if any) is not valid:
     outside its time window, or refused by ``sas_check``."""
-    _check_window(query)
+    check_sas_window(query)
     if sas_check is not None and "sig" in query:
         refusal = sas_check(operation, path, query)
         if refusal is not None:
@@ -75,7 +82,7 @@ def _parse_sas_time(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _check_window(query: Mapping[str, str]) -> None:
+def check_sas_window(query: Mapping[str, str]) -> None:
     """Refuse a SAS outside its validity window as Azure does (Azurite: AuthorizationFailure)."""
     if "sig" not in query:
         return

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Final, Self
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 
 from azrestore.emulator.azurite import AZURITE_KEY
@@ -22,7 +23,7 @@ from azrestore.emulator.storage.checks import RequestChecks
 from azrestore.emulator.storage.errors import Rejection, error_response
 from azrestore.emulator.storage.faults import FaultInjector, FaultRule
 from azrestore.emulator.storage.operations import classify_operation
-from azrestore.emulator.storage.sas import SasCheck
+from azrestore.emulator.storage.sas import SasCheck, check_sas_window
 from azrestore.emulator.storage.sizes import BlobSizes
 from azrestore.emulator.storage.statistics import GatewayCounters, GatewayStats
 from azrestore.emulator.storage.upstream import Upstream
@@ -156,6 +157,28 @@ class StorageGateway:
 
     # -- the request flow --------------------------------------------------------------------
 
+    def _observe(
+        self,
+        request: web.BaseRequest,
+        op: str,
+        query: Mapping[str, str],
+        upstream: aiohttp.ClientResponse,
+    ) -> None:
+        """Note what Azurite answered and, where Azure would have answered otherwise, raise
+        Azure's answer in its place (before anything is sent back)."""
+        self._sizes.note_forwarded(request, op, upstream)
+        if upstream.status == 403 and upstream.headers.get("x-ms-error-code") == (
+            "AuthorizationFailure"
+        ):
+            # Azurite judges a SAS's time window again, after the gateway did: one that ran
+            # out in between (while the body was read) gets Azurite's code. Azure judges
+            # once and says AuthenticationFailed, the answer clients renew a SAS on.
+            try:
+                check_sas_window(query)
+            except Rejection as rejection:
+                self._counters.rejections[rejection.code] += 1
+                raise
+
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """One request, stage by stage; a stage may answer in place of the ones after it."""
         query = {k.lower(): v for k, v in parse_qsl(request.query_string, keep_blank_values=True)}
@@ -172,10 +195,7 @@ class StorageGateway:
                 await drain(request, op, self._counters.bytes_received)
                 return error_response(request, rejection)
             return await self._upstream.forward(
-                request,
-                op,
-                body,
-                lambda upstream: self._sizes.note_forwarded(request, op, upstream),
+                request, op, body, lambda upstream: self._observe(request, op, query, upstream)
             )
         except Rejection as error:
             return error_response(request, error)
