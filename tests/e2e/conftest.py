@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.disks import MiB, mkfs, new_disk, put, sfdisk
+from azrestore.formats.sizes import MiB
+from tests.support.disks import mkfs, new_disk, put, sfdisk
 from tests.support.restore import ESP, LINUX_FS
 
 

@@ -28,11 +28,12 @@ from azrestore.azure.arm import ArmSettings
 from azrestore.azure.controlplane import ControlPlane
 from azrestore.emulator import Emulator, RunCommandOutcome, RunCommandRule
 from azrestore.emulator.azurite import EmulatorError, find_azurite
+from azrestore.formats.sizes import MiB
 from azrestore.jobs.emulated import bootstrap_emulator, emulated_preparation
 from azrestore.jobs.restore import load_and_resolve
 from azrestore.restore.plan import example_plan, load_plan, parse_plan
 from tests.support.cli import assert_one_line_error, azrestore_script, invoke
-from tests.support.disks import MiB, mkfs, needs_tools, new_disk, put, sfdisk
+from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
 from tests.support.plans import SUB, SUBNET, vm_id
 from tests.support.tools import require
 

@@ -92,10 +92,11 @@ async def test_a_failed_vm_does_not_stop_the_others(backups: Path, tmp_path: Pat
         assert "VMExtensionProvisioningError" in (failed.error or "")
         assert failed.steps[-1] == "failed" and "register" not in failed.steps
         # What the failed VM left in Azure is reported by id: its uploaded disk.
+        assert failed.disks[0].disk_id is not None
         assert any(
             r.endswith("/disks/" + failed.disks[0].disk_id.rsplit("/", 1)[-1])
             for r in report.left_in_azure
-        )  # type: ignore[union-attr]
+        )
         state = local_azure.arm.state()
         assert state.vm("helper-windows").power_state == "deallocated"
         assert state.vm("helper-windows").data_disks == ()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.images import MiB, make_sparse_image
+from azrestore.formats.sizes import MiB
+from tests.support.images import make_sparse_image
 
 KEYS = {"arm_endpoint", "blob_endpoint", "storage_connection_string", "ca_bundle", "env"}
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from azure.mgmt.compute import types as compute_types
+from azure.mgmt.compute.models import Disk
 from azure.storage.blob.aio import BlobClient
 
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter, fixed_vhd_footer
+from tests.support.arm.bodies import request_body
 from tests.support.arm.env import LOCATION, RG, ArmEnv
 
 
@@ -31,21 +34,22 @@ async def upload_disk(
     }
     if os_type is not None:
         properties["osType"] = os_type
-    poller = await env.compute.disks.begin_create_or_update(
-        RG, name, {"location": LOCATION, "properties": properties}
+    create = await env.compute.disks.begin_create_or_update(
+        RG, name, request_body(compute_types.Disk, {"location": LOCATION, "properties": properties})
     )
-    await poller.result()
-    poller = await env.compute.disks.begin_grant_access(
+    await create.result()
+    grant = await env.compute.disks.begin_grant_access(
         RG, name, {"access": "Write", "durationInSeconds": 3600}
     )
-    access = await poller.result()
+    access = await grant.result()
     sas = access.access_sas
+    assert sas is not None
     data = footer if footer is not None else fixed_vhd_footer(virtual_size)
     await write_pages(sas, virtual_size + 512 - len(data), data)
     if not revoke:
         return sas
-    poller = await env.compute.disks.begin_revoke_access(RG, name)
-    await poller.result()
+    revoke_access = await env.compute.disks.begin_revoke_access(RG, name)
+    await revoke_access.result()
     return await env.compute.disks.get(RG, name)
 
 
@@ -64,15 +68,18 @@ async def read_tail(sas_url: str, length: int = 512) -> tuple[bytes, int]:
         return await downloader.readall(), size
 
 
-async def create_upload_disk(env: ArmEnv, name: str, size: int) -> Any:
+async def create_upload_disk(env: ArmEnv, name: str, size: int) -> Disk:
     """Create an Upload disk of ``uploadSizeBytes`` ``size`` (nothing uploaded)."""
     poller = await env.compute.disks.begin_create_or_update(
         RG,
         name,
-        {
-            "location": LOCATION,
-            "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
-        },
+        request_body(
+            compute_types.Disk,
+            {
+                "location": LOCATION,
+                "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
+            },
+        ),
     )
     return await poller.result()
 
@@ -81,3 +88,10 @@ def footer_with(virtual_size: int, **changes: Any) -> bytes:
     """A fixed VHD footer with some fields changed (the checksum recomputed)."""
     fields = VhdFooter.parse(fixed_vhd_footer(virtual_size)).__dict__ | changes
     return VhdFooter(**fields).pack()
+
+
+async def disk_state(env: ArmEnv, name: str) -> str | None:
+    """The disk's ``diskState`` as a GET through the SDK reports it."""
+    disk = await env.compute.disks.get(RG, name)
+    assert disk.properties is not None
+    return disk.properties.disk_state

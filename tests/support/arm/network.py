@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from azure.mgmt.network import types as network_types
+
+from tests.support.arm.bodies import request_body
 from tests.support.arm.env import LOCATION, RG, ArmEnv
 
 
@@ -15,28 +18,35 @@ async def make_network(env: ArmEnv, nic_name: str = "nic") -> tuple[Any, Any]:
         poller = await env.network.virtual_networks.begin_create_or_update(
             RG,
             "vnet",
+            request_body(
+                network_types.VirtualNetwork,
+                {
+                    "location": LOCATION,
+                    "properties": {
+                        "addressSpace": {"addressPrefixes": ["10.10.0.0/16"]},
+                        "subnets": [
+                            {"name": "default", "properties": {"addressPrefix": "10.10.1.0/24"}}
+                        ],
+                    },
+                },
+            ),
+        )
+        vnet = await poller.result()
+    assert vnet.properties is not None and vnet.properties.subnets is not None
+    subnet_id = vnet.properties.subnets[0].id
+    create_nic = await env.network.network_interfaces.begin_create_or_update(
+        RG,
+        nic_name,
+        request_body(
+            network_types.NetworkInterface,
             {
                 "location": LOCATION,
                 "properties": {
-                    "addressSpace": {"addressPrefixes": ["10.10.0.0/16"]},
-                    "subnets": [
-                        {"name": "default", "properties": {"addressPrefix": "10.10.1.0/24"}}
-                    ],
+                    "ipConfigurations": [
+                        {"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}}}
+                    ]
                 },
             },
-        )
-        vnet = await poller.result()
-    subnet_id = vnet.properties.subnets[0].id
-    poller = await env.network.network_interfaces.begin_create_or_update(
-        RG,
-        nic_name,
-        {
-            "location": LOCATION,
-            "properties": {
-                "ipConfigurations": [
-                    {"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}}}
-                ]
-            },
-        },
+        ),
     )
-    return vnet, await poller.result()
+    return vnet, await create_nic.result()

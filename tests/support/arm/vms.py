@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+from azure.mgmt.compute import types as compute_types
+from azure.mgmt.compute.models import DataDisk
 
+from tests.support.arm.bodies import request_body
 from tests.support.arm.env import LOCATION, RG, ArmEnv
 
 UBUNTU = {
@@ -96,24 +99,32 @@ def agent_status(instance_view: Any) -> str | None:
 
 async def create_vm(env: ArmEnv, name: str, body: dict[str, Any]) -> Any:
     """Create a VM and wait for the create to end."""
-    poller = await env.compute.virtual_machines.begin_create_or_update(RG, name, body)
+    poller = await env.compute.virtual_machines.begin_create_or_update(
+        RG, name, request_body(compute_types.VirtualMachine, body)
+    )
     return await poller.result()
 
 
 async def run_command(env: ArmEnv, vm: str, script: list[str], **extra: Any) -> Any:
     """Run a script (RunShellScript unless ``command_id`` says otherwise) and wait."""
     body = {"commandId": extra.pop("command_id", "RunShellScript"), "script": script, **extra}
-    poller = await env.compute.virtual_machines.begin_run_command(RG, vm, body)
+    poller = await env.compute.virtual_machines.begin_run_command(
+        RG, vm, request_body(compute_types.RunCommandInput, body)
+    )
     return await poller.result()
 
 
 async def set_data_disks(env: ArmEnv, vm_name: str, disk_ids: list[str]) -> Any:
     """Replace a VM's data disks by ``disk_ids`` at LUNs 0, 1, ..."""
     vm = await env.compute.virtual_machines.get(RG, vm_name)
-    vm.properties.storage_profile.data_disks = [
-        {"lun": lun, "createOption": "Attach", "managedDisk": {"id": disk_id}}
-        for lun, disk_id in enumerate(disk_ids)
-    ]
+    assert vm.properties is not None and vm.properties.storage_profile is not None
+    vm.properties.storage_profile.data_disks = request_body(
+        list[DataDisk],
+        [
+            {"lun": lun, "createOption": "Attach", "managedDisk": {"id": disk_id}}
+            for lun, disk_id in enumerate(disk_ids)
+        ],
+    )
     poller = await env.compute.virtual_machines.begin_create_or_update(RG, vm_name, vm)
     return await poller.result()
 

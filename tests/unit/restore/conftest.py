@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from azrestore.formats.partition_types import BIOS_BOOT_GUID, ESP_GUID, LINUX_FS_GUID
+from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
-from tests.support.disks import MiB, mkfs, new_disk, put, sfdisk
+from tests.support.disks import mkfs, new_disk, put, sfdisk
 
 
 @pytest.fixture

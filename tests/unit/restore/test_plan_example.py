@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from azrestore.formats.sizes import MiB
 from azrestore.restore.plan import RestorePlan, example_plan, load_plan
-from tests.support.disks import MiB
 from tests.support.plans import SUB
 
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from azrestore.errors import InputError
+from azrestore.formats.sizes import MiB
 from azrestore.restore.plan import PlanError, load_plan, parse_plan
-from tests.support.disks import MiB
 from tests.support.plans import SUB, SUBNET, base, write
 
 

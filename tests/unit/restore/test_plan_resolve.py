@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from azrestore.formats.partition_types import ESP_GUID, LINUX_FS_GUID
-from azrestore.formats.sizes import TiB
+from azrestore.formats.sizes import MiB, TiB
 from azrestore.restore.plan import PlanError, check_helpers, load_plan, resolve_plan
-from tests.support.disks import MiB, mkfs, needs_tools, new_disk, put, sfdisk
+from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
 from tests.support.plans import OTHER_SUB, SUB, SUBNET, base, no_line, plan_for, vm_id, write
 
 

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.compute import types as compute_types
 
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import DISK_TYPE_DYNAMIC, VhdFooter, fixed_vhd_footer
+from tests.support.arm.bodies import request_body
 from tests.support.arm.disks import (
     create_upload_disk,
+    disk_state,
     footer_with,
     read_tail,
     upload_disk,
@@ -56,11 +59,11 @@ async def test_bad_vhd_fails_at_revoke(env: ArmEnv, footer: Any, fragment: str) 
     assert error_code(exc.value) == "InvalidVhd"
     assert fragment in str(exc.value.message)
     # Azure keeps the disk in ActiveUpload with its SAS: fix the footer and revoke again.
-    assert (await env.compute.disks.get(RG, "bad")).properties.disk_state == "ActiveUpload"
+    assert await disk_state(env, "bad") == "ActiveUpload"
     await write_pages(sas, 32 * MiB, fixed_vhd_footer(32 * MiB))
     poller = await env.compute.disks.begin_revoke_access(RG, "bad")
     await poller.result()
-    assert (await env.compute.disks.get(RG, "bad")).properties.disk_state == "Unattached"
+    assert await disk_state(env, "bad") == "Unattached"
     failed = [e for e in env.sim.log() if e.kind == "operation" and e.outcome == "Failed"]
     assert [(e.operation, e.error_code) for e in failed] == [("disks/endGetAccess", "InvalidVhd")]
 
@@ -87,12 +90,17 @@ async def test_grant_access_rules(env: ArmEnv) -> None:
     poller = await env.compute.disks.begin_create_or_update(
         RG,
         "empty",
-        {
-            "location": LOCATION,
-            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
-        },
+        request_body(
+            compute_types.Disk,
+            {
+                "location": LOCATION,
+                "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
+            },
+        ),
     )
-    assert (await poller.result()).properties.disk_state == "Unattached"
+    empty = await poller.result()
+    assert empty.properties is not None
+    assert empty.properties.disk_state == "Unattached"
     with pytest.raises(HttpResponseError) as exc:
         await env.compute.disks.begin_grant_access(
             RG, "empty", {"access": "Write", "durationInSeconds": 60}
@@ -101,26 +109,30 @@ async def test_grant_access_rules(env: ArmEnv) -> None:
 
 
 async def test_read_grant_exports_a_fixed_vhd(env: ArmEnv) -> None:
-    poller = await env.compute.disks.begin_create_or_update(
+    create = await env.compute.disks.begin_create_or_update(
         RG,
         "data",
-        {
-            "location": LOCATION,
-            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 2},
-        },
+        request_body(
+            compute_types.Disk,
+            {
+                "location": LOCATION,
+                "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 2},
+            },
+        ),
     )
-    await poller.result()
-    poller = await env.compute.disks.begin_grant_access(
+    await create.result()
+    grant = await env.compute.disks.begin_grant_access(
         RG, "data", {"access": "Read", "durationInSeconds": 300}
     )
-    sas = (await poller.result()).access_sas
-    assert (await env.compute.disks.get(RG, "data")).properties.disk_state == "ActiveSAS"
+    sas = (await grant.result()).access_sas
+    assert sas is not None
+    assert await disk_state(env, "data") == "ActiveSAS"
     footer, size = await read_tail(sas)
     assert size == 2 * 1024 * MiB + 512
     assert VhdFooter.parse(footer).current_size == 2 * 1024 * MiB
     with pytest.raises(HttpResponseError) as exc:
         await write_pages(sas, 0, b"\0" * 512)
     assert exc.value.status_code == 403
-    poller = await env.compute.disks.begin_revoke_access(RG, "data")
-    await poller.result()
-    assert (await env.compute.disks.get(RG, "data")).properties.disk_state == "Unattached"
+    revoke = await env.compute.disks.begin_revoke_access(RG, "data")
+    await revoke.result()
+    assert await disk_state(env, "data") == "Unattached"

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.polling import AsyncLROPoller
+from azure.mgmt.compute import types as compute_types
 from azure.storage.blob.aio import BlobClient
 
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
+from tests.support.arm.bodies import request_body
 from tests.support.arm.disks import (
     create_upload_disk,
+    disk_state,
     read_tail,
     write_pages,
 )
@@ -21,20 +25,24 @@ pytestmark = pytest.mark.anyio
 
 async def test_upload_disk_lifecycle(env: ArmEnv) -> None:
     size = 32 * MiB + 512
-    poller = await env.compute.disks.begin_create_or_update(
+    create = await env.compute.disks.begin_create_or_update(
         RG,
         "restored-os",
-        {
-            "location": LOCATION,
-            "tags": {"source": "backup-1"},
-            "properties": {
-                "osType": "Linux",
-                "hyperVGeneration": "V2",
-                "creationData": {"createOption": "Upload", "uploadSizeBytes": size},
+        request_body(
+            compute_types.Disk,
+            {
+                "location": LOCATION,
+                "tags": {"source": "backup-1"},
+                "properties": {
+                    "osType": "Linux",
+                    "hyperVGeneration": "V2",
+                    "creationData": {"createOption": "Upload", "uploadSizeBytes": size},
+                },
             },
-        },
+        ),
     )
-    disk = await poller.result()
+    disk = await create.result()
+    assert disk.properties is not None and disk.properties.creation_data is not None
     assert disk.properties.disk_state == "ReadyToUpload"
     assert disk.properties.provisioning_state == "Succeeded"
     assert disk.properties.creation_data.upload_size_bytes == size
@@ -46,12 +54,13 @@ async def test_upload_disk_lifecycle(env: ArmEnv) -> None:
     assert disk.tags == {"source": "backup-1"}
     assert disk.managed_by is None
 
-    poller = await env.compute.disks.begin_grant_access(
+    grant = await env.compute.disks.begin_grant_access(
         RG, "restored-os", {"access": "Write", "durationInSeconds": 600}
     )
-    access = await poller.result()
+    access = await grant.result()
+    assert access.access_sas is not None
     assert access.access_sas.startswith(env.gateway.account_url + "/")
-    assert (await env.compute.disks.get(RG, "restored-os")).properties.disk_state == "ActiveUpload"
+    assert await disk_state(env, "restored-os") == "ActiveUpload"
 
     # The blob exists with exactly the upload size; pages go straight to it.
     data = b"\x5a" * (512 * 1024)
@@ -63,18 +72,21 @@ async def test_upload_disk_lifecycle(env: ArmEnv) -> None:
         with pytest.raises(HttpResponseError) as refused:
             await blob.upload_blob(b"x" * 512, blob_type="PageBlob", overwrite=True)
         assert refused.value.status_code == 403
-        assert refused.value.error_code == "AuthorizationPermissionMismatch"
+        # azure-storage sets error_code on its errors; azure-core's class does not declare it.
+        assert refused.value.error_code == "AuthorizationPermissionMismatch"  # type: ignore[attr-defined]
 
-    poller = await env.compute.disks.begin_revoke_access(RG, "restored-os")
-    assert await poller.result() is None
+    # Typed as object: its result is None, and that is what the test checks.
+    revoke: AsyncLROPoller[object] = await env.compute.disks.begin_revoke_access(RG, "restored-os")
+    assert await revoke.result() is None
     disk = await env.compute.disks.get(RG, "restored-os")
+    assert disk.properties is not None
     assert disk.properties.disk_state == "Unattached"
 
     # After revoke the SAS no longer works.
     with pytest.raises(HttpResponseError) as revoked:
         await read_tail(access.access_sas)
     assert revoked.value.status_code == 403
-    assert revoked.value.error_code == "AuthenticationFailed"
+    assert revoked.value.error_code == "AuthenticationFailed"  # type: ignore[attr-defined]
 
     view = env.sim.state().disk("restored-os")
     assert view.disk_state == "Unattached" and view.create_option == "Upload"
@@ -109,8 +121,10 @@ async def test_upload_size_rules(env: ArmEnv, size: int, fragment: str) -> None:
 
 async def test_upload_size_limits_are_inclusive(env: ArmEnv) -> None:
     smallest = await create_upload_disk(env, "smallest", 20 * MiB + 512)
+    assert smallest.properties is not None
     assert smallest.properties.disk_state == "ReadyToUpload"
     largest = await create_upload_disk(env, "largest", 32 * 1024 * 1024 * MiB + 512)
+    assert largest.properties is not None
     assert largest.properties.disk_size_gb == 32 * 1024
 
 
@@ -119,26 +133,37 @@ async def test_missing_and_invalid_parameters(env: ArmEnv) -> None:
         await env.compute.disks.begin_create_or_update(
             RG,
             "d",
-            {"location": LOCATION, "properties": {"creationData": {"createOption": "Upload"}}},
+            request_body(
+                compute_types.Disk,
+                {"location": LOCATION, "properties": {"creationData": {"createOption": "Upload"}}},
+            ),
         )
     assert error_code(exc.value) == "InvalidParameter"
     assert "uploadSizeBytes" in str(exc.value.message)
     with pytest.raises(HttpResponseError) as exc:
         await env.compute.disks.begin_create_or_update(
-            RG, "d", {"properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 4}}
+            RG,
+            "d",
+            request_body(
+                compute_types.Disk,
+                {"properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 4}},
+            ),
         )
     assert error_code(exc.value) == "LocationRequired"
     with pytest.raises(HttpResponseError) as exc:
         await env.compute.disks.begin_create_or_update(
             RG,
             "d",
-            {
-                "location": LOCATION,
-                "properties": {
-                    "hyperVGeneration": "V3",
-                    "creationData": {"createOption": "Empty"},
-                    "diskSizeGB": 4,
+            request_body(
+                compute_types.Disk,
+                {
+                    "location": LOCATION,
+                    "properties": {
+                        "hyperVGeneration": "V3",
+                        "creationData": {"createOption": "Empty"},
+                        "diskSizeGB": 4,
+                    },
                 },
-            },
+            ),
         )
     assert error_code(exc.value) == "InvalidParameter"

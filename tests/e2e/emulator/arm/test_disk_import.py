@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from azure.mgmt.compute import types as compute_types
 from azure.storage.blob.aio import BlobClient, BlobServiceClient
 
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
+from tests.support.arm.bodies import request_body
 from tests.support.arm.env import LOCATION, RG, ArmEnv, error_code
 
 pytestmark = pytest.mark.anyio
@@ -35,17 +37,20 @@ async def test_import_disk(env: ArmEnv) -> None:
                 poller = await env.compute.disks.begin_create_or_update(
                     RG,
                     name,
-                    {
-                        "location": LOCATION,
-                        "properties": {
-                            "osType": "Windows",
-                            "creationData": {
-                                "createOption": "Import",
-                                "sourceUri": uri,
-                                "storageAccountId": account or env.sim.storage_account_id,
+                    request_body(
+                        compute_types.Disk,
+                        {
+                            "location": LOCATION,
+                            "properties": {
+                                "osType": "Windows",
+                                "creationData": {
+                                    "createOption": "Import",
+                                    "sourceUri": uri,
+                                    "storageAccountId": account or env.sim.storage_account_id,
+                                },
                             },
                         },
-                    },
+                    ),
                 )
                 return await poller.result()
 
@@ -58,6 +63,7 @@ async def test_import_disk(env: ArmEnv) -> None:
                 RG, "imported", {"access": "Read", "durationInSeconds": 60}
             )
             sas = (await poller.result()).access_sas
+            assert sas is not None
             async with BlobClient.from_blob_url(sas) as exported:
                 first = await (await exported.download_blob(offset=0, length=512)).readall()
             assert first == b"\x11" * 512

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.compute import types as compute_types
 from azure.storage.blob.aio import BlobClient
 
 from azrestore.emulator.azurite import AzuriteProcess
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
+from tests.support.arm.bodies import request_body
 from tests.support.arm.disks import (
     create_upload_disk,
     read_tail,
@@ -41,18 +43,20 @@ async def test_delete_disk(env: ArmEnv) -> None:
 async def test_disk_update_rules(env: ArmEnv) -> None:
     sas = await upload_disk(env, "disk", generation="V1", revoke=False)
     await write_pages(sas, 0, b"\x42" * 512)
-    poller = await env.compute.disks.begin_revoke_access(RG, "disk")
-    await poller.result()
-    poller = await env.compute.disks.begin_update(RG, "disk", {"tags": {"restored": "yes"}})
-    assert (await poller.result()).tags == {"restored": "yes"}
-    poller = await env.compute.disks.begin_update(RG, "disk", {"properties": {"diskSizeGB": 4}})
-    updated = await poller.result()
+    revoke = await env.compute.disks.begin_revoke_access(RG, "disk")
+    await revoke.result()
+    update = await env.compute.disks.begin_update(RG, "disk", {"tags": {"restored": "yes"}})
+    assert (await update.result()).tags == {"restored": "yes"}
+    update = await env.compute.disks.begin_update(RG, "disk", {"properties": {"diskSizeGB": 4}})
+    updated = await update.result()
+    assert updated.properties is not None
     assert updated.properties.disk_size_gb == 4
     # Growing keeps the data; an export is a fixed VHD of the new size.
-    poller = await env.compute.disks.begin_grant_access(
+    grant = await env.compute.disks.begin_grant_access(
         RG, "disk", {"access": "Read", "durationInSeconds": 60}
     )
-    export = (await poller.result()).access_sas
+    export = (await grant.result()).access_sas
+    assert export is not None
     footer, size = await read_tail(export)
     assert size == 4 * 1024 * MiB + 512 and VhdFooter.parse(footer).current_size == size - 512
     async with BlobClient.from_blob_url(export) as blob:
@@ -60,8 +64,8 @@ async def test_disk_update_rules(env: ArmEnv) -> None:
         old_footer = await (await blob.download_blob(offset=32 * MiB, length=512)).readall()
     assert first == b"\x42" * 512 + bytes(512)
     assert old_footer == bytes(512)
-    poller = await env.compute.disks.begin_revoke_access(RG, "disk")
-    await poller.result()
+    revoke = await env.compute.disks.begin_revoke_access(RG, "disk")
+    await revoke.result()
     with pytest.raises(HttpResponseError) as exc:
         await env.compute.disks.begin_update(RG, "disk", {"properties": {"diskSizeGB": 1}})
     assert error_code(exc.value) == "OperationNotAllowed"
@@ -69,13 +73,19 @@ async def test_disk_update_rules(env: ArmEnv) -> None:
         await env.compute.disks.begin_create_or_update(
             RG,
             "disk",
-            {
-                "location": LOCATION,
-                "properties": {
-                    "hyperVGeneration": "V2",
-                    "creationData": {"createOption": "Upload", "uploadSizeBytes": 32 * MiB + 512},
+            request_body(
+                compute_types.Disk,
+                {
+                    "location": LOCATION,
+                    "properties": {
+                        "hyperVGeneration": "V2",
+                        "creationData": {
+                            "createOption": "Upload",
+                            "uploadSizeBytes": 32 * MiB + 512,
+                        },
+                    },
                 },
-            },
+            ),
         )
     assert exc.value.status_code == 409 and error_code(exc.value) == "PropertyChangeNotAllowed"
     listed = [d.name async for d in env.compute.disks.list_by_resource_group(RG)]

@@ -7,37 +7,53 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from azure.mgmt.network import types as network_types
 
+from tests.support.arm.bodies import request_body
 from tests.support.arm.env import LOCATION, RG, ArmEnv, error_code
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_network_resources(env: ArmEnv) -> None:
-    poller = await env.network.virtual_networks.begin_create_or_update(
+    create_vnet = await env.network.virtual_networks.begin_create_or_update(
         RG,
         "net",
-        {
-            "location": LOCATION,
-            "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}},
-        },
+        request_body(
+            network_types.VirtualNetwork,
+            {
+                "location": LOCATION,
+                "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}},
+            },
+        ),
     )
-    vnet = await poller.result()
+    vnet = await create_vnet.result()
+    assert vnet.properties is not None
     assert vnet.properties.provisioning_state == "Succeeded" and not vnet.properties.subnets
-    poller = await env.network.subnets.begin_create_or_update(
-        RG, "net", "workers", {"properties": {"addressPrefix": "10.1.2.0/24"}}
+    create_subnet = await env.network.subnets.begin_create_or_update(
+        RG,
+        "net",
+        "workers",
+        request_body(network_types.Subnet, {"properties": {"addressPrefix": "10.1.2.0/24"}}),
     )
-    subnet = await poller.result()
+    subnet = await create_subnet.result()
+    assert subnet.id is not None
     assert subnet.id.endswith("/virtualNetworks/net/subnets/workers")
     assert [s.name async for s in env.network.subnets.list(RG, "net")] == ["workers"]
     with pytest.raises(HttpResponseError) as exc:
         await env.network.subnets.begin_create_or_update(
-            RG, "net", "outside", {"properties": {"addressPrefix": "10.2.0.0/24"}}
+            RG,
+            "net",
+            "outside",
+            request_body(network_types.Subnet, {"properties": {"addressPrefix": "10.2.0.0/24"}}),
         )
     assert error_code(exc.value) == "NetcfgSubnetRangeOutsideVnet"
     with pytest.raises(HttpResponseError) as exc:
         await env.network.subnets.begin_create_or_update(
-            RG, "net", "overlap", {"properties": {"addressPrefix": "10.1.2.128/25"}}
+            RG,
+            "net",
+            "overlap",
+            request_body(network_types.Subnet, {"properties": {"addressPrefix": "10.1.2.128/25"}}),
         )
     assert error_code(exc.value) == "NetcfgSubnetRangesOverlap"
 
@@ -45,7 +61,13 @@ async def test_network_resources(env: ArmEnv) -> None:
         poller = await env.network.network_interfaces.begin_create_or_update(
             RG,
             name,
-            {"location": LOCATION, "properties": {"ipConfigurations": [{"name": "ip", **config}]}},
+            request_body(
+                network_types.NetworkInterface,
+                {
+                    "location": LOCATION,
+                    "properties": {"ipConfigurations": [{"name": "ip", **config}]},
+                },
+            ),
         )
         return await poller.result()
 
@@ -85,5 +107,6 @@ async def test_network_resources(env: ArmEnv) -> None:
         await env.network.subnets.begin_delete(RG, "net", "workers")
     assert error_code(exc.value) == "InUseSubnetCannotBeDeleted"
     subnet = await env.network.subnets.get(RG, "net", "workers")
+    assert subnet.properties is not None and subnet.properties.ip_configurations is not None
     assert len(subnet.properties.ip_configurations) == 3
     assert env.sim.state().vnet("net").subnets[0].address_prefix == "10.1.2.0/24"

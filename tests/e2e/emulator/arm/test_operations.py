@@ -15,6 +15,7 @@ from azrestore.errors import InputError
 from azrestore.formats.sizes import MiB
 from tests.support.arm.disks import (
     create_upload_disk,
+    disk_state,
     upload_disk,
 )
 from tests.support.arm.env import RG, ArmEnv, arm_env, error_code
@@ -26,6 +27,7 @@ async def test_throttled_poll_is_retried(azurite: AzuriteProcess) -> None:
     rules = [ArmFaultRule.from_spec("operations/poll:status=429,retry_after=0.05,nth=1")]
     async with arm_env(azurite, rules=rules) as env:
         disk = await create_upload_disk(env, "d", 32 * MiB + 512)
+        assert disk.properties is not None
         assert disk.properties.disk_state == "ReadyToUpload"
         polls = [e for e in env.sim.log() if e.operation == "operations/poll"]
         assert polls[0].status == 429 and polls[0].fault and polls[0].outcome == "TooManyRequests"
@@ -64,7 +66,7 @@ async def test_operation_ending_failed_raises_with_its_code(azurite: AzuriteProc
         assert error_code(exc.value) == "InternalDiskManagementError"
         assert "granting access" in str(exc.value.message)
         # Nothing changed: the grant can be retried.
-        assert (await env.compute.disks.get(RG, "d")).properties.disk_state == "ReadyToUpload"
+        assert await disk_state(env, "d") == "ReadyToUpload"
         poller = await env.compute.disks.begin_grant_access(
             RG, "d", {"access": "Write", "durationInSeconds": 60}
         )

@@ -4,12 +4,15 @@ Azure words them, and one run command at a time."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from azure.core.exceptions import HttpResponseError
 
 from azrestore.emulator.arm import RunCommandOutcome, RunCommandRule
 from azrestore.emulator.azurite import AzuriteProcess
 from tests.support.arm.disks import (
+    disk_state,
     upload_disk,
 )
 from tests.support.arm.env import RG, ArmEnv, arm_env, error_code
@@ -47,6 +50,7 @@ async def _helper_flow(env: ArmEnv) -> None:
     assert view.hyper_v_generation == "V2"
     helper_os = await env.compute.disks.get(RG, helper.properties.storage_profile.os_disk.name)
     assert helper_os.managed_by == helper.id
+    assert helper_os.properties is not None
     assert helper_os.properties.disk_state == "Attached"
 
     restored = await upload_disk(env, "restored-os", generation="V2")
@@ -55,7 +59,7 @@ async def _helper_flow(env: ArmEnv) -> None:
     assert await wait_for_agent(env, "early", within=1.0) == "Not Ready"
     poller = await env.compute.virtual_machines.begin_delete(RG, "early")
     await poller.result()
-    assert (await env.compute.disks.get(RG, "restored-os")).properties.disk_state == "Unattached"
+    assert await disk_state(env, "restored-os") == "Unattached"
 
     # Attach it to the helper as a data disk, prepare it by run command, detach it.
     updated = await set_data_disks(env, "helper", [restored.id])
@@ -63,6 +67,7 @@ async def _helper_flow(env: ArmEnv) -> None:
         restored.id
     ]
     disk = await env.compute.disks.get(RG, "restored-os")
+    assert disk.properties is not None
     assert disk.properties.disk_state == "Attached" and disk.managed_by == helper.id
     result = await run_command(
         env,
@@ -77,7 +82,7 @@ async def _helper_flow(env: ArmEnv) -> None:
     assert mark.script == ("set -e", 'prepare-disk --lun "$1"')
     assert mark.parameters == (("lun", "0"),)
     await set_data_disks(env, "helper", [])
-    assert (await env.compute.disks.get(RG, "restored-os")).properties.disk_state == "Unattached"
+    assert await disk_state(env, "restored-os") == "Unattached"
 
     target = await create_vm(env, "target", vm_attach(target_nic.id, restored.id))
     assert target.properties.storage_profile.os_disk.os_type == "Linux"
@@ -87,6 +92,7 @@ async def _helper_flow(env: ArmEnv) -> None:
     assert agent_status(view) == "Not Ready"  # booting: the agent reports some time later
     assert await wait_for_agent(env, "target") == "Ready"
     expanded = await env.compute.virtual_machines.get(RG, "target", expand="instanceView")
+    assert expanded.properties is not None
     assert agent_status(expanded.properties.instance_view) == "Ready"
 
     state = env.sim.state()
@@ -94,7 +100,7 @@ async def _helper_flow(env: ArmEnv) -> None:
     assert state.run_commands[0].prepared_disks == (restored.id,)
     assert state.vm("target").agent_status == "Ready"
     creates = [
-        e.resource_id.rsplit("/", 1)[-1]
+        cast(str, e.resource_id).rsplit("/", 1)[-1]
         for e in env.sim.log(polls=False)
         if e.kind == "request" and e.operation == "virtualMachines/write" and e.status == 201
     ]

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from azure.core.exceptions import HttpResponseError
+from azure.mgmt.compute import types as compute_types
 from azure.mgmt.compute.aio import ComputeManagementClient
 
 from azrestore.emulator import Emulator
@@ -17,6 +18,7 @@ from azrestore.emulator.arm import ArmFaultRule
 from azrestore.emulator.azurite import EmulatorError, find_azurite
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
+from tests.support.arm.bodies import request_body
 from tests.support.arm.disks import (
     read_tail,
     write_pages,
@@ -67,13 +69,17 @@ async def test_sdk_with_any_token_and_api_version(env: ArmEnv) -> None:
         poller = await client.disks.begin_create_or_update(
             "rg2",
             "x",
-            {
-                "location": LOCATION,
-                "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
-            },
+            request_body(
+                compute_types.Disk,
+                {
+                    "location": LOCATION,
+                    "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
+                },
+            ),
             api_version="2023-04-02",
         )
         disk = await poller.result()
+    assert disk.id is not None
     assert disk.id.startswith("/subscriptions/another-sub/resourceGroups/rg2/")
     assert {e.api_version for e in env.sim.log() if e.kind == "request"} == {"2023-04-02"}
 
@@ -99,33 +105,38 @@ async def test_emulator_bundle() -> None:
             base_url=env["AZRESTORE_ARM_ENDPOINT"],
             connection_verify=env["AZRESTORE_CA_BUNDLE"],
         ) as compute:
-            poller = await compute.disks.begin_create_or_update(
+            create = await compute.disks.begin_create_or_update(
                 "rg",
                 "d",
-                {
-                    "location": LOCATION,
-                    "properties": {
-                        "creationData": {
-                            "createOption": "Upload",
-                            "uploadSizeBytes": 32 * MiB + 512,
-                        }
+                request_body(
+                    compute_types.Disk,
+                    {
+                        "location": LOCATION,
+                        "properties": {
+                            "creationData": {
+                                "createOption": "Upload",
+                                "uploadSizeBytes": 32 * MiB + 512,
+                            }
+                        },
                     },
-                },
+                ),
             )
-            await poller.result()
-            poller = await compute.disks.begin_grant_access(
+            await create.result()
+            grant = await compute.disks.begin_grant_access(
                 "rg", "d", {"access": "Write", "durationInSeconds": 60}
             )
-            sas = (await poller.result()).access_sas
+            sas = (await grant.result()).access_sas
+            assert sas is not None
             assert sas.startswith(info["blob_endpoint"])
             await write_pages(sas, 32 * MiB, fixed_vhd_footer(32 * MiB))
-            poller = await compute.disks.begin_revoke_access("rg", "d")
-            await poller.result()
+            revoke = await compute.disks.begin_revoke_access("rg", "d")
+            await revoke.result()
             assert emulator.arm.state().disk("d").disk_state == "Unattached"
             # The gateway (on the emulator's loop) now refuses the revoked SAS.
             with pytest.raises(HttpResponseError) as exc:
                 await read_tail(sas)
-            assert exc.value.error_code == "AuthenticationFailed"
+            # azure-storage sets error_code on its errors; azure-core's class does not declare it.
+            assert exc.value.error_code == "AuthenticationFailed"  # type: ignore[attr-defined]
     assert not azurite.running
     with pytest.raises(RuntimeError):
         emulator.info()

@@ -8,6 +8,7 @@ from azure.core.exceptions import HttpResponseError
 from azrestore.emulator.arm import ArmFaultRule
 from azrestore.emulator.azurite import AzuriteProcess
 from tests.support.arm.disks import (
+    disk_state,
     upload_disk,
 )
 from tests.support.arm.env import RG, ArmEnv, arm_env, error_code
@@ -43,7 +44,7 @@ async def _power_cycle(env: ArmEnv) -> None:
     assert await power() == "PowerState/deallocating"
     await poller.result()
     assert await power() == "PowerState/deallocated"
-    assert (await env.compute.disks.get(RG, "data")).properties.disk_state == "Reserved"
+    assert await disk_state(env, "data") == "Reserved"
     view = await env.compute.virtual_machines.instance_view(RG, "vm")
     assert view.vm_agent is None
     with pytest.raises(HttpResponseError) as exc:
@@ -59,13 +60,13 @@ async def _power_cycle(env: ArmEnv) -> None:
     assert await power() == "PowerState/starting"
     await poller.result()
     assert await power() == "PowerState/running"
-    assert (await env.compute.disks.get(RG, "data")).properties.disk_state == "Attached"
+    assert await disk_state(env, "data") == "Attached"
     assert await wait_for_agent(env, "vm") == "Ready"
 
     poller = await env.compute.virtual_machines.begin_power_off(RG, "vm")
     await poller.result()
     assert await power() == "PowerState/stopped"
-    assert (await env.compute.disks.get(RG, "data")).properties.disk_state == "Attached"
+    assert await disk_state(env, "data") == "Attached"
     poller = await env.compute.virtual_machines.begin_start(RG, "vm")
     await poller.result()
     poller = await env.compute.virtual_machines.begin_restart(RG, "vm")
@@ -91,6 +92,7 @@ async def test_failed_start_leaves_the_vm_deallocated(azurite: AzuriteProcess) -
             await poller.result()
         assert error_code(exc.value) == "AllocationFailed"
         vm = await env.compute.virtual_machines.get(RG, "vm", expand="instanceView")
+        assert vm.properties is not None
         assert vm.properties.provisioning_state == "Failed"
         codes = status_codes(vm.properties.instance_view)
         assert codes == ["ProvisioningState/failed/AllocationFailed", "PowerState/deallocated"]

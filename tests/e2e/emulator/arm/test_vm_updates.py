@@ -8,9 +8,13 @@ from typing import Any
 import anyio
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.compute import types as compute_types
+from azure.mgmt.compute.models import DataDisk
 
 from azrestore.emulator.azurite import AzuriteProcess
+from tests.support.arm.bodies import request_body
 from tests.support.arm.disks import (
+    disk_state,
     upload_disk,
 )
 from tests.support.arm.env import RG, ArmEnv, arm_env, error_code
@@ -32,19 +36,22 @@ async def test_concurrent_updates_of_one_vm_conflict(azurite: AzuriteProcess) ->
         first = await upload_disk(env, "first", os_type=None)
         second = await upload_disk(env, "second", os_type=None)
         vm = await env.compute.virtual_machines.get(RG, "vm")
-        vm.properties.storage_profile.data_disks = [
-            {"lun": 0, "createOption": "Attach", "managedDisk": {"id": first.id}}
-        ]
+        assert vm.properties is not None and vm.properties.storage_profile is not None
+        vm.properties.storage_profile.data_disks = request_body(
+            list[DataDisk], [{"lun": 0, "createOption": "Attach", "managedDisk": {"id": first.id}}]
+        )
         poller = await env.compute.virtual_machines.begin_create_or_update(RG, "vm", vm)
         assert (await env.compute.disks.get(RG, "first")).managed_by == vm.id
-        vm.properties.storage_profile.data_disks = [
-            {"lun": 1, "createOption": "Attach", "managedDisk": {"id": second.id}}
-        ]
+        vm.properties.storage_profile.data_disks = request_body(
+            list[DataDisk], [{"lun": 1, "createOption": "Attach", "managedDisk": {"id": second.id}}]
+        )
         with pytest.raises(HttpResponseError) as exc:
             await env.compute.virtual_machines.begin_create_or_update(RG, "vm", vm)
         assert exc.value.status_code == 409 and error_code(exc.value) == "Conflict"
         with pytest.raises(HttpResponseError) as exc:
-            await env.compute.virtual_machines.begin_update(RG, "vm", {"tags": {"a": "b"}})
+            await env.compute.virtual_machines.begin_update(
+                RG, "vm", request_body(compute_types.VirtualMachineUpdate, {"tags": {"a": "b"}})
+            )
         assert exc.value.status_code == 409
         await poller.result()
         # Serialised, the second attachment works.
@@ -76,6 +83,7 @@ async def test_attach_rules(env: ArmEnv) -> None:
     body = vm_attach(other_nic.id, restored.id)
     body["properties"]["osProfile"] = {"computerName": "x", "adminUsername": "y"}
     error = await refused(body)
+    assert error.error is not None
     assert error_code(error) == "InvalidParameter" and error.error.target == "osProfile"
     unknown = await refused(vm_attach(other_nic.id, env.disk_id("missing")))
     assert unknown.status_code == 404
@@ -94,20 +102,28 @@ async def test_attach_rules(env: ArmEnv) -> None:
     # Data disks: LUNs are unique, disks attach once.
     data = await upload_disk(env, "data", os_type=None)
     vm = await env.compute.virtual_machines.get(RG, "owner")
-    vm.properties.storage_profile.data_disks = [
-        {"lun": 0, "createOption": "Attach", "managedDisk": {"id": data.id}},
-        {"lun": 0, "createOption": "Empty", "diskSizeGB": 4},
-    ]
+    assert vm.properties is not None and vm.properties.storage_profile is not None
+    vm.properties.storage_profile.data_disks = request_body(
+        list[DataDisk],
+        [
+            {"lun": 0, "createOption": "Attach", "managedDisk": {"id": data.id}},
+            {"lun": 0, "createOption": "Empty", "diskSizeGB": 4},
+        ],
+    )
     with pytest.raises(HttpResponseError) as exc:
         await env.compute.virtual_machines.begin_create_or_update(RG, "owner", vm)
     assert error_code(exc.value) == "InvalidParameter" and "LUN 0" in str(exc.value.message)
-    vm.properties.storage_profile.data_disks = [
-        {"lun": 0, "createOption": "Attach", "managedDisk": {"id": data.id}},
-        {"lun": 1, "createOption": "Empty", "diskSizeGB": 4, "name": "scratch"},
-    ]
+    vm.properties.storage_profile.data_disks = request_body(
+        list[DataDisk],
+        [
+            {"lun": 0, "createOption": "Attach", "managedDisk": {"id": data.id}},
+            {"lun": 1, "createOption": "Empty", "diskSizeGB": 4, "name": "scratch"},
+        ],
+    )
     poller = await env.compute.virtual_machines.begin_create_or_update(RG, "owner", vm)
     await poller.result()
     scratch = await env.compute.disks.get(RG, "scratch")
+    assert scratch.properties is not None
     assert scratch.properties.disk_size_gb == 4 and scratch.managed_by is not None
 
     # Attached disks and used NICs cannot be deleted.
@@ -133,8 +149,10 @@ async def test_delete_vm_detaches_or_deletes_disks(env: ArmEnv) -> None:
     # deleteOption Delete took the helper's OS disk; the attached one is only detached.
     with pytest.raises(ResourceNotFoundError):
         await env.compute.disks.get(RG, helper.properties.storage_profile.os_disk.name)
-    assert (await env.compute.disks.get(RG, "restored")).properties.disk_state == "Unattached"
-    assert (await env.network.network_interfaces.get(RG, "nic")).properties.virtual_machine is None
+    assert await disk_state(env, "restored") == "Unattached"
+    detached = await env.network.network_interfaces.get(RG, "nic")
+    assert detached.properties is not None
+    assert detached.properties.virtual_machine is None
     poller = await env.network.network_interfaces.begin_delete(RG, "nic")
     await poller.result()
     state = env.sim.state()
@@ -149,13 +167,17 @@ async def test_patch_and_list(env: ArmEnv) -> None:
     poller = await env.compute.virtual_machines.begin_update(
         RG,
         "vm",
-        {
-            "tags": {"role": "helper"},
-            "properties": {"hardwareProfile": {"vmSize": "Standard_D4s_v5"}},
-        },
+        request_body(
+            compute_types.VirtualMachineUpdate,
+            {
+                "tags": {"role": "helper"},
+                "properties": {"hardwareProfile": {"vmSize": "Standard_D4s_v5"}},
+            },
+        ),
     )
     vm = await poller.result()
     assert vm.tags == {"role": "helper"}
+    assert vm.properties is not None and vm.properties.hardware_profile is not None
     assert vm.properties.hardware_profile.vm_size == "Standard_D4s_v5"
     assert [v.name async for v in env.compute.virtual_machines.list(RG)] == ["vm"]
     assert [v.name async for v in env.compute.virtual_machines.list_all()] == ["vm"]
@@ -167,7 +189,7 @@ async def test_close_cancels_running_operations(azurite: AzuriteProcess) -> None
     async with arm_env(azurite, durations={"virtualMachines/create": 1e6}) as env:
         _, nic = await make_network(env)
         await env.compute.virtual_machines.begin_create_or_update(
-            RG, "forever", vm_from_image(nic.id)
+            RG, "forever", request_body(compute_types.VirtualMachine, vm_from_image(nic.id))
         )
         sim = env.sim
         assert sim.state().vm("forever").provisioning_state == "Creating"
