@@ -10,9 +10,8 @@ Environment (all optional; the emulator prints them):
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -62,13 +61,14 @@ class ArmSettings:
     subscription_id: str | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ArmSettings:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Mapping[str, str]) -> ArmSettings:
+        """The settings the variables of ``environ`` name (the command line passes the
+        process environment; the library reads none)."""
         return cls(
-            endpoint=env.get(ENDPOINT_ENV) or None,
-            ca_bundle=env.get(CA_BUNDLE_ENV) or None,
-            token=env.get(TOKEN_ENV) or None,
-            subscription_id=env.get(SUBSCRIPTION_ENV) or None,
+            endpoint=environ.get(ENDPOINT_ENV) or None,
+            ca_bundle=environ.get(CA_BUNDLE_ENV) or None,
+            token=environ.get(TOKEN_ENV) or None,
+            subscription_id=environ.get(SUBSCRIPTION_ENV) or None,
         )
 
     def credential(self) -> AsyncTokenCredential:

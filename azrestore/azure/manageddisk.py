@@ -75,7 +75,7 @@ async def create_disk_and_upload(
     *,
     location: str,
     config: TransferConfig,
-    settings: ArmSettings | None = None,
+    settings: ArmSettings,
     control: ControlPlane | None = None,
     os_type: OsType | Literal["auto", "none"] = "auto",
     hyper_v_generation: Generation | Literal["auto"] = "auto",
@@ -89,7 +89,6 @@ async def create_disk_and_upload(
     ``os_type`` and ``hyper_v_generation`` default to what the image's partition table
     says. Bad input is refused before anything is created.
     """
-    settings = settings or ArmSettings.from_env()
     ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
     if not location:
         raise InputError("a location is needed to create a managed disk (--location)")

@@ -48,7 +48,6 @@ from .sink import TargetIdentity
 JOURNAL_FORMAT = "azrestore-journal"
 JOURNAL_VERSION = 1
 #: The azrestore state directory; journals go in its ``journals`` subdirectory.
-STATE_DIR_ENV = "AZRESTORE_STATE_DIR"
 RECORD_SIZE = 45
 _BODY_SIZE = 35  # "K OOOOOOOOOOOOOOOO LLLLLLLLLLLLLLLL"
 _WRITTEN = ord("W")
@@ -61,15 +60,6 @@ Range = tuple[int, int]
 
 class JournalError(InputError):
     """A journal that cannot be used: damaged, locked by another run, or not ours."""
-
-
-def default_journal_dir() -> Path:
-    """``$AZRESTORE_STATE_DIR/journals``, else ``$XDG_STATE_HOME/azrestore/journals``,
-    else ``~/.local/state/azrestore/journals``."""
-    if state := os.environ.get(STATE_DIR_ENV):
-        return Path(state) / "journals"
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "azrestore" / "journals"
 
 
 def journal_path(directory: str | os.PathLike[str], key: str) -> Path:

@@ -17,7 +17,6 @@ from .journal import (
     JournalError,
     JournalHeader,
     Range,
-    default_journal_dir,
     journal_path,
 )
 from .sink import PageSink, TargetIdentity
@@ -32,7 +31,8 @@ class ResumeRefused(InputError):
 class ResumeOptions:
     """How :func:`~azrestore.transfer.pipeline.upload_disk` keeps a journal.
 
-    - ``directory``: where journals live (default :func:`default_journal_dir`);
+    - ``directory``: where journals live (the command line's default is under the
+      user's state folder; the library makes the caller say);
     - ``restart``: forget an existing journal and start over (a target that is not
       re-created by ``prepare``, such as a managed disk's upload URL, has the ranges the
       old journal recorded cleared first, when the sink can ``clear``);
@@ -41,13 +41,10 @@ class ResumeOptions:
     - ``sync_interval``: seconds between fsyncs of the journal.
     """
 
-    directory: Path | None = None
+    directory: Path
     restart: bool = False
     key: str | None = None
     sync_interval: float = 1.0
-
-    def journal_dir(self) -> Path:
-        return self.directory if self.directory is not None else default_journal_dir()
 
 
 def target_key(sink: PageSink, options: ResumeOptions) -> str:
@@ -91,7 +88,7 @@ async def open_journal(
     that no longer matches is dropped, and the upload starts as if there were none.
     """
     key = target_key(sink, options)
-    directory = options.journal_dir()
+    directory = options.directory
     path = journal_path(directory, key)
     # A journal that cannot be written must fail the upload before the target is touched.
     await anyio.to_thread.run_sync(_writable, directory)

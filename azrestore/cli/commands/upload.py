@@ -8,6 +8,7 @@ environment here, never in the jobs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,9 +28,8 @@ from ...jobs.upload import (
 )
 from ...redact import redact_text, redact_url
 from ...transfer.config import Checksum, TransferConfig
-from ...transfer.journal import default_journal_dir
 from ...transfer.resume import ResumeOptions
-from ..environment import CONNECTION_STRING_ENV
+from ..environment import CONNECTION_STRING_ENV, default_journal_dir
 from ..progress import BulkProgress, TransferProgress, bulk_summary_line, summary_line, verify_line
 from ..text import error_line, one_line, print_json
 from .common import (
@@ -199,7 +199,7 @@ def upload(
             max_bandwidth=max_bandwidth,
         )
         # The environment is read here, not in the jobs: the journals' default folder too.
-        journals = journal_dir if journal_dir is not None else default_journal_dir()
+        journals = journal_dir if journal_dir is not None else default_journal_dir(os.environ)
         resume = ResumeOptions(directory=journals, restart=restart)
         target = BlobTarget(connection_string, overwrite or restart, existing)
         if bulk:
@@ -218,7 +218,7 @@ def upload(
                     upload_to_new_managed_disk(
                         image,
                         managed,
-                        settings=ArmSettings.from_env(),
+                        settings=ArmSettings.from_env(os.environ),
                         config=config,
                         on_progress=progress,
                     )

@@ -10,6 +10,7 @@ import pytest
 from azrestore.azure.arm import ArmSettings
 from azrestore.cli.commands import upload as upload_command
 from azrestore.cli.commands import verify as verify_command
+from azrestore.cli.environment import default_journal_dir
 from azrestore.jobs.upload import BlobTarget, ManagedDiskTarget
 from tests.support.cli import invoke, small_image
 
@@ -86,3 +87,12 @@ def test_managed_disk_settings_come_from_the_environment(
     [(disk, settings)] = seen
     assert disk == ManagedDiskTarget(DISK, "westeurope", "auto", "auto", "Standard_LRS")
     assert settings.endpoint == "https://127.0.0.1:9" and settings.token == "token"
+
+
+def test_the_journals_default_folder(tmp_path: Path) -> None:
+    state = {"AZRESTORE_STATE_DIR": str(tmp_path / "state"), "XDG_STATE_HOME": "/x"}
+    assert default_journal_dir(state) == tmp_path / "state" / "journals"
+    xdg = {"XDG_STATE_HOME": str(tmp_path / "xdg"), "HOME": "/h"}
+    assert default_journal_dir(xdg) == tmp_path / "xdg" / "azrestore" / "journals"
+    home = {"HOME": str(tmp_path / "home")}
+    assert default_journal_dir(home) == tmp_path / "home/.local/state/azrestore/journals"
