@@ -16,8 +16,9 @@ from azure.mgmt.compute.aio import ComputeManagementClient
 from azrestore.azure.arm import StaticTokenCredential
 from azrestore.emulator import Emulator
 from azrestore.emulator.storage import FaultRule
+from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
-from tests.support.images import MiB, make_sparse_image
+from tests.support.images import make_sparse_image
 
 pytestmark = pytest.mark.anyio
 SUB = "00000000-0000-0000-0000-000000000000"

@@ -18,7 +18,7 @@ import pytest
 
 from azrestore.azure.pageblob import open_page_blob
 from azrestore.emulator.storage import FaultRule, GatewayThread
-from azrestore.formats.sizes import blob_size, virtual_size
+from azrestore.formats.sizes import MiB, blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter
 from azrestore.formats.zeros import nonzero_runs
 from azrestore.sources.raw import RawImage
@@ -28,7 +28,7 @@ from azrestore.transfer.journal import RECORD_SIZE, journal_path
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.verify import verify_disk
 from tests.support.cli import azrestore_script
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.storage import StorageTarget
 
 CONCURRENCY = 4

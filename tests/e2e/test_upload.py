@@ -16,11 +16,12 @@ import pytest
 from azrestore.azure.pageblob import open_page_blob
 from azrestore.emulator.storage import FaultRule, GatewayThread
 from azrestore.errors import AuthenticationExpired, InputError, SinkError, TargetExistsError
+from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.config import Checksum, TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.progress import TransferResult
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.storage import StorageTarget
 
 pytestmark = pytest.mark.anyio
