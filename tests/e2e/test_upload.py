@@ -21,11 +21,12 @@ from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.config import Checksum, TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.progress import TransferResult
+from tests.support.backoff import BackoffTimes
 from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.storage import StorageTarget
 
 pytestmark = pytest.mark.anyio
-FAST_RETRY = {"backoff_base": 0.01, "backoff_max": 0.05}
+FAST_RETRY: BackoffTimes = {"backoff_base": 0.01, "backoff_max": 0.05}
 #: Plain asyncio, and uvloop (the CLI's loop), where a Put Page's headers and body leave
 #: in one gathered write.
 BOTH_LOOPS = pytest.mark.parametrize(
