@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
@@ -78,7 +78,7 @@ def error_code(body: bytes) -> str:
 
 
 def assert_azure_error(
-    status: int, headers: dict[str, str], body: bytes, want: int, code: str
+    status: int, headers: Mapping[str, str], body: bytes, want: int, code: str
 ) -> None:
     assert status == want, body
     assert headers["x-ms-error-code"] == code
