@@ -23,6 +23,7 @@ from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.progress import TransferResult
 from tests.support.backoff import BackoffTimes
 from tests.support.images import expected_vhd_body, make_sparse_image
+from tests.support.pages import page_span
 from tests.support.storage import StorageTarget
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +75,7 @@ def check_blob(storage: StorageTarget, name: str, image: Path, result: TransferR
     assert len(blob) == len(body) + 512
     assert blob[: len(body)] == body, "blob differs from image + padding"
     assert VhdFooter.parse(blob[-512:]).current_size == len(body)
-    ranges = [(r.start, r.end + 1) for r in client.list_page_ranges() if not r.cleared]
+    ranges = [page_span(r) for r in client.list_page_ranges() if not r.cleared]
     # Azurite does not merge adjacent ranges, so the ranges add up to what was written.
     assert sum(end - start for start, end in ranges) == result.stats.bytes_uploaded
     for start, end in ranges:

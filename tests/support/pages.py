@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
 import aiohttp
+from azure.storage.blob import PageRange
 from azure.storage.extensions import checksums
 
 from azrestore.formats.sizes import MiB
@@ -31,6 +32,12 @@ def crc64_b64(data: bytes) -> str:
 
 def page_blob(storage: StorageTarget, name: str, size: int) -> None:
     storage.blob_client(name).create_page_blob(size)
+
+
+def page_span(r: PageRange) -> tuple[int, int]:
+    """A page range as ``(start, end)``, ``end`` exclusive (the SDK's is inclusive)."""
+    assert r.start is not None and r.end is not None
+    return r.start, r.end + 1
 
 
 def written(storage: StorageTarget, name: str) -> list[tuple[int, int]]:
