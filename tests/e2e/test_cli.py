@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from azrestore.emulator.storage import FaultRule, GatewayThread
-from azrestore.formats.sizes import blob_size, virtual_size
+from azrestore.formats.sizes import MiB, blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter
 from tests.support.cli import assert_one_line_error, azrestore_script, invoke, small_image
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.storage import StorageTarget
 
 

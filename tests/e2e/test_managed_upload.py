@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +17,9 @@ from azure.mgmt.compute.aio import ComputeManagementClient
 from azrestore.azure.arm import StaticTokenCredential
 from azrestore.emulator import Emulator
 from azrestore.emulator.storage import FaultRule
+from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
-from tests.support.images import MiB, make_sparse_image
+from tests.support.images import make_sparse_image
 
 pytestmark = pytest.mark.anyio
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -32,7 +34,7 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield local_azure
 
 
-async def azrestore(emulator: Emulator, *args: str) -> anyio.abc.Process | object:
+async def azrestore(emulator: Emulator, *args: str) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, **{k: str(v) for k, v in emulator.info()["env"].items()}}
     return await anyio.run_process(
         [sys.executable, "-m", "azrestore.cli.app", *args], env=env, check=False
@@ -49,8 +51,8 @@ async def test_to_disk_one_command(emulator: Emulator, tmp_path: Path) -> None:
     done = await azrestore(
         emulator, "upload", str(image), "--to-disk", disk_id, "--location", "westeurope", "--json"
     )
-    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
-    result = json.loads(done.stdout)  # type: ignore[attr-defined]
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
     assert result["disk_id"] == disk_id and result["disk_state"] == "Unattached"
     assert (result["os_type"], result["hyper_v_generation"]) == ("Linux", "V2")
     assert "sig=" not in result["url"].replace("sig=REDACTED", "")
@@ -61,8 +63,8 @@ async def test_to_disk_one_command(emulator: Emulator, tmp_path: Path) -> None:
     again = await azrestore(
         emulator, "upload", str(image), "--to-disk", disk_id, "--location", "westeurope"
     )
-    assert again.returncode == 2  # type: ignore[attr-defined]
-    assert b"already exists" in again.stderr  # type: ignore[attr-defined]
+    assert again.returncode == 2
+    assert b"already exists" in again.stderr
 
 
 async def test_step_by_step_through_the_sdk(emulator: Emulator, tmp_path: Path) -> None:
@@ -89,7 +91,7 @@ async def test_step_by_step_through_the_sdk(emulator: Emulator, tmp_path: Path) 
         done = await azrestore(
             emulator, "upload", str(image), "--to", access.access_sas, "--existing", "--json"
         )
-        assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
+        assert done.returncode == 0, done.stderr
         await (await compute.disks.begin_revoke_access("rg", "data1")).result()
         assert emulator.arm.state().disk("data1").disk_state == "Unattached"
 
@@ -110,8 +112,8 @@ async def test_access_is_revoked_when_the_upload_fails(emulator: Emulator, tmp_p
         "--os-type",
         "none",
     )
-    assert done.returncode == 1  # type: ignore[attr-defined]
-    stderr = done.stderr.decode()  # type: ignore[attr-defined]
+    assert done.returncode == 1
+    stderr = done.stderr.decode()
     assert "AuthorizationPermissionMismatch" in stderr and "left in Azure" in stderr
     assert stderr.count("\n") == 1, stderr
     operations = [e.operation for e in emulator.arm.log(polls=False) if e.kind == "request"]

@@ -14,11 +14,11 @@ from azrestore.azure.controlplane import ControlPlane
 from azrestore.azure.pageblob import open_page_blob
 from azrestore.emulator import Emulator
 from azrestore.emulator.azurite import EmulatorError, find_azurite
-from azrestore.formats.sizes import blob_size
+from azrestore.formats.sizes import MiB, blob_size
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.verify import verify_disk
-from tests.support.images import MiB, make_sparse_image
+from tests.support.images import make_sparse_image
 
 pytestmark = [pytest.mark.anyio]
 

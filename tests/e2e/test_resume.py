@@ -18,7 +18,7 @@ import pytest
 
 from azrestore.azure.pageblob import open_page_blob
 from azrestore.emulator.storage import FaultRule, GatewayThread
-from azrestore.formats.sizes import blob_size, virtual_size
+from azrestore.formats.sizes import MiB, blob_size, virtual_size
 from azrestore.formats.vhd import VhdFooter
 from azrestore.formats.zeros import nonzero_runs
 from azrestore.sources.raw import RawImage
@@ -28,7 +28,8 @@ from azrestore.transfer.journal import RECORD_SIZE, journal_path
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.verify import verify_disk
 from tests.support.cli import azrestore_script
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.images import expected_vhd_body, make_sparse_image
+from tests.support.pages import page_span
 from tests.support.storage import StorageTarget
 
 CONCURRENCY = 4
@@ -248,7 +249,7 @@ def test_multi_gib_upload_through_5_percent_faults(
     independently, range by range, with the SDK straight from Azurite)."""
     size = 4 * 1024 * MiB
     rng = random.Random(5)
-    chunks = []
+    chunks: list[tuple[int, bytes]] = []
     offset = 0
     while sum(len(data) for _, data in chunks) < 1024 * MiB:
         offset += rng.randrange(0, 48 * MiB) // 4096 * 4096
@@ -299,7 +300,7 @@ def test_multi_gib_upload_through_5_percent_faults(
                 assert got == handle.read(n), f"differs at {position}"
                 position += n
         ranges = [r for r in client.list_page_ranges() if not r.cleared]
-    written = sum(r.end + 1 - r.start for r in ranges)
+    written = sum(end - start for start, end in map(page_span, ranges))
     assert written == data["bytes_uploaded"]
 
 

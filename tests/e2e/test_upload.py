@@ -16,15 +16,18 @@ import pytest
 from azrestore.azure.pageblob import open_page_blob
 from azrestore.emulator.storage import FaultRule, GatewayThread
 from azrestore.errors import AuthenticationExpired, InputError, SinkError, TargetExistsError
+from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.config import Checksum, TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.progress import TransferResult
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.backoff import BackoffTimes
+from tests.support.images import expected_vhd_body, make_sparse_image
+from tests.support.pages import page_span
 from tests.support.storage import StorageTarget
 
 pytestmark = pytest.mark.anyio
-FAST_RETRY = {"backoff_base": 0.01, "backoff_max": 0.05}
+FAST_RETRY: BackoffTimes = {"backoff_base": 0.01, "backoff_max": 0.05}
 #: Plain asyncio, and uvloop (the CLI's loop), where a Put Page's headers and body leave
 #: in one gathered write.
 BOTH_LOOPS = pytest.mark.parametrize(
@@ -72,7 +75,7 @@ def check_blob(storage: StorageTarget, name: str, image: Path, result: TransferR
     assert len(blob) == len(body) + 512
     assert blob[: len(body)] == body, "blob differs from image + padding"
     assert VhdFooter.parse(blob[-512:]).current_size == len(body)
-    ranges = [(r.start, r.end + 1) for r in client.list_page_ranges() if not r.cleared]
+    ranges = [page_span(r) for r in client.list_page_ranges() if not r.cleared]
     # Azurite does not merge adjacent ranges, so the ranges add up to what was written.
     assert sum(end - start for start, end in ranges) == result.stats.bytes_uploaded
     for start, end in ranges:

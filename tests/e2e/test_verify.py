@@ -12,13 +12,14 @@ import pytest
 from typer.testing import Result
 
 from azrestore.azure.pageblob import open_page_blob
+from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
 from azrestore.transfer.budget import TransferBudget
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.verify import verify_disk
 from tests.support.cli import invoke as invoke_cli
-from tests.support.images import MiB, make_sparse_image
+from tests.support.images import make_sparse_image
 from tests.support.storage import StorageTarget
 
 pytestmark = [pytest.mark.anyio]

@@ -11,8 +11,8 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from azrestore.cli.app import app
-from azrestore.formats.sizes import SECTOR
-from tests.support.images import MiB, make_sparse_image
+from azrestore.formats.sizes import SECTOR, MiB
+from tests.support.images import make_sparse_image
 
 
 def invoke(*args: str | Path) -> Result:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
 import aiohttp
+from azure.storage.blob import PageRange
 from azure.storage.extensions import checksums
 
 from azrestore.formats.sizes import MiB
@@ -31,6 +32,12 @@ def crc64_b64(data: bytes) -> str:
 
 def page_blob(storage: StorageTarget, name: str, size: int) -> None:
     storage.blob_client(name).create_page_blob(size)
+
+
+def page_span(r: PageRange) -> tuple[int, int]:
+    """A page range as ``(start, end)``, ``end`` exclusive (the SDK's is inclusive)."""
+    assert r.start is not None and r.end is not None
+    return r.start, r.end + 1
 
 
 def written(storage: StorageTarget, name: str) -> list[tuple[int, int]]:
@@ -78,7 +85,7 @@ def error_code(body: bytes) -> str:
 
 
 def assert_azure_error(
-    status: int, headers: dict[str, str], body: bytes, want: int, code: str
+    status: int, headers: Mapping[str, str], body: bytes, want: int, code: str
 ) -> None:
     assert status == want, body
     assert headers["x-ms-error-code"] == code

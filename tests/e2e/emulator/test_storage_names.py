@@ -30,6 +30,13 @@ def refused(call: Callable[[], object]) -> HttpResponseError:
     return caught.value
 
 
+def error_code_of(exc: HttpResponseError) -> str | None:
+    """The storage error code (``x-ms-error-code``) of an azure-storage-blob error."""
+    # azure-storage sets error_code on its errors; azure-core's class does not declare it.
+    code: str | None = exc.error_code  # type: ignore[attr-defined]
+    return code
+
+
 def test_blob_name_of_1024_characters_accepted_1025_refused(
     storage: StorageTarget, gateway: GatewayThread
 ) -> None:
@@ -42,12 +49,12 @@ def test_blob_name_of_1024_characters_accepted_1025_refused(
     too_long = "n" * 1024 + "x"
     with through_gateway(storage, too_long) as blob:
         error = refused(lambda: blob.upload_blob(b"lost"))
-        assert error.error_code == "OutOfRangeInput"
+        assert error_code_of(error) == "OutOfRangeInput"
         # Every operation naming the blob is refused, not only writes.
-        assert refused(lambda: blob.create_page_blob(512)).error_code == "OutOfRangeInput"
-        assert refused(blob.get_blob_properties).error_code == "OutOfRangeInput"
-        assert refused(lambda: blob.download_blob().readall()).error_code == "OutOfRangeInput"
-        assert refused(blob.delete_blob).error_code == "OutOfRangeInput"
+        assert error_code_of(refused(lambda: blob.create_page_blob(512))) == "OutOfRangeInput"
+        assert error_code_of(refused(blob.get_blob_properties)) == "OutOfRangeInput"
+        assert error_code_of(refused(lambda: blob.download_blob().readall())) == "OutOfRangeInput"
+        assert error_code_of(refused(blob.delete_blob)) == "OutOfRangeInput"
     # Refused by the gateway itself: Azurite, which takes such names, never saw them.
     assert not storage.blob_client(too_long).exists()
     stats = gateway.statistics()
@@ -60,7 +67,7 @@ def test_the_testers_2000_character_name_refused(
 ) -> None:
     name = "t" * 2000
     with through_gateway(storage, name) as blob:
-        assert refused(lambda: blob.upload_blob(b"x")).error_code == "OutOfRangeInput"
+        assert error_code_of(refused(lambda: blob.upload_blob(b"x"))) == "OutOfRangeInput"
     assert not storage.blob_client(name).exists()
 
 
@@ -87,14 +94,14 @@ def test_names_azure_takes_work(storage: StorageTarget, name: str) -> None:
 
 def test_a_name_over_1024_utf16_code_units_refused(storage: StorageTarget) -> None:
     with through_gateway(storage, "😊" * 513) as blob:
-        assert refused(lambda: blob.upload_blob(b"x")).error_code == "OutOfRangeInput"
+        assert error_code_of(refused(lambda: blob.upload_blob(b"x"))) == "OutOfRangeInput"
 
 
 def test_a_name_over_254_segments_refused(storage: StorageTarget) -> None:
     with through_gateway(storage, "/".join(["s"] * 254)) as blob:
         blob.upload_blob(b"x")
     with through_gateway(storage, "/".join(["s"] * 255)) as blob:
-        assert refused(lambda: blob.upload_blob(b"x")).error_code == "OutOfRangeInput"
+        assert error_code_of(refused(lambda: blob.upload_blob(b"x"))) == "OutOfRangeInput"
 
 
 @pytest.mark.parametrize(
@@ -111,12 +118,12 @@ def test_invalid_container_names_refused(
     storage: StorageTarget, gateway: GatewayThread, name: str, code: str
 ) -> None:
     with BlobServiceClient.from_connection_string(storage.connection_string) as service:
-        assert refused(lambda: service.create_container(name)).error_code == code
+        assert error_code_of(refused(lambda: service.create_container(name))) == code
         container = service.get_container_client(name)
-        assert refused(container.get_container_properties).error_code == code
-        assert refused(lambda: list(container.list_blobs())).error_code == code
+        assert error_code_of(refused(container.get_container_properties)) == code
+        assert error_code_of(refused(lambda: list(container.list_blobs()))) == code
         blob = container.get_blob_client("disk.vhd")
-        assert refused(lambda: blob.upload_blob(b"x")).error_code == code
+        assert error_code_of(refused(lambda: blob.upload_blob(b"x"))) == code
     stats = gateway.statistics()
     assert stats.rejections == {code: 4}
     assert sum(stats.forwarded.values()) == 0

@@ -6,9 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from azrestore.formats.sizes import blob_size, virtual_size
+from azrestore.formats.sizes import MiB, blob_size, virtual_size
 from tests.support.cli import assert_one_line_error, invoke, small_image
-from tests.support.images import MiB
 from tests.support.tools import needs
 
 needs_qemu = needs("qemu-img")

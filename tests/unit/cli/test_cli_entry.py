@@ -14,7 +14,8 @@ import typer.main
 
 from azrestore.cli.app import app
 from azrestore.cli.entry import CONVERT_FLAGS, QuickConvert, parse_quick_convert
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from azrestore.formats.sizes import MiB
+from tests.support.images import expected_vhd_body, make_sparse_image
 
 
 @pytest.mark.parametrize(

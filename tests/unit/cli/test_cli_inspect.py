@@ -8,10 +8,10 @@ from pathlib import Path
 
 import anyio
 
-from azrestore.formats.sizes import SECTOR
+from azrestore.formats.sizes import SECTOR, MiB
 from azrestore.sources.report import inspect_image
 from tests.support.cli import invoke
-from tests.support.images import MiB, make_sparse_image
+from tests.support.images import make_sparse_image
 from tests.support.tools import needs
 
 needs_sgdisk = needs("sgdisk")

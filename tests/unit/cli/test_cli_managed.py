@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from azrestore.formats.sizes import MiB
 from tests.support.cli import assert_one_line_error, invoke
-from tests.support.images import MiB, make_sparse_image
+from tests.support.images import make_sparse_image
 
 DISK = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"

@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from azrestore.cli.progress import CopyProgress, TransferProgress
+from azrestore.formats.sizes import MiB
 from azrestore.transfer.progress import EventKind, ProgressEvent, TransferStats
-from tests.support.images import MiB
 
 # -- the progress renderer ----------------------------------------------------------------
 

@@ -17,10 +17,11 @@ import anyio
 import pytest
 
 from azrestore.errors import InputError, TransferError
+from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.convert import convert_file, convert_to_vhd
 from azrestore.transfer.fileblocks import preallocate
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.tools import needs, require, unavailable
 
 needs_qemu = needs("qemu-img")

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from azrestore.errors import SinkError
+from azrestore.formats.sizes import MiB
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.identity import SourceIdentity
 from azrestore.transfer.journal import (
@@ -27,10 +28,11 @@ from azrestore.transfer.pipeline import _Gaps, subtract_ranges, upload_disk
 from azrestore.transfer.progress import EventKind, ProgressEvent
 from azrestore.transfer.resume import ResumeOptions, ResumeRefused
 from azrestore.transfer.sink import TargetIdentity
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.backoff import BackoffTimes
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.memory_sink import MemorySink
 
-FAST_RETRY = {"backoff_base": 0.001, "backoff_max": 0.01}
+FAST_RETRY: BackoffTimes = {"backoff_base": 0.001, "backoff_max": 0.01}
 
 
 def header(size: int = 8 * MiB) -> JournalHeader:

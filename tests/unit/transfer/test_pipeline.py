@@ -14,14 +14,16 @@ from hypothesis import strategies as st
 
 from azrestore.errors import InputError, SinkError, TransferError
 from azrestore.formats.containers import detect_container
+from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.progress import EventKind, ProgressEvent
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.backoff import BackoffTimes
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.memory_sink import MemorySink
 
-FAST_RETRY = {"backoff_base": 0.001, "backoff_max": 0.01}
+FAST_RETRY: BackoffTimes = {"backoff_base": 0.001, "backoff_max": 0.01}
 
 
 def check_upload(image: Path, sink: MemorySink, events: list[ProgressEvent]) -> None:
@@ -212,4 +214,4 @@ def test_config_validation() -> None:
         {"checksum": "sha1"},
     ):
         with pytest.raises((InputError, ValueError)):
-            TransferConfig(**bad)  # type: ignore[arg-type]
+            TransferConfig(**bad)

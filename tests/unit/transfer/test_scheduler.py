@@ -14,14 +14,16 @@ import anyio
 import pytest
 
 from azrestore.errors import InputError, SinkError
+from azrestore.formats.sizes import MiB
 from azrestore.transfer.budget import TransferBudget
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.scheduler import UploadJob, upload_many
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.backoff import BackoffTimes
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.memory_sink import MemorySink
 
-FAST_RETRY = {"backoff_base": 0.001, "backoff_max": 0.01}
+FAST_RETRY: BackoffTimes = {"backoff_base": 0.001, "backoff_max": 0.01}
 
 
 @dataclass
