@@ -36,11 +36,15 @@ class RawImage:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RawImage:
         """Open and check an image; raise :class:`InputError` naming the path when it is
-        missing, a directory, unreadable, empty, too large for a page blob, or a container
-        format (VHD, VHDX, qcow2, VMDK, VDI) rather than raw."""
+        missing, not a regular file or block device (a directory, FIFO, socket or
+        character device: refused before it is opened, so that a FIFO without a writer
+        cannot hang the open), unreadable, empty, too large for a page blob, or a
+        container format (VHD, VHDX, qcow2, VMDK, VDI) rather than raw."""
         image_path = os.fspath(path)
         try:
-            fd = os.open(image_path, os.O_RDONLY | os.O_CLOEXEC)
+            _check_kind(image_path, os.stat(image_path).st_mode)
+            # O_NONBLOCK: a FIFO put in its place after the check does not block the open.
+            fd = os.open(image_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         except FileNotFoundError:
             raise InputError(f"{image_path}: no such file") from None
         except IsADirectoryError:
@@ -51,11 +55,9 @@ class RawImage:
             raise unreadable_file(image_path, exc, action="open") from None
         try:
             info = os.fstat(fd)
+            _check_kind(image_path, info.st_mode)  # what was opened, not what was seen
+            os.set_blocking(fd, True)
             is_block = stat.S_ISBLK(info.st_mode)
-            if stat.S_ISDIR(info.st_mode):
-                raise InputError(f"{image_path}: is a directory, not a disk image")
-            if not (is_block or stat.S_ISREG(info.st_mode)):
-                raise InputError(f"{image_path}: not a regular file or block device")
             size = os.lseek(fd, 0, os.SEEK_END) if is_block else info.st_size
             if size == 0:
                 raise InputError(f"{image_path}: is empty")
@@ -151,6 +153,26 @@ class RawImage:
 
     def __repr__(self) -> str:
         return f"RawImage({self.path!r}, size={self.size})"
+
+
+def _check_kind(path: str, mode: int) -> None:
+    """Refuse anything but a regular file or a block device, naming what it is."""
+    if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
+        return
+    if stat.S_ISDIR(mode):
+        what = "a directory"
+    elif stat.S_ISFIFO(mode):
+        what = "a FIFO (named pipe)"
+    elif stat.S_ISSOCK(mode):
+        what = "a socket"
+    elif stat.S_ISCHR(mode):
+        what = "a character device"
+    else:
+        what = "neither a regular file nor a block device"
+    raise InputError(
+        f"{path}: is {what}, not a disk image (a regular file or a block device, which"
+        " can be read at any offset)"
+    )
 
 
 async def open_raw_image(path: str | os.PathLike[str]) -> RawImage:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _thread  # threading's low level: threading itself costs 2 ms of the quick start
 import os
+import stat
 import time
 
 from ..errors import AzRestoreError, InputError, TransferError
@@ -197,6 +198,8 @@ def _open_output(out_path: str, image_path: str, overwrite: bool) -> int:
             raise InputError(f"{out_path}: output is the input image")
         if not overwrite:
             raise InputError(f"{out_path}: already exists (use --overwrite to replace it)")
+        if stat.S_ISFIFO(mode := os.stat(out_path).st_mode) or stat.S_ISSOCK(mode):
+            raise InputError(f"{out_path}: is a FIFO or a socket, not a file to write a VHD to")
         if os.path.isfile(out_path):
             # Unlink rather than O_TRUNC: ext4 flushes a file truncated to zero and
             # rewritten when it is closed (auto_da_alloc), which tripled the time here.

@@ -5,6 +5,8 @@ needs those: Azure's size rules (an OS disk over 2 TiB needs V2, an OS disk is a
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -61,6 +63,7 @@ async def resolve_plan(plan: RestorePlan, *, environ: Mapping[str, str]) -> Reso
             plan.problem(loc, msg) for loc, msg in subscription_problems(plan, subscription)
         ]
     reports = await _inspect_all(plan, problems)
+    problems += await _same_files(plan, reports)
     warnings: list[str] = []
     vms = []
     for index, vm in enumerate(plan.vms):
@@ -114,6 +117,31 @@ async def _inspect_all(plan: RestorePlan, problems: list[str]) -> dict[Loc, Imag
                 group.start_soon(inspect, ("vms", v, "disks", d, "path"), disk.path)
     problems += [plan.problem(loc, failures[loc]) for loc in sorted(failures, key=_loc_key)]
     return reports
+
+
+async def _same_files(plan: RestorePlan, reports: Mapping[Loc, ImageReport]) -> list[str]:
+    """The disks whose image is one already used by another disk of the plan through
+    another spelling (a symlink, a hard link, another node of one block device): the same
+    path twice is refused when the plan is read."""
+    first: dict[tuple[int, ...], Loc] = {}
+    problems = []
+    for loc in sorted(reports, key=_loc_key):
+        path = str(reports[loc].path)
+        try:
+            info = await anyio.to_thread.run_sync(os.stat, path)
+        except OSError:
+            continue  # gone since it was inspected: the upload will say so
+        key = (info.st_rdev,) if stat.S_ISBLK(info.st_mode) else (info.st_dev, info.st_ino)
+        other = first.setdefault(key, loc)
+        if other != loc:
+            problems.append(
+                plan.problem(
+                    loc,
+                    f"{path} is the same image as {reports[other].path}, already used by"
+                    f" {format_loc(other[:-1])} (a link to it, or another name of it)",
+                )
+            )
+    return problems
 
 
 def _loc_key(loc: Loc) -> tuple[str, ...]:
