@@ -37,6 +37,7 @@ __all__ = [
     "ManagedDiskResult",
     "create_disk_and_upload",
     "detect_disk_kind",
+    "may_continue_upload",
     "upload_into_ready_disk",
 ]
 
@@ -146,7 +147,7 @@ async def create_disk_and_upload(
             status.disk_state = existing.state
         continuing = False
         if existing is not None and existing.state in OPEN_STATES and resume is not None:
-            continuing = await _may_continue(image, existing, resume, size)
+            continuing = await may_continue_upload(image, existing, resume, size)
             if not continuing:  # restart: the disk goes, and is created again below
                 await take_back_open_disk(control, existing, config=config)
                 status.disk_state = None
@@ -190,11 +191,15 @@ async def create_disk_and_upload(
     )
 
 
-async def _may_continue(
+async def may_continue_upload(
     image: RawImage, disk: DiskInfo, resume: ResumeOptions, size: int
 ) -> bool:
-    """Whether the upload into ``disk``, open for upload, continues (True) or starts over
-    (False, with ``resume.restart``); raises :class:`DiskLeftOpen` otherwise."""
+    """Whether the upload of ``image`` (VHD ``size`` bytes) into ``disk``, found open for
+    upload, continues (True: its journal fits; pass ``resume`` on to
+    :func:`upload_into_ready_disk`) or starts over (False, with ``resume.restart``: take
+    the disk back with :func:`take_back_open_disk` and create it again); raises
+    :class:`DiskLeftOpen` otherwise, before anything is written. The restore engine can
+    make the same decision for each disk of a plan."""
     if resume.restart:
         try:
             await journal_status(image, disk_key(disk.id), disk_identity(disk), resume)
