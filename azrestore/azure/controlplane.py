@@ -37,6 +37,7 @@ class ControlPlane:
         self.create_import_disk = self._disks.create_by_import
         self.grant_write = self._disks.grant_write
         self.revoke = self._disks.revoke
+        self.delete_disk = self._disks.delete
 
         self.get_vm = self._vms.get
         self.start_vm = self._vms.start

@@ -24,6 +24,11 @@ class DiskInfo:
     hyper_v_generation: str | None
     managed_by: str | None
     tags: Mapping[str, str]
+    #: creationData.uploadSizeBytes of a disk created for upload
+    upload_size_bytes: int | None = None
+    #: Azure's uniqueId and timeCreated: both change when a disk is deleted and re-created
+    unique_id: str | None = None
+    time_created: str | None = None
 
 
 class Disks:
@@ -52,6 +57,9 @@ class Disks:
             hyper_v_generation=props.get("hyperVGeneration"),
             managed_by=body.get("managedBy"),
             tags=dict(body.get("tags") or {}),
+            upload_size_bytes=(props.get("creationData") or {}).get("uploadSizeBytes"),
+            unique_id=props.get("uniqueId"),
+            time_created=None if props.get("timeCreated") is None else str(props["timeCreated"]),
         )
 
     async def create_for_upload(
@@ -133,6 +141,12 @@ class Disks:
             disks.begin_grant_access(rid.resource_group, rid.name, GrantAccessData(body)),
         )
         return str(access.access_sas)
+
+    async def delete(self, disk_id: str) -> None:
+        """Delete the disk (Azure refuses while access is granted: revoke first)."""
+        rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
+        disks = (await self._clients.compute(rid.subscription)).disks
+        await lro(f"delete disk {rid.name}", disks.begin_delete(rid.resource_group, rid.name))
 
     async def revoke(self, disk_id: str) -> None:
         """End the access granted (Azure checks an uploaded VHD here)."""

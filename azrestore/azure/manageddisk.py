@@ -1,5 +1,6 @@
 """Direct upload to a managed disk, the way Add-AzVhd does it: create the disk for upload,
-grant write access, stream the VHD into its upload URL, and always revoke access."""
+grant write access, stream the VHD into its upload URL, and revoke access; and, for a disk
+an interrupted run left open, continue from its journal, refuse, or start over."""
 
 from __future__ import annotations
 
@@ -7,32 +8,50 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import anyio
-
-from ..errors import AzRestoreError, InputError, TargetExistsError
+from ..errors import InputError, TargetExistsError
 from ..formats.os_disk import os_disk_kind
 from ..formats.sizes import blob_size, format_size
 from ..sources.raw import RawImage
 from ..sources.report import inspect_image
-from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
-from ..transfer.pipeline import upload_disk
+from ..transfer.journal import JournalError
 from ..transfer.progress import ProgressCallback, TransferResult
+from ..transfer.resume import ResumeOptions, forget_journal, journal_status
 from .arm import ArmSettings
 from .controlplane import ControlPlane
-from .pageblob import open_page_blob
+from .disks import DiskInfo
+from .diskupload import (
+    OPEN_STATES,
+    DiskUploadStatus,
+    begin_disk_journal,
+    disk_identity,
+    disk_key,
+    take_back_open_disk,
+    upload_into_ready_disk,
+)
 from .resource_id import ResourceId
+
+__all__ = [
+    "DiskLeftOpen",
+    "DiskUploadStatus",
+    "ManagedDiskResult",
+    "create_disk_and_upload",
+    "detect_disk_kind",
+    "may_continue_upload",
+    "upload_into_ready_disk",
+]
 
 #: Azure's bounds on uploadSizeBytes (virtual size + 512).
 MIN_UPLOAD_SIZE = 20_972_032
 MAX_UPLOAD_SIZE = 35_183_298_347_520
-#: How long the write SAS lives; access is revoked as soon as the upload ends anyway.
-ACCESS_SECONDS = 24 * 3600
-#: Revoking may not hang a failed or cancelled run for ever.
-_REVOKE_TIMEOUT = 600.0
 
 OsType = Literal["Linux", "Windows"]
 Generation = Literal["V1", "V2"]
+
+
+class DiskLeftOpen(InputError):
+    """A disk open for upload (ReadyToUpload or ActiveUpload) that no journal here says
+    this run may continue: refused before anything is written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +101,24 @@ async def create_disk_and_upload(
     sku: str = "Standard_LRS",
     tags: dict[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
+    resume: ResumeOptions | None = None,
+    status: DiskUploadStatus | None = None,
 ) -> ManagedDiskResult:
     """Create managed disk ``disk_id`` (createOption Upload, the exact size) and upload
     ``image`` into it with :func:`upload_into_ready_disk`. Returns the disk's final state.
 
     ``os_type`` and ``hyper_v_generation`` default to what the image's partition table
     says. Bad input is refused before anything is created.
+
+    With ``resume`` (a journal directory; ``key`` is ignored: the disk's resource id
+    names its journal), an upload that was interrupted continues: a disk found open for
+    upload (ReadyToUpload or ActiveUpload) whose journal records an upload of this very
+    image into this very disk gets access again and only what the journal lacks. An open
+    disk without such a journal is refused (:class:`DiskLeftOpen`, before anything is
+    written) unless ``resume.restart``, which deletes it and creates it again. A disk that
+    exists and is not open for upload is refused (:class:`TargetExistsError`), as it is
+    without ``resume``. ``status`` follows the disk's state, for a caller that is stopped
+    midway (Ctrl-C) to say what it leaves behind.
     """
     ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
     if not location:
@@ -106,77 +137,93 @@ async def create_disk_and_upload(
             f"{image.path}: the disk boots with UEFI (GPT with an EFI system partition), so it"
             " needs generation V2; V1 would not boot it"
         )
+    status = status if status is not None else DiskUploadStatus(disk_id)
 
     async with AsyncExitStack() as stack:
         if control is None:
             control = await stack.enter_async_context(ControlPlane(settings))
-        if await control.get_disk(disk_id) is not None:
+        existing = await control.get_disk(disk_id)
+        if existing is not None:
+            status.disk_state = existing.state
+        continuing = False
+        if existing is not None and existing.state in OPEN_STATES and resume is not None:
+            continuing = await may_continue_upload(image, existing, resume, size)
+            if not continuing:  # restart: the disk goes, and is created again below
+                await take_back_open_disk(control, existing, config=config)
+                status.disk_state = None
+                existing = None
+        if existing is not None and not continuing:
+            if existing.state in OPEN_STATES:
+                raise _left_open(existing, image, "no journal was kept (no --journal-dir)")
             raise TargetExistsError(f"{disk_id}: the managed disk already exists")
-        await control.create_upload_disk(
-            disk_id,
-            location=location,
-            upload_size=size,
-            os_type=chosen_os,
-            hyper_v_generation=generation,
-            sku=sku,
-            tags=tags,
-        )
+        if not continuing:
+            if resume is not None:
+                await forget_journal(disk_key(disk_id), resume)  # of a disk that is gone
+            status.disk_state = "Creating"
+            await control.create_upload_disk(
+                disk_id,
+                location=location,
+                upload_size=size,
+                os_type=chosen_os,
+                hyper_v_generation=generation,
+                sku=sku,
+                tags=tags,
+            )
+            status.disk_state, status.created = "ReadyToUpload", True
+            if resume is not None:
+                status.journal = await begin_disk_journal(control, image, disk_id, resume)
         transfer = await upload_into_ready_disk(
-            control, image, disk_id, config=config, on_progress=on_progress
+            control,
+            image,
+            disk_id,
+            config=config,
+            on_progress=on_progress,
+            resume=resume,
+            status=status,
         )
         final = await control.get_disk(disk_id)
     return ManagedDiskResult(
         disk_id=final.id if final else disk_id,
         disk_state=final.state if final else "unknown",
-        os_type=chosen_os,
-        hyper_v_generation=generation,
+        os_type=final.os_type if final and continuing else chosen_os,
+        hyper_v_generation=final.hyper_v_generation if final and continuing else generation,
         transfer=transfer,
     )
 
 
-async def upload_into_ready_disk(
-    control: ControlPlane,
-    image: RawImage,
-    disk_id: str,
-    *,
-    config: TransferConfig,
-    on_progress: ProgressCallback | None = None,
-    budget: TransferBudget | None = None,
-) -> TransferResult:
-    """Grant write access to a disk that is ReadyToUpload, upload ``image`` into its upload
-    URL (an existing page blob of exactly the VHD's size), and revoke access: after success
-    (Azure checks the VHD then), and on failure or cancellation too, shielded, because the
-    disk is billed as Standard HDD and the SAS stays valid until revoked."""
-    sas_url = await control.grant_write(disk_id, ACCESS_SECONDS)
+async def may_continue_upload(
+    image: RawImage, disk: DiskInfo, resume: ResumeOptions, size: int
+) -> bool:
+    """Whether the upload of ``image`` (VHD ``size`` bytes) into ``disk``, found open for
+    upload, continues (True: its journal fits; pass ``resume`` on to
+    :func:`upload_into_ready_disk`) or starts over (False, with ``resume.restart``: take
+    the disk back with :func:`take_back_open_disk` and create it again); raises
+    :class:`DiskLeftOpen` otherwise, before anything is written. The restore engine can
+    make the same decision for each disk of a plan."""
+    if resume.restart:
+        try:
+            await journal_status(image, disk_key(disk.id), disk_identity(disk), resume)
+        except JournalError as exc:
+            if "another azrestore" in str(exc):
+                raise  # a run uploading into the disk right now: never delete it under it
+        return False  # a damaged journal goes with the disk
+    found = await journal_status(image, disk_key(disk.id), disk_identity(disk), resume)
+    if found.matches and disk.upload_size_bytes == size:
+        return True
+    if not found.found:
+        why = (
+            f"no journal in {resume.directory} records an upload into it"
+            " (lost, or another machine's)"
+        )
+    else:
+        why = f"its journal ({found.path}) no longer fits: {'; '.join(found.changes)}"
+    raise _left_open(disk, image, why)
 
-    async def grant_again() -> str:
-        # A SAS that expired mid-upload (403 AuthenticationFailed): grant access again
-        # and carry on with the new upload URL.
-        return await control.grant_write(disk_id, ACCESS_SECONDS)
 
-    try:
-        async with open_page_blob(
-            sas_url,
-            checksum=config.checksum,
-            existing=True,
-            concurrency=config.concurrency,
-            credential_refresher=grant_again,
-        ) as sink:
-            transfer = await upload_disk(
-                image, sink, config=config, on_progress=on_progress, budget=budget
-            )
-    except BaseException as exc:
-        revoked = "access revoked"
-        with anyio.CancelScope(shield=True):
-            try:
-                with anyio.fail_after(_REVOKE_TIMEOUT):
-                    await control.revoke(disk_id)
-            except (AzRestoreError, TimeoutError) as revoke_error:
-                # Azure refuses to revoke an incomplete VHD; the SAS then lives until
-                # it expires.
-                revoked = f"revoking access failed too ({revoke_error})"
-        if isinstance(exc, AzRestoreError):
-            exc.args = (f"{exc}; the disk {disk_id} was left in Azure, not uploaded; {revoked}",)
-        raise
-    await control.revoke(disk_id)
-    return transfer
+def _left_open(disk: DiskInfo, image: RawImage, why: str) -> DiskLeftOpen:
+    return DiskLeftOpen(
+        f"{disk.id}: the managed disk exists and is open for upload ({disk.state}), but"
+        f" {image.path} cannot be continued into it: {why}; nothing was written. Use --restart"
+        " to delete the disk and upload again, or revoke access to it and delete it"
+        " yourself"
+    )

@@ -28,7 +28,8 @@ def exit_code_of(error: BaseException) -> int:
 def error_message(error: BaseException) -> str:
     """What the error line says about ``error``."""
     if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
+        # A command may say what the interruption leaves behind (KeyboardInterrupt(text)).
+        return f"interrupted: {error}" if str(error) else "interrupted"
     if isinstance(error, AzRestoreError):
         return str(error) or type(error).__name__
     return f"unexpected {type(error).__name__}: {error} (run with --debug for details)"

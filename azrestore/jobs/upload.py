@@ -16,6 +16,7 @@ from ..sources.raw import open_raw_image
 
 if TYPE_CHECKING:
     from ..azure.arm import ArmSettings
+    from ..azure.diskupload import DiskUploadStatus
     from ..azure.manageddisk import ManagedDiskResult
     from ..transfer.config import TransferConfig
     from ..transfer.progress import ProgressCallback, TransferResult
@@ -88,9 +89,15 @@ async def upload_to_new_managed_disk(
     settings: ArmSettings,
     config: TransferConfig,
     on_progress: ProgressCallback | None = None,
+    resume: ResumeOptions | None = None,
+    status: DiskUploadStatus | None = None,
 ) -> ManagedDiskResult:
     """Create managed disk ``disk`` with the image's exact size and upload the image into
-    it (direct upload, like Add-AzVhd), through the Resource Manager ``settings`` name."""
+    it (direct upload, like Add-AzVhd), through the Resource Manager ``settings`` name.
+
+    With ``resume``, an interrupted upload into the disk continues (or, with
+    ``resume.restart``, the disk left open is deleted and created again); ``status``
+    follows the disk's state for a caller that is interrupted midway."""
     from ..azure.manageddisk import create_disk_and_upload
 
     with await open_raw_image(image_path) as image:
@@ -104,4 +111,6 @@ async def upload_to_new_managed_disk(
             hyper_v_generation=disk.generation,
             sku=disk.sku,
             on_progress=on_progress,
+            resume=resume,
+            status=status,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -150,6 +151,66 @@ async def _check(journal: Journal, source: SourceIdentity, sink: PageSink) -> bo
         f" cannot be continued: {'; '.join(changes)} (journal {journal.path});"
         " use --restart to start over"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStatus:
+    """What the journal of one target says, looked at without taking it over
+    (:func:`journal_status`): whether there is one, whether it records a finished upload,
+    and what no longer fits (empty: the same source into the same target)."""
+
+    path: Path
+    found: bool
+    complete: bool = False
+    changes: tuple[str, ...] = ()
+
+    @property
+    def matches(self) -> bool:
+        """A journal of this very source and target, so the upload can be continued."""
+        return self.found and not self.changes
+
+
+async def journal_status(
+    image: RawImage, key: str, target: TargetIdentity | None, options: ResumeOptions
+) -> JournalStatus:
+    """Whether the journal filed under ``key`` belongs to an upload of ``image`` into the
+    target that is ``target`` now (a target that is not a blob, such as a managed disk, is
+    identified by its caller). The journal is closed again: :func:`open_journal` (through
+    ``upload_disk(resume=...)``) takes it over later. Raises :class:`JournalError` when it
+    is damaged or another run holds it."""
+    path = journal_path(options.directory, key)
+    journal = await anyio.to_thread.run_sync(Journal.load_if_exists, path)
+    if journal is None:
+        return JournalStatus(path, found=False)
+    try:
+        source = await anyio.to_thread.run_sync(source_identity, image)
+        header = journal.header
+        changes = [f"the source {c}" for c in header.source.differences(source)]
+        changes += [f"the target {c}" for c in _target_changes(header.target, target)]
+        return JournalStatus(path, True, journal.complete, tuple(changes))
+    finally:
+        await anyio.to_thread.run_sync(journal.close)
+
+
+async def start_journal(
+    image: RawImage, key: str, target: TargetIdentity, options: ResumeOptions, virtual_size: int
+) -> Path:
+    """Write a new, empty journal for an upload of ``image`` into the target that was just
+    created as ``target`` (replacing any journal under ``key``), before anything is sent: a
+    run killed from here on leaves a journal the next run continues from."""
+    path = journal_path(options.directory, key)
+    await anyio.to_thread.run_sync(_writable, options.directory)
+    source = await anyio.to_thread.run_sync(source_identity, image)
+    header = JournalHeader(source=source, target=target, virtual_size=virtual_size)
+    journal = await anyio.to_thread.run_sync(Journal.create, path, header)
+    await anyio.to_thread.run_sync(journal.close)
+    return path
+
+
+async def forget_journal(key: str, options: ResumeOptions) -> None:
+    """Delete the journal filed under ``key``, if any (its target is gone)."""
+    path = journal_path(options.directory, key)
+    await anyio.to_thread.run_sync(partial(path.unlink, missing_ok=True))
 
 
 async def _clear(sink: PageSink, ranges: list[Range]) -> None:

@@ -9,6 +9,9 @@ environment here, never in the jobs.
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -42,6 +45,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from ...azure.manageddisk import ManagedDiskResult
     from ...transfer.scheduler import DiskOutcome
     from ...transfer.verify import VerifyResult
 
@@ -214,15 +218,7 @@ def upload(
         checked: VerifyResult | None = None
         with TransferProgress(None if as_json else Console(stderr=True)) as progress:
             if managed is not None:
-                disk_result = run(
-                    upload_to_new_managed_disk(
-                        image,
-                        managed,
-                        settings=ArmSettings.from_env(os.environ),
-                        config=config,
-                        on_progress=progress,
-                    )
-                )
+                disk_result = _upload_to_disk(image, managed, config, resume, progress, as_json)
                 result = disk_result.transfer
             else:
                 assert to is not None
@@ -253,6 +249,64 @@ def upload(
     if checked is not None and not checked.identical:
         error_line(verify_line(checked))
         raise typer.Exit(1)
+
+
+def _upload_to_disk(
+    image: Path,
+    managed: ManagedDiskTarget,
+    config: TransferConfig,
+    resume: ResumeOptions,
+    progress: TransferProgress,
+    as_json: bool,
+) -> ManagedDiskResult:
+    """The --to-disk upload. Stopped by Ctrl-C or SIGTERM, it says which disk it leaves
+    open for upload (on stderr, and with --json as a report on stdout) and ends with 130."""
+    from ...azure.diskupload import DiskUploadStatus
+
+    status = DiskUploadStatus(managed.disk_id)
+    try:
+        with _terminate_as_interrupt():
+            return run(
+                upload_to_new_managed_disk(
+                    image,
+                    managed,
+                    settings=ArmSettings.from_env(os.environ),
+                    config=config,
+                    on_progress=progress,
+                    resume=resume,
+                    status=status,
+                )
+            )
+    except KeyboardInterrupt:
+        left = status.left_behind()
+        if as_json:
+            print_json(
+                {
+                    "interrupted": True,
+                    "disk_id": status.disk_id,
+                    "disk_state": status.disk_state,
+                    "access_open": status.access_open,
+                    "created": status.created,
+                    "journal": status.journal,
+                    "error": f"interrupted: {left}",
+                }
+            )
+        raise KeyboardInterrupt(left) from None
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (the event loop's SIGINT handler cancels the
+    upload), so that it still reports what it leaves in Azure."""
+
+    def on_terminate(signum: int, frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _managed_disk_target(
