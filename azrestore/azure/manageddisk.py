@@ -161,6 +161,7 @@ async def upload_into_ready_disk(
             existing=True,
             concurrency=config.concurrency,
             credential_refresher=grant_again,
+            proxy=control.proxy,
         ) as sink:
             transfer = await upload_disk(
                 image, sink, config=config, on_progress=on_progress, budget=budget

@@ -17,6 +17,7 @@ from ..sources.raw import open_raw_image
 if TYPE_CHECKING:
     from ..azure.arm import ArmSettings
     from ..azure.manageddisk import ManagedDiskResult
+    from ..azure.proxy import ProxySettings
     from ..transfer.config import TransferConfig
     from ..transfer.progress import ProgressCallback, TransferResult
     from ..transfer.resume import ResumeOptions
@@ -35,6 +36,8 @@ class BlobTarget:
     connection_string: str | None = None
     overwrite: bool = False
     existing: bool = False
+    #: the forward proxies to reach storage through (None: directly)
+    proxy: ProxySettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ async def upload_to_page_blob(
             overwrite=target.overwrite,
             existing=target.existing,
             concurrency=config.concurrency,
+            proxy=target.proxy,
         ) as sink:
             result = await upload_disk(
                 image, sink, config=config, on_progress=on_progress, resume=resume

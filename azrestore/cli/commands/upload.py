@@ -9,6 +9,7 @@ environment here, never in the jobs.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,6 +37,7 @@ from .common import (
     DEFAULTS,
     ConnectionStringOption,
     JsonOption,
+    proxy_settings,
     reporting,
     run,
     size_option,
@@ -201,7 +203,8 @@ def upload(
         # The environment is read here, not in the jobs: the journals' default folder too.
         journals = journal_dir if journal_dir is not None else default_journal_dir(os.environ)
         resume = ResumeOptions(directory=journals, restart=restart)
-        target = BlobTarget(connection_string, overwrite or restart, existing)
+        proxy = proxy_settings(ctx)
+        target = BlobTarget(connection_string, overwrite or restart, existing, proxy)
         if bulk:
             entries = [entry for entry in pairs if entry is not None]
             if manifest is not None:
@@ -218,7 +221,7 @@ def upload(
                     upload_to_new_managed_disk(
                         image,
                         managed,
-                        settings=ArmSettings.from_env(os.environ),
+                        settings=replace(ArmSettings.from_env(os.environ), proxy=proxy),
                         config=config,
                         on_progress=progress,
                     )
