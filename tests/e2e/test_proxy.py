@@ -60,12 +60,16 @@ def assert_no_password(result: subprocess.CompletedProcess[str], proxy: ForwardP
     assert proxy.password not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("form", ["--to", "IMAGE=URL"])
 def test_upload_through_the_environments_proxy(
-    storage: StorageTarget, proxy: ForwardProxy, tmp_path: Path
+    storage: StorageTarget, proxy: ForwardProxy, tmp_path: Path, form: str
 ) -> None:
     image = small_image(tmp_path)
     env = child_env(HTTPS_PROXY=proxy.url(), HTTP_PROXY=proxy.url())
-    done = azrestore("upload", str(image), "--to", storage.sas_url("viaproxy.vhd"), env=env)
+    url = storage.sas_url("viaproxy.vhd")
+    # One disk, or the many-disks form (one shared connection pool).
+    args = ["--to", url, str(image)] if form == "--to" else [f"{image}={url}"]
+    done = azrestore("upload", *args, env=env)
     assert done.returncode == 0, done.stderr
     assert_no_password(done, proxy)
     # Every request went to the gateway through the proxy (Create Blob, Put Page...).

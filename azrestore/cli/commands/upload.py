@@ -204,7 +204,7 @@ def upload(
         journals = journal_dir if journal_dir is not None else default_journal_dir(os.environ)
         resume = ResumeOptions(directory=journals, restart=restart)
         proxy = proxy_settings(ctx)
-        target = BlobTarget(connection_string, overwrite or restart, existing, proxy)
+        target = BlobTarget(connection_string, overwrite or restart, existing, proxy=proxy)
         if bulk:
             entries = [entry for entry in pairs if entry is not None]
             if manifest is not None:
