@@ -21,7 +21,7 @@ from tests.support.tools import unavailable
 
 #: ``... server.access_log:393 - 127.0.0.1:35996 - GET host:port/path - ...`` (requests
 #: refused for their credentials log ``None:None``)
-_ACCESS = re.compile(r"access_log:\d+ - [^ ]+ - ([A-Z]+) ([^ /]+)")
+_ACCESS = re.compile(r"access_log:\d+ - [^ ]+ - ([A-Z]+) ([^ /]+)([^ ]*)")
 
 
 def require_proxy_py() -> None:
@@ -129,6 +129,17 @@ class ForwardProxy:
             if match[2] != "None:None"
         ]
         return [item for item in found if to is None or item[1] == to]
+
+    def put_pages(self) -> int:
+        """How many Put Page requests (``PUT ...?comp=page``) it forwarded."""
+        if not self.log.exists():
+            return 0
+        text = self.log.read_text(errors="replace")
+        return sum(
+            1
+            for match in _ACCESS.finditer(text)
+            if match[1] == "PUT" and match[2] != "None:None" and "comp=page" in match[3]
+        )
 
     def wait_for_requests(self, to: str | None = None) -> list[tuple[str, str]]:
         """:meth:`requests`, waiting (a few seconds at most) for one to be logged: proxy.py
