@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ControlPlaneError
 from ..redact import redact_text
+from .proxy import ProxySettings
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken
@@ -28,6 +29,8 @@ ENDPOINT_ENV = "AZRESTORE_ARM_ENDPOINT"
 CA_BUNDLE_ENV = "AZRESTORE_CA_BUNDLE"
 TOKEN_ENV = "AZRESTORE_ARM_TOKEN"
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
+#: Resource Manager in Azure's public cloud (azure-mgmt-*'s default base_url).
+PUBLIC_ENDPOINT = "https://management.azure.com"
 
 
 class StaticTokenCredential:
@@ -59,6 +62,9 @@ class ArmSettings:
     ca_bundle: str | None = None
     token: str | None = None
     subscription_id: str | None = None
+    #: the forward proxies to reach Resource Manager (and managed disks' upload URLs)
+    #: through; None: directly. The environment's proxy variables are not read here.
+    proxy: ProxySettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ArmSettings:
@@ -86,6 +92,13 @@ class ArmSettings:
             kwargs["base_url"] = self.endpoint
         if self.ca_bundle:
             kwargs["connection_verify"] = self.ca_bundle
+        # azure-core would read HTTPS_PROXY/NO_PROXY itself: the command line decides.
+        kwargs["use_env_settings"] = False
+        proxies = (
+            self.proxy.azure_core_proxies(self.endpoint or PUBLIC_ENDPOINT) if self.proxy else {}
+        )
+        if proxies:
+            kwargs["proxies"] = proxies
         return kwargs
 
 

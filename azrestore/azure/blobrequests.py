@@ -15,6 +15,7 @@ from yarl import URL
 
 from ..redact import redact_url
 from .auth import BlobAuth
+from .proxy import ProxySettings
 from .storageerrors import connection_failures
 
 API_VERSION = "2023-11-03"
@@ -24,12 +25,31 @@ class BlobTarget:
     """One blob's URL (no query) and the credentials its requests carry; ``generation``
     counts the renewals of those credentials (0 for the first ones)."""
 
-    __slots__ = ("_list", "auth", "blob_url", "description", "generation", "page_url", "url")
+    __slots__ = (
+        "_list",
+        "auth",
+        "blob_url",
+        "description",
+        "generation",
+        "page_url",
+        "proxy",
+        "proxy_settings",
+        "url",
+    )
 
-    def __init__(self, url: str, auth: BlobAuth, generation: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth: BlobAuth,
+        generation: int = 0,
+        proxy_settings: ProxySettings | None = None,
+    ) -> None:
         self.url = url
         self.auth = auth
         self.generation = generation
+        self.proxy_settings = proxy_settings
+        #: the forward proxy its requests go through (with its credentials), or None
+        self.proxy = proxy_settings.for_url(url) if proxy_settings is not None else None
         #: the URL for messages, with any secret redacted
         self.description = redact_url(url)
         query = auth.query
@@ -65,7 +85,7 @@ async def send(
     the block; a connection that fails meanwhile is a retryable SinkError."""
     with connection_failures(target.description, what):
         async with session.request(
-            method, url, headers=await target.headers(headers), data=data
+            method, url, headers=await target.headers(headers), data=data, proxy=target.proxy
         ) as response:
             yield response
 

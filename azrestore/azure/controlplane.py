@@ -27,6 +27,8 @@ class ControlPlane:
 
     def __init__(self, settings: ArmSettings) -> None:
         self._clients = ManagementClients(settings)
+        #: the forward proxies of the run, for the storage its disks are written to as well
+        self.proxy = settings.proxy
         self._disks = Disks(self._clients)
         self._networking = Networking(self._clients)
         self._vms = VirtualMachines(self._clients, self._networking)

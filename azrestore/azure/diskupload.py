@@ -180,6 +180,7 @@ async def upload_into_ready_disk(
             existing=True,
             concurrency=config.concurrency,
             credential_refresher=grant_again,
+            proxy=control.proxy,
         ) as blob:
             sink = DiskUploadSink(blob, control, disk_id)
             transfer = await upload_disk(
@@ -220,7 +221,9 @@ async def take_back_open_disk(
     if disk.state == "ActiveUpload":
         size = disk.upload_size_bytes or blob_size(disk.size_bytes or 0)
         sas_url = await control.grant_write(disk.id, 3600)
-        async with open_page_blob(sas_url, existing=True, checksum=config.checksum) as blob:
+        async with open_page_blob(
+            sas_url, existing=True, checksum=config.checksum, proxy=control.proxy
+        ) as blob:
             footer = memoryview(fixed_vhd_footer(size - FOOTER_SIZE))
             await blob.write(size - FOOTER_SIZE, footer, blob.digest(footer))
         await control.revoke(disk.id)

@@ -25,6 +25,7 @@ from .auth import BearerAuth, BlobAuth, resolve_auth
 from .blobrequests import BlobTarget, crc64, send
 from .blobsession import BlobSession, client_session
 from .pagebody import PageBody
+from .proxy import ProxySettings
 from .sasrenewal import CredentialRefresher, RenewableTarget
 from .storageerrors import raise_for_status
 
@@ -48,9 +49,12 @@ class PageBlobSink:
         overwrite: bool,
         existing: bool,
         credential_refresher: CredentialRefresher | None = None,
+        proxy: ProxySettings | None = None,
     ) -> None:
         self._session = session
-        self._target = RenewableTarget(BlobTarget(url, auth), credential_refresher)
+        self._target = RenewableTarget(
+            BlobTarget(url, auth, proxy_settings=proxy), credential_refresher
+        )
         self.checksum = Checksum(checksum)
         self.overwrite = overwrite
         self.existing = existing
@@ -255,10 +259,13 @@ class PageBlobSink:
 
 
 @asynccontextmanager
-async def open_blob_session(concurrency: int = DEFAULT_CONCURRENCY) -> AsyncIterator[BlobSession]:
+async def open_blob_session(
+    concurrency: int = DEFAULT_CONCURRENCY, proxy: ProxySettings | None = None
+) -> AsyncIterator[BlobSession]:
     """A connection pool of ``concurrency + 4`` connections for many :func:`open_page_blob`
-    calls (pass it as ``session=``), closed on the way out."""
-    session = BlobSession(client_session(concurrency))
+    calls (pass it as ``session=``), through ``proxy`` where it applies, closed on the way
+    out."""
+    session = BlobSession(client_session(concurrency), proxy)
     try:
         yield session
     finally:
@@ -277,6 +284,7 @@ async def open_page_blob(
     concurrency: int = DEFAULT_CONCURRENCY,
     session: BlobSession | None = None,
     credential_refresher: CredentialRefresher | None = None,
+    proxy: ProxySettings | None = None,
 ) -> AsyncIterator[PageBlobSink]:
     """A :class:`PageBlobSink` for ``url``, with its own connection pool or ``session``'s.
 
@@ -286,11 +294,12 @@ async def open_page_blob(
     managed disk's upload URL); otherwise it is created, and an existing blob is an error
     unless ``overwrite``. ``credential_refresher``
     returns the URL with a fresh SAS when the current one has expired (see
-    :class:`PageBlobSink`).
+    :class:`PageBlobSink`). Requests go through the forward proxy ``proxy`` names for the
+    URL (``session``'s when one is given), else directly.
     """
     bare_url, auth = resolve_auth(url, connection_string)
     own = session is None
-    shared = session if session is not None else BlobSession(client_session(concurrency))
+    shared = session if session is not None else BlobSession(client_session(concurrency), proxy)
     if isinstance(auth, BearerAuth) and not own:
         kept = shared.bearer(auth)
         if kept is not auth:
@@ -305,6 +314,7 @@ async def open_page_blob(
             overwrite=overwrite,
             existing=existing,
             credential_refresher=credential_refresher,
+            proxy=shared.proxy,
         )
     finally:
         if own:

@@ -44,7 +44,9 @@ class RenewableTarget:
             if not isinstance(auth, SasAuth):
                 await auth.aclose()
                 raise InputError(f"{redact_url(bare)}: the renewed URL carries no SAS")
-            self.current = BlobTarget(bare, auth, self.current.generation + 1)
+            self.current = BlobTarget(
+                bare, auth, self.current.generation + 1, self.current.proxy_settings
+            )
         return True
 
     async def renewing(self, operation: Callable[[], Awaitable[_T]]) -> _T:

@@ -17,6 +17,11 @@ from ..redact import redact_text
 #: Statuses worth another try (with backoff): timeouts, throttling, server errors.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MESSAGE = re.compile(rb"<Message>(.*?)</Message>", re.S)
+#: What a 407 from the forward proxy adds to its message.
+PROXY_AUTH_HINT = (
+    " (the proxy refused its credentials: check the user:password of --proxy-url or"
+    " HTTPS_PROXY/HTTP_PROXY)"
+)
 
 
 class CredentialsExpired(AuthenticationExpired):
@@ -34,6 +39,15 @@ def connection_failures(where: str, what: str) -> Iterator[None]:
     reading its answer into a retryable :class:`SinkError`."""
     try:
         yield
+    except aiohttp.ClientHttpProxyError as exc:
+        # The forward proxy refused to open the tunnel (CONNECT) for an https:// target.
+        status = exc.status
+        message = f"{where}: {what}: the proxy answered {status} {redact_text(exc.message)}"
+        raise SinkError(
+            message + (PROXY_AUTH_HINT if status == 407 else ""),
+            retryable=status in RETRYABLE_STATUSES,
+            status=status,
+        ) from None
     except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
         detail = redact_text(str(exc) or type(exc).__name__)
         raise SinkError(f"{where}: {what}: connection failed: {detail}", retryable=True) from None
@@ -56,6 +70,8 @@ async def raise_for_status(
     if detail:
         message += f": {redact_text(detail)}"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if response.status == 407:  # from the forward proxy, for an http:// target
+        message += PROXY_AUTH_HINT
     if response.status == 403 and code == "AuthenticationFailed":
         raise CredentialsExpired(message + " (the SAS may have expired)", generation)
     raise SinkError(

@@ -81,6 +81,17 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    proxy_url: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy-url",
+            metavar="URL",
+            help="The HTTP forward proxy for every request to Azure,"
+            " http://[user:password@]host:port (default: HTTPS_PROXY / HTTP_PROXY;"
+            " hosts in NO_PROXY are reached directly).",
+            show_default=False,
+        ),
+    ] = None,
     _show_version: Annotated[
         bool,
         typer.Option(
@@ -88,7 +99,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = GlobalOptions(debug=debug)
+    ctx.obj = GlobalOptions(debug=debug, proxy_url=proxy_url)
 
 
 app.command()(inspect)

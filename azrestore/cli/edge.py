@@ -38,11 +38,11 @@ def error_message(error: BaseException) -> str:
 def report_error(error: BaseException, *, debug: bool = False, prog: str = PROG) -> int:
     """Print ``PROG: error: <message>`` for ``error`` (after its redacted traceback with
     ``debug``) and return the exit code to end with. Call it from an ``except`` block."""
+    from ..redact import redact_text  # only on failure: redact loads re (start-up time)
+
     if debug:
         import traceback
 
-        from ..redact import redact_text  # only on failure: redact loads re (start-up time)
-
         sys.stderr.write(redact_text(traceback.format_exc()))
-    error_line(error_message(error), prog=prog)
+    error_line(redact_text(error_message(error)), prog=prog)
     return exit_code_of(error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..azure.arm import ArmSettings
+from ..azure.proxy import ProxySettings
 from ..formats.sizes import format_size
 from ..jobs import restore as restore_job
 from ..jobs.emulated import emulator_environ, run_emulated_restore
@@ -141,12 +142,17 @@ async def run_restore(
     time_factor: float,
     config_override: TransferConfig | None,
     view: RestoreView,
+    proxy: ProxySettings | None = None,
 ) -> RestoreReport:
     """Resolve the plan, then run it against the Azure the environment names, or against
-    a fresh local emulator."""
+    a fresh local emulator; through the forward proxies ``proxy`` names."""
     if emulator:
         return await run_emulated_restore(
-            plan_path, time_factor=time_factor, config_override=config_override, observer=view
+            plan_path,
+            time_factor=time_factor,
+            config_override=config_override,
+            observer=view,
+            proxy=proxy,
         )
     settings = RestoreSettings(
         storage_connection_string=os.environ.get(CONNECTION_STRING_ENV) or None,
@@ -154,7 +160,7 @@ async def run_restore(
     )
     return await restore_job.run_restore(
         plan_path,
-        ArmSettings.from_env(dict(os.environ)),
+        replace(ArmSettings.from_env(dict(os.environ)), proxy=proxy),
         environ=os.environ,
         settings=settings,
         config_override=config_override,

@@ -39,7 +39,7 @@ async def upload_entries(
     from ..azure.pageblob import open_blob_session, open_page_blob
     from ..transfer.scheduler import UploadJob, upload_many
 
-    async with open_blob_session(config.concurrency) as session:
+    async with open_blob_session(config.concurrency, target.proxy) as session:
         jobs = [
             UploadJob(
                 source=entry.image,

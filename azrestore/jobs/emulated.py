@@ -19,6 +19,7 @@ from ..transfer.config import TransferConfig
 from .restore import load_and_resolve, restore_resolved
 
 if TYPE_CHECKING:
+    from ..azure.proxy import ProxySettings
     from ..emulator import Emulator, RunCommandRule
 
 #: The marketplace images the emulator's helpers and proxy are created from.
@@ -50,9 +51,11 @@ async def run_emulated_restore(
     time_factor: float,
     config_override: TransferConfig | None = None,
     observer: RestoreObserver | None = None,
+    proxy: ProxySettings | None = None,
 ) -> RestoreReport:
     """Resolve the plan, then run it against a fresh local emulator whose simulated
-    durations are multiplied by ``time_factor``."""
+    durations are multiplied by ``time_factor``, through the forward proxies ``proxy``
+    names (the emulator's setup itself is not proxied)."""
     from ..emulator import Emulator
 
     # The plan and images are checked before the emulator starts.
@@ -62,6 +65,7 @@ async def run_emulated_restore(
     ) as local_azure:
         info = local_azure.info()
         arm = ArmSettings.from_env({k: str(v) for k, v in info["env"].items()})
+        arm = dataclasses.replace(arm, proxy=proxy)
         if resolved.plan.target.disks == "page-blob":
             # The emulator's storage account stands in for the plan's.
             resolved = await _emulated_storage_account(local_azure, resolved, info)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..azure.arm import ArmSettings
     from ..azure.diskupload import DiskUploadStatus
     from ..azure.manageddisk import ManagedDiskResult
+    from ..azure.proxy import ProxySettings
     from ..transfer.config import TransferConfig
     from ..transfer.progress import ProgressCallback, TransferResult
     from ..transfer.resume import ResumeOptions
@@ -36,6 +37,8 @@ class BlobTarget:
     connection_string: str | None = None
     overwrite: bool = False
     existing: bool = False
+    #: the forward proxies to reach storage through (None: directly)
+    proxy: ProxySettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ async def upload_to_page_blob(
             overwrite=target.overwrite,
             existing=target.existing,
             concurrency=config.concurrency,
+            proxy=target.proxy,
         ) as sink:
             result = await upload_disk(
                 image, sink, config=config, on_progress=on_progress, resume=resume

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..sources.raw import open_raw_image
 
 if TYPE_CHECKING:
+    from ..azure.proxy import ProxySettings
     from ..transfer.config import TransferConfig
     from ..transfer.verify import VerifyProgress, VerifyResult
 
@@ -19,9 +20,11 @@ async def verify_page_blob(
     config: TransferConfig,
     connection_string: str | None = None,
     on_progress: VerifyProgress | None = None,
+    proxy: ProxySettings | None = None,
 ) -> VerifyResult:
     """Compare the page blob at ``url`` (its SAS, else ``connection_string``, else Azure
-    AD) with ``image_path``, as the fixed VHD an upload makes of it."""
+    AD) with ``image_path``, as the fixed VHD an upload makes of it, through the forward
+    proxy ``proxy`` names for its URL (else directly)."""
     from ..azure.pageblob import open_page_blob
     from ..transfer.verify import verify_disk
 
@@ -31,5 +34,6 @@ async def verify_page_blob(
             connection_string=connection_string,
             existing=True,
             concurrency=config.concurrency,
+            proxy=proxy,
         ) as sink:
             return await verify_disk(image, sink, config=config, on_progress=on_progress)

@@ -180,6 +180,7 @@ class DiskUploads:
                     checksum=self.config.checksum,
                     overwrite=True,
                     concurrency=self.config.concurrency,
+                    proxy=self.control.proxy,
                 ) as sink:
                     transfer = await upload_disk(
                         image,

@@ -4,19 +4,24 @@ coroutine on uvloop, and :func:`reporting`, which hands any error to the one err
 
 from __future__ import annotations
 
+import os
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import uvloop
 
 from ...formats.sizes import parse_size
 from ...transfer.config import TransferConfig
+from .. import environment
 from ..edge import report_error
 from ..environment import CONNECTION_STRING_ENV
+
+if TYPE_CHECKING:
+    from ...azure.proxy import ProxySettings
 
 T = TypeVar("T")
 
@@ -29,6 +34,20 @@ class GlobalOptions:
     """The options given before the command (``azrestore --debug ...``)."""
 
     debug: bool = False
+    #: ``--proxy-url``: the forward proxy for every request to Azure
+    proxy_url: str | None = None
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The options given before the command (defaults when none were parsed)."""
+    root = ctx.find_root()
+    return root.obj if isinstance(root.obj, GlobalOptions) else GlobalOptions()
+
+
+def proxy_settings(ctx: typer.Context) -> ProxySettings | None:
+    """The forward proxies of this run: ``--proxy-url``, else the environment's
+    HTTPS_PROXY/HTTP_PROXY, with NO_PROXY's exceptions (see cli/environment.py)."""
+    return environment.proxy_settings(os.environ, global_options(ctx).proxy_url)
 
 
 @contextmanager
@@ -39,8 +58,7 @@ def reporting(ctx: typer.Context) -> Iterator[None]:
     except (typer.Exit, typer.TyperException):
         raise
     except (KeyboardInterrupt, Exception) as exc:
-        options = ctx.obj if isinstance(ctx.obj, GlobalOptions) else GlobalOptions()
-        raise typer.Exit(report_error(exc, debug=options.debug)) from None
+        raise typer.Exit(report_error(exc, debug=global_options(ctx).debug)) from None
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from ..text import error_line, print_json
-from .common import JsonOption, reporting, run
+from .common import JsonOption, proxy_settings, reporting, run
 
 
 def plan_example() -> None:
@@ -79,6 +79,7 @@ def restore(
                     time_factor=time_factor,
                     config_override=None,
                     view=view,
+                    proxy=proxy_settings(ctx),
                 )
             )
     for failed in report.vms:

@@ -12,6 +12,7 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,6 +40,7 @@ from .common import (
     DEFAULTS,
     ConnectionStringOption,
     JsonOption,
+    proxy_settings,
     reporting,
     run,
     size_option,
@@ -205,7 +207,8 @@ def upload(
         # The environment is read here, not in the jobs: the journals' default folder too.
         journals = journal_dir if journal_dir is not None else default_journal_dir(os.environ)
         resume = ResumeOptions(directory=journals, restart=restart)
-        target = BlobTarget(connection_string, overwrite or restart, existing)
+        proxy = proxy_settings(ctx)
+        target = BlobTarget(connection_string, overwrite or restart, existing, proxy=proxy)
         if bulk:
             entries = [entry for entry in pairs if entry is not None]
             if manifest is not None:
@@ -218,7 +221,10 @@ def upload(
         checked: VerifyResult | None = None
         with TransferProgress(None if as_json else Console(stderr=True)) as progress:
             if managed is not None:
-                disk_result = _upload_to_disk(image, managed, config, resume, progress, as_json)
+                settings = replace(ArmSettings.from_env(os.environ), proxy=proxy)
+                disk_result = _upload_to_disk(
+                    image, managed, settings, config, resume, progress, as_json
+                )
                 result = disk_result.transfer
             else:
                 assert to is not None
@@ -254,6 +260,7 @@ def upload(
 def _upload_to_disk(
     image: Path,
     managed: ManagedDiskTarget,
+    settings: ArmSettings,
     config: TransferConfig,
     resume: ResumeOptions,
     progress: TransferProgress,
@@ -270,7 +277,7 @@ def _upload_to_disk(
                 upload_to_new_managed_disk(
                     image,
                     managed,
-                    settings=ArmSettings.from_env(os.environ),
+                    settings=settings,
                     config=config,
                     on_progress=progress,
                     resume=resume,

@@ -11,7 +11,15 @@ from ...jobs.verify import verify_page_blob
 from ...transfer.config import TransferConfig
 from ..progress import VerifyProgressBar, verify_line
 from ..text import error_line, print_json
-from .common import DEFAULTS, ConnectionStringOption, ImageArgument, JsonOption, reporting, run
+from .common import (
+    DEFAULTS,
+    ConnectionStringOption,
+    ImageArgument,
+    JsonOption,
+    proxy_settings,
+    reporting,
+    run,
+)
 
 
 def verify(
@@ -45,6 +53,7 @@ def verify(
                     config=config,
                     connection_string=connection_string,
                     on_progress=progress,
+                    proxy=proxy_settings(ctx),
                 )
             )
     if as_json:

@@ -96,3 +96,21 @@ def test_the_journals_default_folder(tmp_path: Path) -> None:
     assert default_journal_dir(xdg) == tmp_path / "xdg" / "azrestore" / "journals"
     home = {"HOME": str(tmp_path / "home")}
     assert default_journal_dir(home) == tmp_path / "home/.local/state/azrestore/journals"
+
+
+def test_proxies_come_from_the_option_else_the_environment() -> None:
+    from azrestore.azure.proxy import ProxySettings
+    from azrestore.cli.environment import proxy_settings
+
+    assert proxy_settings({}, None) is None
+    env = {
+        "HTTPS_PROXY": "http://u:p@upper:1",
+        "https_proxy": "http://u:p@lower:1",
+        "HTTP_PROXY": "plain:3128",
+        "NO_PROXY": "localhost, .corp",
+    }
+    assert proxy_settings(env, None) == ProxySettings(
+        http="http://plain:3128", https="http://u:p@lower:1", no_proxy=("localhost", ".corp")
+    )
+    chosen = proxy_settings(env, "http://opt:2")
+    assert chosen == ProxySettings("http://opt:2", "http://opt:2", ("localhost", ".corp"))
