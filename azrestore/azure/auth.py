@@ -6,9 +6,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from ..errors import InputError
+from .blobnames import BlobUrl, parse_blob_url
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 #: Lifetime of a SAS we sign ourselves from an account key.
@@ -80,54 +81,42 @@ def parse_connection_string(text: str) -> dict[str, str]:
     return fields
 
 
-def split_blob_url(url: str, account_url: str | None = None) -> tuple[str, str, str]:
-    """``(account_url, container, blob)`` of a blob URL (no query).
-
-    Path-style URLs (Azurite, ``http://127.0.0.1:10000/devstoreaccount1/c/b``) need the
-    account URL to be told apart, or are recognised by an IP or localhost host.
-    """
-    parts = urlsplit(url)
-    base = f"{parts.scheme}://{parts.netloc}"
-    path = parts.path.lstrip("/")
-    if account_url and url.startswith(account_url.rstrip("/") + "/"):
-        base = account_url.rstrip("/")
-        path = url[len(base) + 1 :]
-    elif parts.hostname and (parts.hostname[0].isdigit() or parts.hostname == "localhost"):
-        account, _, path = path.partition("/")
-        base = f"{base}/{account}"
-    container, _, blob = path.partition("/")
-    if not container or not blob:
-        raise InputError(f"{url}: not a blob URL (expected .../CONTAINER/BLOB)")
-    return base, unquote(container), unquote(blob)
+def blob_url_of(url: str, connection_string: str | None = None) -> BlobUrl:
+    """The blob ``url`` names, its container and blob names checked against Azure's rules
+    (an :class:`InputError` before any request otherwise). A path-style URL is split at
+    the connection string's ``BlobEndpoint`` when it has one."""
+    endpoint = None
+    if connection_string:
+        endpoint = parse_connection_string(connection_string).get("BlobEndpoint")
+    return parse_blob_url(url, endpoint)
 
 
 def resolve_auth(url: str, connection_string: str | None) -> tuple[str, BlobAuth]:
-    """Pick the credentials for ``url``: returns the URL without query and the auth.
+    """Pick the credentials for ``url``: returns the URL without query (its names
+    percent-encoded as the SDK does, see :mod:`.blobnames`) and the auth.
 
     Order: a SAS already in the URL; else an account key or SAS from ``connection_string``
     (for an account key we sign a short-lived blob SAS); else Azure AD
     (DefaultAzureCredential). The environment is not read here: the command line passes
-    AZURE_STORAGE_CONNECTION_STRING in as ``connection_string``.
+    AZURE_STORAGE_CONNECTION_STRING in as ``connection_string``. Names Azure would refuse
+    are an :class:`InputError` here, before any request.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InputError(f"{parts.scheme}://{parts.netloc}{parts.path}: not an http(s) blob URL")
-    bare = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    if "sig=" in parts.query:
-        return bare, SasAuth(parts.query)
+    blob = blob_url_of(url, connection_string)
+    bare = blob.url
+    if "sig=" in blob.query:
+        return bare, SasAuth(blob.query)
     if connection_string:
         fields = parse_connection_string(connection_string)
-        endpoint = fields.get("BlobEndpoint")
-        account_url, container, blob = split_blob_url(bare, endpoint)
         if sas := fields.get("SharedAccessSignature"):
             return bare, SasAuth(sas.lstrip("?"))
         name, key = fields.get("AccountName"), fields.get("AccountKey")
         if not name or not key:
             raise InputError("connection string has neither AccountName/AccountKey nor a SAS")
-        in_account = parts.netloc.startswith(f"{name}.") or account_url.endswith(f"/{name}")
-        if endpoint is None and not in_account:
+        netloc = urlsplit(bare).netloc
+        in_account = netloc.startswith(f"{name}.") or blob.account_url.endswith(f"/{name}")
+        if fields.get("BlobEndpoint") is None and not in_account:
             raise InputError(f"{bare}: not in the connection string's account {name!r}")
-        return bare, SasAuth(_sign_blob_sas(name, key, container, blob))
+        return bare, SasAuth(_sign_blob_sas(name, key, blob.container, blob.blob))
     return bare, BearerAuth()
 
 

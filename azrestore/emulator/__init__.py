@@ -20,10 +20,9 @@ if TYPE_CHECKING:
         SimulatorState,
         StorageConfig,
     )
-    from azrestore.emulator.bundle import DEFAULT_TOKEN, Emulator
+    from azrestore.emulator.bundle import Emulator
 
 __all__ = [
-    "DEFAULT_TOKEN",
     "ArmFaultRule",
     "ArmSimulator",
     "Emulator",
@@ -34,7 +33,6 @@ __all__ = [
 ]
 
 _HOMES = {
-    "DEFAULT_TOKEN": "azrestore.emulator.bundle",
     "Emulator": "azrestore.emulator.bundle",
     "ArmFaultRule": "azrestore.emulator.arm",
     "ArmSimulator": "azrestore.emulator.arm",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 
 from azrestore.emulator.arm import (
     DEFAULT_SUBSCRIPTION,
@@ -24,10 +24,7 @@ from azrestore.emulator.arm import (
 from azrestore.emulator.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteProcess
 from azrestore.emulator.storage import FaultRule, SasRefusal, StorageGateway
 
-__all__ = ["DEFAULT_TOKEN", "Emulator"]
-
-#: The bearer token the emulator's environment hands out (any token is accepted).
-DEFAULT_TOKEN: Final = "azrestore-emulator-token"
+__all__ = ["Emulator"]
 
 
 class Emulator:
@@ -36,7 +33,9 @@ class Emulator:
     ``time_factor`` scales the simulated durations of Resource Manager operations;
     ``arm_rules`` and ``storage_rules`` are fault rules for the simulator and the gateway;
     ``run_command_rules`` script run commands; ``durations`` override simulated durations.
-    Ports default to free ones.
+    Ports default to free ones. The Resource Manager simulator accepts only the bearer token
+    ``token`` (a random one for each emulator when not given), which :meth:`info` hands out
+    as ``AZRESTORE_ARM_TOKEN``.
     """
 
     def __init__(
@@ -51,7 +50,7 @@ class Emulator:
         arm_port: int = 0,
         gateway_port: int = 0,
         azurite_port: int = 0,
-        token: str = DEFAULT_TOKEN,
+        token: str | None = None,
     ) -> None:
         self._time_factor = time_factor
         self._subscription_id = subscription_id
@@ -123,6 +122,7 @@ class Emulator:
                 port=self._arm_port,
                 # Azurite's data goes with it.
                 delete_blobs_on_close=False,
+                token=self._token,
             )
             await stack.enter_async_context(arm)
             self._arm = arm
@@ -172,13 +172,13 @@ class Emulator:
             "ca_bundle": arm.ca_bundle,
             "subscription_id": arm.subscription_id,
             "storage_account_id": arm.storage_account_id,
-            "token": self._token,
+            "token": arm.token,
             "azurite_blob_endpoint": azurite.account_url,
             "time_factor": arm.time_factor,
             "env": {
                 "AZRESTORE_ARM_ENDPOINT": arm.endpoint,
                 "AZRESTORE_CA_BUNDLE": arm.ca_bundle,
-                "AZRESTORE_ARM_TOKEN": self._token,
+                "AZRESTORE_ARM_TOKEN": arm.token,
                 "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
                 "AZURE_STORAGE_CONNECTION_STRING": connection_string,
                 "AZRESTORE_STORAGE_ACCOUNT_ID": arm.storage_account_id,

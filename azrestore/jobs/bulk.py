@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import InputError
 from .upload import BlobTarget
 
 if TYPE_CHECKING:
@@ -35,10 +36,18 @@ async def upload_entries(
     observer: BulkObserver,
 ) -> list[DiskOutcome]:
     """Upload every entry; one outcome per entry, in order. A disk that fails does not
-    stop the others: its outcome carries the error."""
+    stop the others: its outcome carries the error. Every entry's URL is checked first
+    (container and blob names by Azure's rules): a bad one is an InputError naming the
+    entry, before any request."""
+    from ..azure.auth import blob_url_of
     from ..azure.pageblob import open_blob_session, open_page_blob
     from ..transfer.scheduler import UploadJob, upload_many
 
+    for entry in entries:
+        try:
+            blob_url_of(entry.url, target.connection_string)
+        except InputError as exc:
+            raise InputError(f"{entry.label}: {exc}") from None
     async with open_blob_session(config.concurrency, target.proxy) as session:
         jobs = [
             UploadJob(

@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import InputError, unreadable_file
 from ..redact import redact_url
 
-_PAIR = re.compile(r"^(?P<image>.+?)=(?P<url>https?://\S+)$")
+#: ``IMAGE=URL``; the URL may hold spaces (a blob name such as ``my disk.vhd``).
+_PAIR = re.compile(r"^(?P<image>.+?)=(?P<url>https?://.+)$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
-"""The simulator's own endpoints (no token needed): ``GET /_emulator/state`` (the snapshot as
-JSON), ``GET /_emulator/log[?polls=0]``, ``GET|PUT /_emulator/faults`` (PUT
-``{"rules": [spec...]}`` replaces the fault rules) and ``GET /_emulator/info``."""
+"""The simulator's own endpoints (with the simulator's bearer token, as every request):
+``GET /_emulator/state`` (the snapshot as JSON), ``GET /_emulator/log[?polls=0]``,
+``GET|PUT /_emulator/faults`` (PUT ``{"rules": [spec...]}`` replaces the fault rules) and
+``GET /_emulator/info``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The path of one request through the simulator: its own endpoints aside, the token and
-``api-version`` checks and routing (:mod:`.routing`), fault rules, the resource handler,
-then the log entry and the HTTP answer with ARM's headers."""
+"""The path of one request through the simulator: the token check (:mod:`.auth`; the
+simulator's own endpoints need the token too), the ``api-version`` check and routing
+(:mod:`.routing`), fault rules, the resource handler, then the log entry and the HTTP
+answer with ARM's headers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from urllib.parse import unquote
 import anyio
 from aiohttp import web
 
+from azrestore.emulator.arm.auth import BearerTokenCheck
 from azrestore.emulator.arm.calls import Call, Reply, Route
 from azrestore.emulator.arm.core import Core
 from azrestore.emulator.arm.emulator_endpoints import EmulatorEndpoints
@@ -33,7 +35,9 @@ class RequestPipeline:
         fault_rules: ArmFaultRules,
         endpoints: EmulatorEndpoints,
         default_host: Callable[[], str],
+        auth: BearerTokenCheck,
     ) -> None:
+        self._auth = auth
         self._core = core
         self._router = router
         self._fault_rules = fault_rules
@@ -45,7 +49,11 @@ class RequestPipeline:
         request_id = str(uuid.uuid4())
         segments = [unquote(s) for s in request.raw_path.split("?", 1)[0].split("/") if s]
         if segments and segments[0] == "_emulator":
-            reply = await self._endpoints.answer(request, segments[1:])
+            try:
+                self._auth.check(request)
+                reply = await self._endpoints.answer(request, segments[1:])
+            except ArmError as error:
+                reply = Reply(error.status, {"error": error.body()}, dict(error.headers))
             return _response(reply, request_id)
         method = request.method.upper()
         path = request.path
@@ -54,6 +62,7 @@ class RequestPipeline:
         route: Route | None = None
         call: Call | None = None
         try:
+            self._auth.check(request)
             call = self._router.call(request, segments, api_version, self._default_host)
             route = self._router.route(call, segments)
             call.operation = route.operation

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from azrestore.emulator.arm.auth import check_bearer_token
 from azrestore.emulator.arm.calls import Call, Reply, Route
 from azrestore.emulator.arm.disks.routes import DiskHandlers
 from azrestore.emulator.arm.errors import ArmError
@@ -44,9 +43,9 @@ class ArmRouter:
         api_version: str | None,
         default_host: Callable[[], str],
     ) -> Call:
-        """The :class:`Call` for an ARM request (after the token and api-version checks);
-        ``default_host()`` stands in for a request without a Host header."""
-        check_bearer_token(request)
+        """The :class:`Call` for an ARM request (after its api-version check; the pipeline
+        checked its token); ``default_host()`` stands in for a request without a Host
+        header."""
         if not api_version:
             raise ArmError(
                 400,

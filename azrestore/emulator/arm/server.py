@@ -26,6 +26,7 @@ import anyio.abc
 import trustme
 from aiohttp import web
 
+from azrestore.emulator.arm.auth import BearerTokenCheck, new_token
 from azrestore.emulator.arm.clock import Clock
 from azrestore.emulator.arm.core import Core
 from azrestore.emulator.arm.disks.routes import DiskHandlers
@@ -60,8 +61,10 @@ class ArmSimulator:
     and grants fail with InternalExecutionError).  ``rules`` are :class:`ArmFaultRule`
     fault rules, ``run_command_rules`` script run commands, ``durations`` override simulated
     durations by operation name (see :data:`~azrestore.emulator.arm.clock.DEFAULT_DURATIONS`).
-    Any subscription id and any bearer token are accepted; ``subscription_id`` names the
-    emulated storage account's subscription (:attr:`storage_account_id`).
+    Any subscription id is accepted; ``subscription_id`` names the emulated storage
+    account's subscription (:attr:`storage_account_id`). Only requests with the bearer
+    token ``token`` are (a random one when not given: :attr:`token`), the simulator's own
+    ``/_emulator`` endpoints too; others get ARM's 401.
 
     Operations run in a task group the simulator enters on start: use it as an async context
     manager (or call :meth:`start` and :meth:`aclose` from the same task).
@@ -79,6 +82,7 @@ class ArmSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         delete_blobs_on_close: bool = True,
+        token: str | None = None,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("the ARM simulator only listens on 127.0.0.1")
@@ -86,6 +90,8 @@ class ArmSimulator:
         self._requested_port = port
         self._port: int | None = None
         self.subscription_id = subscription_id
+        #: the bearer token requests must carry
+        self.token = token if token is not None else new_token()
         account = storage.account_name if storage is not None else AZURITE_ACCOUNT
         self.storage_account_id = (
             f"/subscriptions/{subscription_id}/resourceGroups/{STORAGE_RESOURCE_GROUP}/providers/"
@@ -112,6 +118,7 @@ class ArmSimulator:
             fault_rules=self._fault_rules,
             endpoints=EmulatorEndpoints(self),
             default_host=lambda: f"{self._host}:{self.port}",
+            auth=BearerTokenCheck(self.token),
         )
         self._delete_blobs = delete_blobs_on_close
         self._tmp: str | None = None

@@ -26,9 +26,10 @@ TIME_FACTOR = 0.005
 
 
 class StaticToken:
-    """A credential that hands out one static bearer token (the emulator accepts any)."""
+    """A credential that hands out one static bearer token (the simulator's :attr:`token`:
+    it accepts no other)."""
 
-    def __init__(self, token: str = "emulator-token") -> None:
+    def __init__(self, token: str) -> None:
         self._token = token
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
@@ -94,8 +95,8 @@ async def arm_env(
                 "connection_verify": sim.ca_bundle,
             }
             async with (
-                ComputeManagementClient(StaticToken(), SUB, **options) as compute,
-                NetworkManagementClient(StaticToken(), SUB, **options) as network,
+                ComputeManagementClient(StaticToken(sim.token), SUB, **options) as compute,
+                NetworkManagementClient(StaticToken(sim.token), SUB, **options) as network,
             ):
                 yield ArmEnv(sim, gateway, azurite, compute, network)
 
