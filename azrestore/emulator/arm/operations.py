@@ -31,6 +31,7 @@ from azrestore.emulator.arm.errors import ArmError, internal_execution_error
 from azrestore.emulator.arm.log import SimulatorLog
 from azrestore.emulator.arm.resource_ids import location_key
 from azrestore.emulator.arm.state.operations import Operation
+from azrestore.emulator.arm.state.resource import ResourceRecord
 
 __all__ = ["OperationEngine"]
 
@@ -104,6 +105,33 @@ class OperationEngine:
         self._operations[operation.id] = operation
         wait = self._clock.duration(name) if delay is None else delay
         task_group.start_soon(self._drive, operation, run, rollback, wait, call.fault)
+        return operation
+
+    def begin_on(
+        self,
+        call: Call,
+        resource: ResourceRecord,
+        *,
+        name: str,
+        provider: str,
+        run: Callable[[], Awaitable[Any]],
+        rollback: Callable[[ArmError], None] | None = None,
+        delay: float | None = None,
+        has_output: bool = False,
+    ) -> Operation:
+        """:meth:`begin` an operation on ``resource`` and make it the resource's pending one."""
+        operation = self.begin(
+            call,
+            name=name,
+            resource_id=resource.id,
+            location=resource.location,
+            provider=provider,
+            run=run,
+            rollback=rollback,
+            delay=delay,
+            has_output=has_output,
+        )
+        resource.pending = operation
         return operation
 
     async def _drive(

@@ -76,16 +76,14 @@ class DiskUpdates:
                     disk.extra[name] = value
             disk.provisioning_state = "Succeeded"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            disk,
             name="disks/update",
-            resource_id=disk.id,
-            location=disk.location,
             provider="disks",
             run=run,
             rollback=lambda error: setattr(disk, "provisioning_state", "Succeeded"),
         )
-        disk.pending = operation
         return Reply(
             200, disk_body(self.registry, disk), self.core.operations.lro_headers(call, operation)
         )

@@ -118,16 +118,14 @@ class VmUpdates(VmResources):
                 self.registry.disks.pop(id_key(disk.id), None)
             vm.provisioning_state = "Failed"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            vm,
             name="virtualMachines/update" if patch else "virtualMachines/write",
-            resource_id=vm.id,
-            location=vm.location,
             provider="compute",
             run=run,
             rollback=rollback,
         )
-        vm.pending = operation
         reply = vm_body(self.core, vm)
         # The answer shows the requested disks already (Azure echoes the new model).
         reply["properties"]["storageProfile"]["dataDisks"] = [
