@@ -20,7 +20,7 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import anyio
 import anyio.abc
@@ -33,9 +33,21 @@ from azrestore.emulator.arm.resource_ids import location_key
 from azrestore.emulator.arm.state.operations import Operation
 from azrestore.emulator.arm.state.resource import ResourceRecord
 
-__all__ = ["OperationEngine"]
+__all__ = ["OperationEngine", "OperationOptions"]
 
 _log = logging.getLogger("azrestore.emulator.arm")
+
+
+class OperationOptions(TypedDict):
+    """What an operation on a resource is besides the resource (see
+    :meth:`OperationEngine.begin`)."""
+
+    name: str
+    provider: str
+    run: Callable[[], Awaitable[Any]]
+    rollback: NotRequired[Callable[[ArmError], None] | None]
+    delay: NotRequired[float | None]
+    has_output: NotRequired[bool]
 
 
 class OperationEngine:
@@ -108,29 +120,10 @@ class OperationEngine:
         return operation
 
     def begin_on(
-        self,
-        call: Call,
-        resource: ResourceRecord,
-        *,
-        name: str,
-        provider: str,
-        run: Callable[[], Awaitable[Any]],
-        rollback: Callable[[ArmError], None] | None = None,
-        delay: float | None = None,
-        has_output: bool = False,
+        self, call: Call, resource: ResourceRecord, **options: Unpack[OperationOptions]
     ) -> Operation:
         """:meth:`begin` an operation on ``resource`` and make it the resource's pending one."""
-        operation = self.begin(
-            call,
-            name=name,
-            resource_id=resource.id,
-            location=resource.location,
-            provider=provider,
-            run=run,
-            rollback=rollback,
-            delay=delay,
-            has_output=has_output,
-        )
+        operation = self.begin(call, resource_id=resource.id, location=resource.location, **options)
         resource.pending = operation
         return operation
 

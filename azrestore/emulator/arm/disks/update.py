@@ -71,9 +71,7 @@ class DiskUpdates:
                     )
                 disk.disk_size_bytes = new_size
             disk.tags = dict(tags)
-            for name, value in props.items():
-                if name not in MODELLED:
-                    disk.extra[name] = value
+            disk.echo_unmodelled(props, MODELLED)
             disk.provisioning_state = "Succeeded"
 
         operation = self.core.operations.begin_on(

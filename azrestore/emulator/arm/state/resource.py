@@ -3,6 +3,7 @@ does not model, and the one long-running operation at a time that may work on it
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -39,6 +40,12 @@ class ResourceRecord:
     def busy(self) -> bool:
         """Whether the resource's operation is in progress."""
         return self.pending is not None and self.pending.running
+
+    def echo_unmodelled(self, properties: Mapping[str, Any], modelled: Collection[str]) -> None:
+        """Keep (over older ones) the request's properties not in ``modelled``, to echo back."""
+        for name, value in properties.items():
+            if name not in modelled:
+                self.extra[name] = value
 
     def place(self) -> ResourcePlace:
         """The id and place its view starts with."""

@@ -70,6 +70,41 @@ def new_disk_id(registry: Registry, call: Call, name: str) -> str:
     return new_id
 
 
+def vm_made_disk(
+    clock: Clock,
+    call: Call,
+    disk_id: str,
+    name: str,
+    location: str,
+    *,
+    sku: str,
+    create_option: str,
+    disk_size_bytes: int,
+    hyper_v_generation: str | None = None,
+    os_type: str | None = None,
+    image_reference: dict[str, Any] | None = None,
+) -> DiskRecord:
+    """The record of a disk that a VM's request makes (see :func:`new_disk_id`): untagged,
+    in the call's resource group, created now."""
+    assert call.resource_group is not None
+    return DiskRecord(
+        id=disk_id,
+        name=name,
+        subscription=call.subscription,
+        resource_group=call.resource_group,
+        location=location,
+        tags={},
+        sku=sku,
+        create_option=create_option,
+        disk_size_bytes=disk_size_bytes,
+        hyper_v_generation=hyper_v_generation,
+        os_type=os_type,
+        unique_id=str(uuid.uuid4()),
+        time_created=clock.now(),
+        image_reference=image_reference,
+    )
+
+
 def parse_nics(registry: Registry, network: Any, vm_id: str) -> list[tuple[str, bool]]:
     """The NICs (id, primary) a ``networkProfile`` asks for; each must exist and be free."""
     if not isinstance(network, Mapping):
@@ -177,20 +212,15 @@ def parse_data_disks(
         disk_id = new_disk_id(registry, call, name)
         storage_type = str(managed.get("storageAccountType") or "Standard_LRS")
         created.append(
-            DiskRecord(
-                id=disk_id,
-                name=name,
-                subscription=call.subscription,
-                resource_group=call.resource_group,
-                location=location,
-                tags={},
+            vm_made_disk(
+                clock,
+                call,
+                disk_id,
+                name,
+                location,
                 sku=storage_type,
                 create_option="Empty",
                 disk_size_bytes=int(size_gb) * GiB,
-                hyper_v_generation=None,
-                os_type=None,
-                unique_id=str(uuid.uuid4()),
-                time_created=clock.now(),
             )
         )
         result.append(

@@ -16,7 +16,7 @@ from azrestore.emulator.arm.request_bodies import choice, required
 from azrestore.emulator.arm.state.disks import DiskRecord
 from azrestore.emulator.arm.state.registry import Registry
 from azrestore.emulator.arm.state.vms import VmRecord
-from azrestore.emulator.arm.vms.attachments import check_attachable, new_disk_id
+from azrestore.emulator.arm.vms.attachments import check_attachable, new_disk_id, vm_made_disk
 from azrestore.emulator.arm.vms.resources import disk_by_id
 
 __all__ = ["OsDisk", "attached_os_disk", "check_os_disk_swap", "image_os_disk"]
@@ -136,20 +136,17 @@ def _disk_from_image(
         f"{location.replace(' ', '').lower()}/Publishers/{urn[0]}/ArtifactTypes/VMImage/"
         f"Offers/{urn[1]}/Skus/{urn[2]}/Versions/{urn[3]}"
     )
-    return DiskRecord(
-        id=disk_id,
-        name=name,
-        subscription=call.subscription,
-        resource_group=call.resource_group,
-        location=location,
-        tags={},
+    return vm_made_disk(
+        clock,
+        call,
+        disk_id,
+        name,
+        location,
         sku=str(storage_type),
         create_option="FromImage",
         disk_size_bytes=int(size_gb) * GiB,
         hyper_v_generation=generation,
         os_type=os_type,
-        unique_id=str(uuid.uuid4()),
-        time_created=clock.now(),
         image_reference={"id": image_id},
     )
 

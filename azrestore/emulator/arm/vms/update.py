@@ -106,9 +106,7 @@ class VmUpdates(VmResources):
             vm.data_disks = list(data_disks)
             vm.vm_size = vm_size
             vm.tags = dict(tags)
-            for name, value in props.items():
-                if name not in MODELLED:
-                    vm.extra[name] = value
+            vm.echo_unmodelled(props, MODELLED)
             vm.provisioning_state = "Succeeded"
 
         def rollback(error: ArmError) -> None:
