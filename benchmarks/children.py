@@ -45,6 +45,18 @@ class Child:
     def cpu_s(self) -> float:
         return self.user_s + self.sys_s
 
+    def figures(self, loadavg_before: float) -> dict[str, Any]:
+        """What the run cost, as a measured run's record starts (the 1-minute load average
+        before it began beside)."""
+        return {
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "user_s": round(self.user_s, 3),
+            "sys_s": round(self.sys_s, 3),
+            "peak_rss_mib": round(self.maxrss_kib / 1024, 1),
+            "loadavg_1m_before": round(loadavg_before, 2),
+        }
+
     def failure(self) -> str | None:
         if self.timed_out:
             return "timed out"

@@ -134,12 +134,7 @@ def measure_upload(
     )
     azurite_after = process_cpu_s(azurite_pid)
     run: dict[str, Any] = {
-        "wall_s": round(child.wall_s, 3),
-        "cpu_s": round(child.cpu_s, 3),
-        "user_s": round(child.user_s, 3),
-        "sys_s": round(child.sys_s, 3),
-        "peak_rss_mib": round(child.maxrss_kib / 1024, 1),
-        "loadavg_1m_before": round(load, 2),
+        **child.figures(load),
         **info,
     }
     if azurite_before is not None and azurite_after is not None:
@@ -192,14 +187,7 @@ def measure_convert(
             label=f"convert-{spec.name}-{tool}-{rep}",
             timeout=ctx.args.timeout,
         )
-        run: dict[str, Any] = {
-            "wall_s": round(child.wall_s, 3),
-            "cpu_s": round(child.cpu_s, 3),
-            "user_s": round(child.user_s, 3),
-            "sys_s": round(child.sys_s, 3),
-            "peak_rss_mib": round(child.maxrss_kib / 1024, 1),
-            "loadavg_1m_before": round(load, 2),
-        }
+        run: dict[str, Any] = child.figures(load)
         problems = [f] if (f := child.failure()) else []
         if tool == "azrestore":
             report = last_json(child.stdout)

@@ -23,6 +23,7 @@ from typing import IO, Self
 
 import anyio.to_thread
 
+from azrestore.emulator.lifecycle import StartStop
 from azrestore.errors import AzRestoreError
 
 __all__ = [
@@ -112,7 +113,7 @@ def _terminate(proc: subprocess.Popen[bytes], logs: list[IO[bytes]], tmp: str | 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class AzuriteProcess:
+class AzuriteProcess(StartStop):
     """One ``azurite-blob`` process on 127.0.0.1 (sync and async context manager).
 
     ``port=0`` picks a free port.  ``location`` is Azurite's workspace; by default a temporary
@@ -259,18 +260,6 @@ class AzuriteProcess:
         self._port = None
         if finalizer is not None:
             finalizer()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> Self:
         await anyio.to_thread.run_sync(self.start)

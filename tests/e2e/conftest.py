@@ -11,10 +11,8 @@ from tests.support.disks import mkfs, new_disk, put, sfdisk
 from tests.support.restore import ESP, LINUX_FS
 
 
-@pytest.fixture(scope="module")
-def backups(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three VMs' backups: Linux GPT/UEFI, Windows MBR/BIOS, Linux MBR with two data disks."""
-    work = tmp_path_factory.mktemp("backups")
+def _web01_and_dc01(work: Path) -> None:
+    """web01's backup (Linux GPT/UEFI) and dc01's (Windows MBR/BIOS) in ``work``."""
     linux = new_disk(work, 64 * MiB, "web01-os.raw")
     sfdisk(linux, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LINUX_FS}\n")
     put(linux, MiB, mkfs(work, "vfat", 16 * MiB))
@@ -22,6 +20,21 @@ def backups(tmp_path_factory: pytest.TempPathFactory) -> Path:
     windows = new_disk(work, 64 * MiB, "dc01-os.raw")
     sfdisk(windows, "label: dos\nstart=2048, size=65536, type=7, bootable\n")
     put(windows, MiB, mkfs(work, "ntfs", 32 * MiB))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two VMs' backups: Linux GPT/UEFI (web01) and Windows MBR/BIOS (dc01)."""
+    work = tmp_path_factory.mktemp("images")
+    _web01_and_dc01(work)
+    return work
+
+
+@pytest.fixture(scope="module")
+def backups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three VMs' backups: Linux GPT/UEFI, Windows MBR/BIOS, Linux MBR with two data disks."""
+    work = tmp_path_factory.mktemp("backups")
+    _web01_and_dc01(work)
     db = new_disk(work, 48 * MiB, "db01-os.raw")
     sfdisk(db, "label: dos\nstart=2048, type=83, bootable\n")
     put(db, MiB, mkfs(work, "ext4", 32 * MiB))

@@ -22,7 +22,6 @@ from typing import Any
 
 import anyio
 import pytest
-import yaml
 
 from azrestore.azure.arm import ArmSettings
 from azrestore.azure.controlplane import ControlPlane
@@ -33,13 +32,11 @@ from azrestore.jobs.emulated import bootstrap_emulator, emulated_preparation
 from azrestore.jobs.restore import load_and_resolve
 from azrestore.restore.plan import example_plan, load_plan, parse_plan
 from tests.support.cli import assert_one_line_error, azrestore_script, invoke
-from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
-from tests.support.plans import SUB, SUBNET, vm_id
+from tests.support.disks import needs_tools
+from tests.support.plans import SUB, helpers, target, vm_id, write
+from tests.support.restore import TIME_FACTOR
 from tests.support.tools import require
 
-ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
-LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
-TIME_FACTOR = 0.002
 MARKER = "AZRESTORE_TEST_MARKER"
 #: Seconds a command under test may take (they take a few).
 COMMAND_TIMEOUT = 60
@@ -60,31 +57,12 @@ needs_azurite = pytest.mark.skipif(_AZURITE_MISSING is not None, reason=str(_AZU
 # -- helpers ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two VMs' backups: Linux GPT/UEFI (web01) and Windows MBR/BIOS (dc01)."""
-    work = tmp_path_factory.mktemp("images")
-    linux = new_disk(work, 64 * MiB, "web01-os.raw")
-    sfdisk(linux, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LINUX_FS}\n")
-    put(linux, MiB, mkfs(work, "vfat", 16 * MiB))
-    put(linux, 17 * MiB, mkfs(work, "ext4", 40 * MiB))
-    windows = new_disk(work, 64 * MiB, "dc01-os.raw")
-    sfdisk(windows, "label: dos\nstart=2048, size=65536, type=7, bootable\n")
-    put(windows, MiB, mkfs(work, "ntfs", 32 * MiB))
-    return work
-
-
 def plan_data(images: Path, **vm_extra: Any) -> dict[str, Any]:
     """A plan restoring web01 and dc01 from ``images``; ``vm_extra`` goes on both VMs."""
     return {
-        "target": {
-            "subscription": SUB,
-            "resource_group": "restored",
-            "location": "westeurope",
-            "subnet": SUBNET,
-        },
+        "target": target(),
         "proxy": {"vm": vm_id("azproxy"), "idle_timeout": 1},
-        "helpers": {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")},
+        "helpers": helpers(),
         "vms": [
             {
                 "name": "web01",
@@ -100,12 +78,6 @@ def plan_data(images: Path, **vm_extra: Any) -> dict[str, Any]:
             },
         ],
     }
-
-
-def write_plan(directory: Path, data: Mapping[str, Any]) -> Path:
-    path = directory / "plan.yaml"
-    path.write_text(yaml.safe_dump(dict(data), sort_keys=False))
-    return path
 
 
 def marked_processes(marker: str) -> list[str]:
@@ -173,7 +145,7 @@ CLOSED_ARM = {"AZRESTORE_ARM_ENDPOINT": "https://127.0.0.1:9", "AZRESTORE_ARM_TO
 async def test_dry_run_prints_the_steps_and_touches_nothing(
     images: Path, tmp_path: Path, emulator: bool
 ) -> None:
-    plan = write_plan(tmp_path, plan_data(images))
+    plan = write(tmp_path, plan_data(images))
     before = names(tmp_path)
     # Without node on PATH an emulator cannot start (Azurite runs on it).
     env, marker = command_env({**CLOSED_ARM, "PATH": str(Path(sys.executable).parent)})
@@ -202,7 +174,7 @@ async def test_dry_run_prints_the_steps_and_touches_nothing(
 @needs_tools
 @pytest.mark.anyio
 async def test_dry_run_json_is_one_object(images: Path, tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, plan_data(images))
+    plan = write(tmp_path, plan_data(images))
     env, _ = command_env(CLOSED_ARM)
     result = await run_cli("restore", plan, "--dry-run", "--json", env=env)
     assert result.returncode == 0, result.stderr
@@ -260,7 +232,7 @@ def _bad_plan(kind: str, directory: Path) -> tuple[dict[str, Any], list[str]]:
 )
 def test_bad_plan_is_exit_2_with_one_line(tmp_path: Path, kind: str, flags: list[str]) -> None:
     data, expected = _bad_plan(kind, tmp_path)
-    plan = write_plan(tmp_path, data)
+    plan = write(tmp_path, data)
     line = assert_one_line_error(invoke("restore", plan, *flags), 2)
     assert str(plan) in line
     for text in expected:
@@ -279,7 +251,7 @@ def test_missing_plan_file_is_exit_2(tmp_path: Path) -> None:
 @needs_azurite
 @pytest.mark.anyio
 async def test_emulator_run_json_report(images: Path, tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, plan_data(images))
+    plan = write(tmp_path, plan_data(images))
     env, marker = command_env()
     result = await run_cli(
         "restore", plan, "--emulator", "--json", "--time-factor", str(TIME_FACTOR), env=env
@@ -321,7 +293,7 @@ async def test_a_failed_vm_is_exit_1(images: Path, tmp_path: Path) -> None:
         outcome=RunCommandOutcome(error_code="VMExtensionProvisioningError", prepares=False),
     )
     # Without --emulator the agent is polled every 10 s, as in Azure: not waited for here.
-    plan = write_plan(tmp_path, plan_data(images, wait_for_agent=False))
+    plan = write(tmp_path, plan_data(images, wait_for_agent=False))
     async with Emulator(
         time_factor=TIME_FACTOR, run_command_rules=[failing, *emulated_preparation()]
     ) as local_azure:

@@ -27,15 +27,25 @@ def vm_id(name: str, sub: str = SUB) -> str:
     return f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"
 
 
+def target() -> dict[str, Any]:
+    """The plan's ``target`` section: where the tests restore to."""
+    return {
+        "subscription": SUB,
+        "resource_group": "restored",
+        "location": "westeurope",
+        "subnet": SUBNET,
+    }
+
+
+def helpers() -> dict[str, str]:
+    """The plan's ``helpers`` section: the Linux and Windows helper VMs."""
+    return {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")}
+
+
 def base() -> dict[str, Any]:
     return {
-        "target": {
-            "subscription": SUB,
-            "resource_group": "restored",
-            "location": "westeurope",
-            "subnet": SUBNET,
-        },
-        "helpers": {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")},
+        "target": target(),
+        "helpers": helpers(),
         "vms": [
             {
                 "name": "web01",

@@ -20,7 +20,7 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import anyio
 import anyio.abc
@@ -31,10 +31,23 @@ from azrestore.emulator.arm.errors import ArmError, internal_execution_error
 from azrestore.emulator.arm.log import SimulatorLog
 from azrestore.emulator.arm.resource_ids import location_key
 from azrestore.emulator.arm.state.operations import Operation
+from azrestore.emulator.arm.state.resource import ResourceRecord
 
-__all__ = ["OperationEngine"]
+__all__ = ["OperationEngine", "OperationOptions"]
 
 _log = logging.getLogger("azrestore.emulator.arm")
+
+
+class OperationOptions(TypedDict):
+    """What an operation on a resource is besides the resource (see
+    :meth:`OperationEngine.begin`)."""
+
+    name: str
+    provider: str
+    run: Callable[[], Awaitable[Any]]
+    rollback: NotRequired[Callable[[ArmError], None] | None]
+    delay: NotRequired[float | None]
+    has_output: NotRequired[bool]
 
 
 class OperationEngine:
@@ -104,6 +117,14 @@ class OperationEngine:
         self._operations[operation.id] = operation
         wait = self._clock.duration(name) if delay is None else delay
         task_group.start_soon(self._drive, operation, run, rollback, wait, call.fault)
+        return operation
+
+    def begin_on(
+        self, call: Call, resource: ResourceRecord, **options: Unpack[OperationOptions]
+    ) -> Operation:
+        """:meth:`begin` an operation on ``resource`` and make it the resource's pending one."""
+        operation = self.begin(call, resource_id=resource.id, location=resource.location, **options)
+        resource.pending = operation
         return operation
 
     async def _drive(

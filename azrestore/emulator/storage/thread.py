@@ -6,10 +6,10 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from azrestore.emulator.azurite import AZURITE_KEY
+from azrestore.emulator.lifecycle import StartStop
 from azrestore.emulator.storage.faults import FaultRule
 from azrestore.emulator.storage.server import StorageGateway
 from azrestore.emulator.storage.statistics import GatewayStats
@@ -19,7 +19,7 @@ __all__ = ["GatewayThread"]
 _T = TypeVar("_T")
 
 
-class GatewayThread:
+class GatewayThread(StartStop):
     """A :class:`StorageGateway` on its own event loop in a daemon thread.
 
     For tests and benchmarks whose own event loop must not carry the gateway's work.  All
@@ -120,15 +120,3 @@ class GatewayThread:
     def reset_statistics(self) -> None:
         """Zero the gateway's counters."""
         self._call(self._gateway.reset_statistics)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

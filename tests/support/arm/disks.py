@@ -70,16 +70,20 @@ async def read_tail(sas_url: str, length: int = 512) -> tuple[bytes, int]:
 
 async def create_upload_disk(env: ArmEnv, name: str, size: int) -> Disk:
     """Create an Upload disk of ``uploadSizeBytes`` ``size`` (nothing uploaded)."""
-    poller = await env.compute.disks.begin_create_or_update(
-        RG,
+    return await create_disk(
+        env,
         name,
-        request_body(
-            compute_types.Disk,
-            {
-                "location": LOCATION,
-                "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
-            },
-        ),
+        {
+            "location": LOCATION,
+            "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
+        },
+    )
+
+
+async def create_disk(env: ArmEnv, name: str, disk: dict[str, Any]) -> Disk:
+    """Create the disk ``name`` that the request body ``disk`` describes, and wait for it."""
+    poller = await env.compute.disks.begin_create_or_update(
+        RG, name, request_body(compute_types.Disk, disk)
     )
     return await poller.result()
 

@@ -3,6 +3,7 @@ systems of several distributions; and once in device mode on a loop device."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -757,11 +758,57 @@ def test_shellcheck() -> None:
 DISK_TOOLS = ("losetup", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mkswap", "blkid", "lsblk", "mount")
 
 
+def require_disk_tools() -> None:
+    """Skip unless root, with the tools that build disk images and attach them."""
+    if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in DISK_TOOLS):
+        unavailable("needs root and " + ", ".join(DISK_TOOLS))
+
+
+@contextlib.contextmanager
+def attached(image: Path, *options: str) -> Iterator[str]:
+    """``image`` on a loop device (skip where there are none), detached afterwards."""
+    attaching = subprocess.run(
+        ["losetup", "--find", "--show", *options, str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if attaching.returncode != 0:
+        unavailable(f"no loop devices here: {attaching.stderr.strip()}")
+    device = attaching.stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=False)
+
+
+def run_device_mode(script: Path, device: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """The script run on ``device``, and its result: it must succeed in device mode."""
+    done = subprocess.run(
+        ["bash", str(script), "--device", device],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = parse_result(done.stdout)
+    assert result is not None and result["ok"] is True and result["mode"] == "device"
+    return done, result
+
+
+def assert_nothing_left_mounted(device: str) -> None:
+    """Nothing of ``device`` mounted, and no mount point left behind."""
+    assert device not in Path("/proc/mounts").read_text()
+    assert not list(Path("/run").glob("azrestore-root.*")) and not list(
+        Path("/tmp").glob("azrestore-root.*")
+    )
+
+
 @pytest.fixture
 def loop_disk(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A GPT disk image (ESP, ext4 root made from a tree, swap) on a loop device."""
-    if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in DISK_TOOLS):
-        unavailable("needs root and " + ", ".join(DISK_TOOLS))
+    require_disk_tools()
     tree = build(tmp_path / "tree", {k: v for k, v in DEBIAN.items() if k != "etc/fstab"})
     (tree / "etc/fstab").write_text(
         "/dev/sda2 / ext4 errors=remount-ro 0 1\n"
@@ -790,25 +837,16 @@ def loop_disk(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             file.seek(start * MiB)
             file.write(fs.read_bytes())
         parts[number] = fs
-    attached = subprocess.run(
-        ["losetup", "--find", "--show", "--partscan", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if attached.returncode != 0:
-        unavailable(f"no loop devices here: {attached.stderr.strip()}")
-    device = attached.stdout.strip()
-    made: list[Path] = []
-    try:
-        if shutil.which("udevadm"):
-            subprocess.run(["udevadm", "settle"], capture_output=True, check=False)
-        made = partition_nodes(device)
-        yield device, tmp_path
-    finally:
-        for node in made:
-            node.unlink(missing_ok=True)
-        subprocess.run(["losetup", "--detach", device], check=False)
+    with attached(image, "--partscan") as device:
+        made: list[Path] = []
+        try:
+            if shutil.which("udevadm"):
+                subprocess.run(["udevadm", "settle"], capture_output=True, check=False)
+            made = partition_nodes(device)
+            yield device, tmp_path
+        finally:
+            for node in made:
+                node.unlink(missing_ok=True)
 
 
 def partition_nodes(device: str) -> list[Path]:
@@ -850,23 +888,9 @@ def test_device_mode_mounts_prepares_and_unmounts(
     loop_disk: tuple[str, Path], script: Path
 ) -> None:
     device, tmp_path = loop_disk
-    done = subprocess.run(
-        ["bash", str(script), "--device", device],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = parse_result(done.stdout)
-    assert result is not None and result["ok"] is True and result["mode"] == "device"
+    done, result = run_device_mode(script, device)
     assert f"mounted: {device}p2, the root file system of {device}" in done.stdout
-    # Nothing left mounted, no mount point left behind.
-    mounts = Path("/proc/mounts").read_text()
-    assert device not in mounts
-    assert not list(Path("/run").glob("azrestore-root.*")) and not list(
-        Path("/tmp").glob("azrestore-root.*")
-    )
+    assert_nothing_left_mounted(device)
     # fstab: the OS disk's partitions by their real UUIDs (from blkid), swap off, the
     # other disk nofail.
     check = tmp_path / "check"
@@ -898,8 +922,7 @@ def test_device_mode_mounts_prepares_and_unmounts(
 def loop_fs(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An ext4 root file system on a whole loop device (no partitions: works where the
     kernel does not scan loop devices for partitions)."""
-    if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in DISK_TOOLS):
-        unavailable("needs root and " + ", ".join(DISK_TOOLS))
+    require_disk_tools()
     tree = build(tmp_path / "tree", {k: v for k, v in UBUNTU.items() if k != "etc/fstab"})
     (tree / "etc/fstab").write_text(
         "UUID=0000-1111 / ext4 defaults 0 1\n/dev/sda2 none swap sw 0 0\n"
@@ -911,36 +934,16 @@ def loop_fs(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     subprocess.run(
         ["mkfs.ext4", "-q", "-d", str(tree), str(image)], capture_output=True, check=True
     )
-    attached = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=False
-    )
-    if attached.returncode != 0:
-        unavailable(f"no loop devices here: {attached.stderr.strip()}")
-    device = attached.stdout.strip()
-    try:
+    with attached(image) as device:
         yield device, tmp_path
-    finally:
-        subprocess.run(["losetup", "--detach", device], check=False)
 
 
 def test_device_mode_on_a_whole_disk_file_system(loop_fs: tuple[str, Path], script: Path) -> None:
     device, tmp_path = loop_fs
-    done = subprocess.run(
-        ["bash", str(script), "--device", device],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = parse_result(done.stdout)
-    assert result is not None and result["ok"] is True and result["mode"] == "device"
+    done, result = run_device_mode(script, device)
     assert result["distro"] == "ubuntu 22.04"
     assert f"mounted: {device}, the root file system of {device}" in done.stdout
-    assert device not in Path("/proc/mounts").read_text()
-    assert not list(Path("/run").glob("azrestore-root.*")) and not list(
-        Path("/tmp").glob("azrestore-root.*")
-    )
+    assert_nothing_left_mounted(device)
     check = tmp_path / "check"
     check.mkdir()
     subprocess.run(["mount", "-o", "ro", device, str(check)], check=True)

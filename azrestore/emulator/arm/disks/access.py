@@ -53,16 +53,14 @@ class DiskAccess:
             disk.grant.signatures.add(signature)
             return {"accessSAS": url}
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            disk,
             name="disks/beginGetAccess",
-            resource_id=disk.id,
-            location=disk.location,
             provider="disks",
             run=run,
             has_output=True,
         )
-        disk.pending = operation
         return self.core.operations.accepted(call, operation)
 
     def _check_grantable(self, disk: DiskRecord, access: str) -> None:
@@ -126,15 +124,13 @@ class DiskAccess:
                 disk.uploaded = True
             disk.grant = None
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            disk,
             name="disks/endGetAccess",
-            resource_id=disk.id,
-            location=disk.location,
             provider="disks",
             run=run,
         )
-        disk.pending = operation
         return self.core.operations.accepted(call, operation)
 
     def sas_refusal(self, operation: str, path: str, query: Mapping[str, str]) -> SasRefusal | None:

@@ -44,17 +44,15 @@ class DiskCreation:
             run = await prepare_import(self.core, disk, creation)
             duration = "disks/import"
         self.registry.disks[id_key(disk.id)] = disk
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            disk,
             name="disks/write",
-            resource_id=disk.id,
-            location=disk.location,
             provider="disks",
             run=run,
             rollback=lambda error: setattr(disk, "provisioning_state", "Failed"),
             delay=self.core.clock.duration(duration),
         )
-        disk.pending = operation
         return Reply(
             202, disk_body(self.registry, disk), self.core.operations.lro_headers(call, operation)
         )

@@ -112,13 +112,11 @@ class DiskHandlers:
             if disk.container is not None and self.core.storage is not None:
                 await self.core.storage.delete(disk.container)
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            disk,
             name="disks/delete",
-            resource_id=disk.id,
-            location=disk.location,
             provider="disks",
             run=run,
         )
-        disk.pending = operation
         return self.core.operations.accepted(call, operation)

@@ -71,21 +71,17 @@ class DiskUpdates:
                     )
                 disk.disk_size_bytes = new_size
             disk.tags = dict(tags)
-            for name, value in props.items():
-                if name not in MODELLED:
-                    disk.extra[name] = value
+            disk.echo_unmodelled(props, MODELLED)
             disk.provisioning_state = "Succeeded"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            disk,
             name="disks/update",
-            resource_id=disk.id,
-            location=disk.location,
             provider="disks",
             run=run,
             rollback=lambda error: setattr(disk, "provisioning_state", "Succeeded"),
         )
-        disk.pending = operation
         return Reply(
             200, disk_body(self.registry, disk), self.core.operations.lro_headers(call, operation)
         )

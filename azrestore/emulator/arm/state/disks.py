@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azrestore.emulator.arm.state.operations import OneOperationAtATime, Operation
+from azrestore.emulator.arm.state.resource import ResourceRecord
 
 __all__ = ["DiskRecord", "DiskView", "Grant", "PreparedMark"]
 
@@ -57,15 +57,9 @@ class Grant:
 
 
 @dataclass
-class DiskRecord(OneOperationAtATime):
+class DiskRecord(ResourceRecord):
     """A managed disk."""
 
-    id: str
-    name: str
-    subscription: str
-    resource_group: str
-    location: str
-    tags: dict[str, str]
     sku: str
     create_option: str
     disk_size_bytes: int
@@ -84,17 +78,11 @@ class DiskRecord(OneOperationAtATime):
     prepared: PreparedMark | None = None
     container: str | None = None
     blob_ready: bool = False
-    pending: Operation | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Request properties the simulator does not model, echoed back (encryption, ...)."""
 
     def view(self, disk_state: str) -> DiskView:
         """A frozen snapshot (``disk_state`` as the registry derives it)."""
         return DiskView(
-            id=self.id,
-            name=self.name,
-            resource_group=self.resource_group,
-            location=self.location,
+            **self.place(),
             disk_state=disk_state,
             provisioning_state=self.provisioning_state,
             create_option=self.create_option,

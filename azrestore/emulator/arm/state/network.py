@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from azrestore.emulator.arm.state.operations import OneOperationAtATime, Operation
+from azrestore.emulator.arm.state.resource import ResourceRecord
 
 __all__ = [
     "IpConfig",
@@ -66,30 +66,19 @@ class IpConfig:
 
 
 @dataclass
-class NicRecord(OneOperationAtATime):
+class NicRecord(ResourceRecord):
     """A network interface."""
 
-    id: str
-    name: str
-    subscription: str
-    resource_group: str
-    location: str
-    tags: dict[str, str]
     ip_configs: list[IpConfig]
     resource_guid: str
     mac: str
     provisioning_state: str = "Succeeded"
     vm_id: str | None = None
-    pending: Operation | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def view(self) -> NicView:
         """A frozen snapshot."""
         return NicView(
-            id=self.id,
-            name=self.name,
-            resource_group=self.resource_group,
-            location=self.location,
+            **self.place(),
             subnet_id=self.ip_configs[0].subnet_id,
             private_ip=self.ip_configs[0].private_ip,
             vm_id=self.vm_id,
@@ -109,29 +98,18 @@ class SubnetRecord:
 
 
 @dataclass
-class VnetRecord(OneOperationAtATime):
+class VnetRecord(ResourceRecord):
     """A virtual network."""
 
-    id: str
-    name: str
-    subscription: str
-    resource_group: str
-    location: str
-    tags: dict[str, str]
     address_prefixes: list[str]
     subnets: dict[str, SubnetRecord]
     resource_guid: str
     provisioning_state: str = "Updating"
-    pending: Operation | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def view(self) -> VnetView:
         """A frozen snapshot."""
         return VnetView(
-            id=self.id,
-            name=self.name,
-            resource_group=self.resource_group,
-            location=self.location,
+            **self.place(),
             address_prefixes=tuple(self.address_prefixes),
             subnets=tuple(
                 SubnetView(id=s.id, name=s.name, address_prefix=s.address_prefix)

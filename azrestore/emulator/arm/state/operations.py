@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from azrestore.emulator.arm.errors import ArmError
 
-__all__ = ["OneOperationAtATime", "Operation", "OperationStatus", "OperationView"]
+__all__ = ["Operation", "OperationStatus", "OperationView"]
 
 OperationStatus = Literal["InProgress", "Succeeded", "Failed"]
 
@@ -65,15 +65,3 @@ class Operation:
             error_code=self.error.code if self.error else None,
             error_message=self.error.message if self.error else None,
         )
-
-
-class OneOperationAtATime:
-    """A resource that one long-running operation at a time may be working on (for a VM:
-    not counting run commands, which have their own slot)."""
-
-    pending: Operation | None
-
-    @property
-    def busy(self) -> bool:
-        """Whether the resource's operation is in progress."""
-        return self.pending is not None and self.pending.running

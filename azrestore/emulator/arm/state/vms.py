@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azrestore.emulator.arm.state.operations import OneOperationAtATime, Operation
+from azrestore.emulator.arm.state.operations import Operation
+from azrestore.emulator.arm.state.resource import ResourceRecord
 
 __all__ = [
     "DataDisk",
@@ -64,15 +65,9 @@ class DataDisk:
 
 
 @dataclass
-class VmRecord(OneOperationAtATime):
+class VmRecord(ResourceRecord):
     """A virtual machine."""
 
-    id: str
-    name: str
-    subscription: str
-    resource_group: str
-    location: str
-    tags: dict[str, str]
     vm_uuid: str
     vm_size: str
     os_type: str
@@ -90,10 +85,8 @@ class VmRecord(OneOperationAtATime):
     provisioning_state: str = "Creating"
     power_state: str = "starting"
     agent_ready_at: float | None = None
-    pending: Operation | None = None
     run_command: Operation | None = None
     deleting: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def agent_status(self) -> str:
         """``Ready`` once the agent reported (see :attr:`agent_ready_at`), else ``Not Ready``."""
@@ -106,10 +99,7 @@ class VmRecord(OneOperationAtATime):
     def view(self) -> VmView:
         """A frozen snapshot."""
         return VmView(
-            id=self.id,
-            name=self.name,
-            resource_group=self.resource_group,
-            location=self.location,
+            **self.place(),
             provisioning_state=self.provisioning_state,
             power_state=self.power_state,
             vm_size=self.vm_size,

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from azrestore.emulator.arm.calls import Call
 from azrestore.emulator.arm.clock import Clock
-from azrestore.emulator.arm.disks.representation import GiB
+from azrestore.emulator.arm.disks.representation import GiB, disk_id
 from azrestore.emulator.arm.errors import (
     ArmError,
     concurrent_conflict,
@@ -17,7 +17,7 @@ from azrestore.emulator.arm.errors import (
     missing_parameter,
 )
 from azrestore.emulator.arm.request_bodies import choice, required
-from azrestore.emulator.arm.resource_ids import arm_id, id_key
+from azrestore.emulator.arm.resource_ids import id_key
 from azrestore.emulator.arm.state.disks import DiskRecord
 from azrestore.emulator.arm.state.registry import Registry
 from azrestore.emulator.arm.state.vms import DataDisk
@@ -53,6 +53,56 @@ def check_attachable(registry: Registry, disk: DiskRecord, vm_id: str) -> None:
             "OperationNotAllowed",
             f"Disk '{disk.id}' cannot be attached because its provisioning failed.",
         )
+
+
+def new_disk_id(registry: Registry, call: Call, name: str) -> str:
+    """The id of the disk ``name`` that a VM's request makes; 409 Conflict if one exists (a
+    VM takes an existing disk only with createOption Attach)."""
+    assert call.resource_group is not None
+    new_id = disk_id(call, name)
+    if id_key(new_id) in registry.disks:
+        raise ArmError(
+            409,
+            "Conflict",
+            f"Disk {name} already exists in resource group {call.resource_group.upper()}. "
+            "Only CreateOption.Attach is supported.",
+        )
+    return new_id
+
+
+def vm_made_disk(
+    clock: Clock,
+    call: Call,
+    disk_id: str,
+    name: str,
+    location: str,
+    *,
+    sku: str,
+    create_option: str,
+    disk_size_bytes: int,
+    hyper_v_generation: str | None = None,
+    os_type: str | None = None,
+    image_reference: dict[str, Any] | None = None,
+) -> DiskRecord:
+    """The record of a disk that a VM's request makes (see :func:`new_disk_id`): untagged,
+    in the call's resource group, created now."""
+    assert call.resource_group is not None
+    return DiskRecord(
+        id=disk_id,
+        name=name,
+        subscription=call.subscription,
+        resource_group=call.resource_group,
+        location=location,
+        tags={},
+        sku=sku,
+        create_option=create_option,
+        disk_size_bytes=disk_size_bytes,
+        hyper_v_generation=hyper_v_generation,
+        os_type=os_type,
+        unique_id=str(uuid.uuid4()),
+        time_created=clock.now(),
+        image_reference=image_reference,
+    )
 
 
 def parse_nics(registry: Registry, network: Any, vm_id: str) -> list[tuple[str, bool]]:
@@ -159,30 +209,18 @@ def parse_data_disks(
             continue
         size_gb = required(entry, "diskSizeGB", f"{path}.diskSizeGB")
         name = str(entry.get("name") or f"{vm_name}_DataDisk_{lun}_{uuid.uuid4().hex}")
-        disk_id = arm_id(call.subscription, call.resource_group, "Microsoft.Compute", "disks", name)
-        if id_key(disk_id) in registry.disks:
-            raise ArmError(
-                409,
-                "Conflict",
-                f"Disk {name} already exists in resource group "
-                f"{call.resource_group.upper()}. Only CreateOption.Attach is supported.",
-            )
+        disk_id = new_disk_id(registry, call, name)
         storage_type = str(managed.get("storageAccountType") or "Standard_LRS")
         created.append(
-            DiskRecord(
-                id=disk_id,
-                name=name,
-                subscription=call.subscription,
-                resource_group=call.resource_group,
-                location=location,
-                tags={},
+            vm_made_disk(
+                clock,
+                call,
+                disk_id,
+                name,
+                location,
                 sku=storage_type,
                 create_option="Empty",
                 disk_size_bytes=int(size_gb) * GiB,
-                hyper_v_generation=None,
-                os_type=None,
-                unique_id=str(uuid.uuid4()),
-                time_created=clock.now(),
             )
         )
         result.append(

@@ -77,17 +77,15 @@ class VmCreation(VmResources):
             for disk in created:
                 disk.provisioning_state = "Succeeded"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            vm,
             name="virtualMachines/write",
-            resource_id=vm.id,
-            location=new.location,
             provider="compute",
             run=run,
             rollback=rollback,
             delay=self.clock.duration("virtualMachines/create"),
         )
-        vm.pending = operation
         return Reply(
             201,
             vm_body(self.core, vm),

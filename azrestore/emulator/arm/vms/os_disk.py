@@ -13,11 +13,10 @@ from azrestore.emulator.arm.clock import Clock
 from azrestore.emulator.arm.disks.representation import GiB
 from azrestore.emulator.arm.errors import ArmError, invalid_parameter, missing_parameter
 from azrestore.emulator.arm.request_bodies import choice, required
-from azrestore.emulator.arm.resource_ids import arm_id, id_key
 from azrestore.emulator.arm.state.disks import DiskRecord
 from azrestore.emulator.arm.state.registry import Registry
 from azrestore.emulator.arm.state.vms import VmRecord
-from azrestore.emulator.arm.vms.attachments import check_attachable
+from azrestore.emulator.arm.vms.attachments import check_attachable, new_disk_id, vm_made_disk
 from azrestore.emulator.arm.vms.resources import disk_by_id
 
 __all__ = ["OsDisk", "attached_os_disk", "check_os_disk_swap", "image_os_disk"]
@@ -129,14 +128,7 @@ def _disk_from_image(
 ) -> DiskRecord:
     assert call.resource_group is not None
     name = str(os_spec.get("name") or f"{vm_name}_OsDisk_1_{uuid.uuid4().hex}")
-    disk_id = arm_id(call.subscription, call.resource_group, "Microsoft.Compute", "disks", name)
-    if id_key(disk_id) in registry.disks:
-        raise ArmError(
-            409,
-            "Conflict",
-            f"Disk {name} already exists in resource group {call.resource_group.upper()}. "
-            "Only CreateOption.Attach is supported.",
-        )
+    disk_id = new_disk_id(registry, call, name)
     size_gb = os_spec.get("diskSizeGB") or (127 if os_type == "Windows" else 30)
     storage_type = (os_spec.get("managedDisk") or {}).get("storageAccountType") or "Standard_LRS"
     image_id = (
@@ -144,20 +136,17 @@ def _disk_from_image(
         f"{location.replace(' ', '').lower()}/Publishers/{urn[0]}/ArtifactTypes/VMImage/"
         f"Offers/{urn[1]}/Skus/{urn[2]}/Versions/{urn[3]}"
     )
-    return DiskRecord(
-        id=disk_id,
-        name=name,
-        subscription=call.subscription,
-        resource_group=call.resource_group,
-        location=location,
-        tags={},
+    return vm_made_disk(
+        clock,
+        call,
+        disk_id,
+        name,
+        location,
         sku=str(storage_type),
         create_option="FromImage",
         disk_size_bytes=int(size_gb) * GiB,
         hyper_v_generation=generation,
         os_type=os_type,
-        unique_id=str(uuid.uuid4()),
-        time_created=clock.now(),
         image_reference={"id": image_id},
     )
 

@@ -44,16 +44,14 @@ class VmPower(VmResources):
             vm.power_state = previous
             vm.provisioning_state = "Failed"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            vm,
             name=name,
-            resource_id=vm.id,
-            location=vm.location,
             provider="compute",
             run=run,
             rollback=rollback,
         )
-        vm.pending = operation
         return self.core.operations.accepted(call, operation)
 
     async def start(self, call: Call, name: str) -> Reply:

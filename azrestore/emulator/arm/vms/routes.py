@@ -139,14 +139,12 @@ class VmHandlers(VmResources):
             vm.power_state = previous_power
             vm.provisioning_state = "Failed"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            vm,
             name="virtualMachines/delete",
-            resource_id=vm.id,
-            location=vm.location,
             provider="compute",
             run=run,
             rollback=rollback,
         )
-        vm.pending = operation
         return self.core.operations.accepted(call, operation)

@@ -106,9 +106,7 @@ class VmUpdates(VmResources):
             vm.data_disks = list(data_disks)
             vm.vm_size = vm_size
             vm.tags = dict(tags)
-            for name, value in props.items():
-                if name not in MODELLED:
-                    vm.extra[name] = value
+            vm.echo_unmodelled(props, MODELLED)
             vm.provisioning_state = "Succeeded"
 
         def rollback(error: ArmError) -> None:
@@ -118,16 +116,14 @@ class VmUpdates(VmResources):
                 self.registry.disks.pop(id_key(disk.id), None)
             vm.provisioning_state = "Failed"
 
-        operation = self.core.operations.begin(
+        operation = self.core.operations.begin_on(
             call,
+            vm,
             name="virtualMachines/update" if patch else "virtualMachines/write",
-            resource_id=vm.id,
-            location=vm.location,
             provider="compute",
             run=run,
             rollback=rollback,
         )
-        vm.pending = operation
         reply = vm_body(self.core, vm)
         # The answer shows the requested disks already (Azure echoes the new model).
         reply["properties"]["storageProfile"]["dataDisks"] = [

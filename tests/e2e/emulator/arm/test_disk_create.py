@@ -3,6 +3,8 @@ lifecycle, Azure's upload size rules and the parameter checks of a create."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.polling import AsyncLROPoller
@@ -128,42 +130,36 @@ async def test_upload_size_limits_are_inclusive(env: ArmEnv) -> None:
     assert largest.properties.disk_size_gb == 32 * 1024
 
 
-async def test_missing_and_invalid_parameters(env: ArmEnv) -> None:
+async def _refused(env: ArmEnv, disk: dict[str, Any]) -> pytest.ExceptionInfo[HttpResponseError]:
+    """The error that creating the disk "d" as ``disk`` describes ends in."""
     with pytest.raises(HttpResponseError) as exc:
         await env.compute.disks.begin_create_or_update(
-            RG,
-            "d",
-            request_body(
-                compute_types.Disk,
-                {"location": LOCATION, "properties": {"creationData": {"createOption": "Upload"}}},
-            ),
+            RG, "d", request_body(compute_types.Disk, disk)
         )
+    return exc
+
+
+async def test_missing_and_invalid_parameters(env: ArmEnv) -> None:
+    exc = await _refused(
+        env,
+        {"location": LOCATION, "properties": {"creationData": {"createOption": "Upload"}}},
+    )
     assert error_code(exc.value) == "InvalidParameter"
     assert "uploadSizeBytes" in str(exc.value.message)
-    with pytest.raises(HttpResponseError) as exc:
-        await env.compute.disks.begin_create_or_update(
-            RG,
-            "d",
-            request_body(
-                compute_types.Disk,
-                {"properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 4}},
-            ),
-        )
+    exc = await _refused(
+        env,
+        {"properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 4}},
+    )
     assert error_code(exc.value) == "LocationRequired"
-    with pytest.raises(HttpResponseError) as exc:
-        await env.compute.disks.begin_create_or_update(
-            RG,
-            "d",
-            request_body(
-                compute_types.Disk,
-                {
-                    "location": LOCATION,
-                    "properties": {
-                        "hyperVGeneration": "V3",
-                        "creationData": {"createOption": "Empty"},
-                        "diskSizeGB": 4,
-                    },
-                },
-            ),
-        )
+    exc = await _refused(
+        env,
+        {
+            "location": LOCATION,
+            "properties": {
+                "hyperVGeneration": "V3",
+                "creationData": {"createOption": "Empty"},
+                "diskSizeGB": 4,
+            },
+        },
+    )
     assert error_code(exc.value) == "InvalidParameter"

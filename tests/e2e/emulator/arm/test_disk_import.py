@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.mgmt.compute import types as compute_types
 from azure.storage.blob.aio import BlobClient, BlobServiceClient
 
 from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import fixed_vhd_footer
-from tests.support.arm.bodies import request_body
+from tests.support.arm.disks import create_disk
 from tests.support.arm.env import LOCATION, RG, ArmEnv, error_code
 
 pytestmark = pytest.mark.anyio
@@ -34,25 +33,21 @@ async def test_import_disk(env: ArmEnv) -> None:
             base = f"{env.gateway.account_url}/imports"
 
             async def import_disk(name: str, uri: str, account: str | None = None) -> Any:
-                poller = await env.compute.disks.begin_create_or_update(
-                    RG,
+                return await create_disk(
+                    env,
                     name,
-                    request_body(
-                        compute_types.Disk,
-                        {
-                            "location": LOCATION,
-                            "properties": {
-                                "osType": "Windows",
-                                "creationData": {
-                                    "createOption": "Import",
-                                    "sourceUri": uri,
-                                    "storageAccountId": account or env.sim.storage_account_id,
-                                },
+                    {
+                        "location": LOCATION,
+                        "properties": {
+                            "osType": "Windows",
+                            "creationData": {
+                                "createOption": "Import",
+                                "sourceUri": uri,
+                                "storageAccountId": account or env.sim.storage_account_id,
                             },
                         },
-                    ),
+                    },
                 )
-                return await poller.result()
 
             disk = await import_disk("imported", f"{base}/good.vhd")
             assert disk.properties.disk_state == "Unattached"
