@@ -1,6 +1,7 @@
 """Reading a plan: safe YAML without duplicate keys, each field's line, and pydantic's
 errors reworded as the plan's problems (``required``, ``unknown key (expected one of:
-...)``), sorted top to bottom.
+...)``), sorted top to bottom. The file and its YAML are bounded (size, nesting, aliases,
+values: :mod:`azrestore.yamlfile`).
 
 Relative image paths are taken against the plan file's directory and normalised
 lexically (``a/../b`` is ``b``); symlinks are not resolved at load time. Unknown keys are
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ...errors import InputError
+from ...yamlfile import BoundedLoader, LimitError, read_limited
 from .document import RestorePlan
 from .problems import CrossFieldProblems, Loc, PlanError, line_of, problem_line
 
@@ -70,8 +72,8 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
     return problems
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys (PyYAML would keep the last silently)."""
+class _Loader(BoundedLoader):
+    """Bounded safe YAML that refuses duplicate keys (PyYAML would keep the last silently)."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -95,7 +97,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
     return loader.construct_mapping(node, deep=True)
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# (The stubs bound add_constructor to PyYAML's own loader classes.)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[type-var]
 
 
 def _line_map(
@@ -125,6 +128,8 @@ def parse_plan(text: str, *, source: str = "plan", base_dir: str | os.PathLike[s
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except LimitError as exc:
+        raise PlanError([exc.describe(source)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -155,7 +160,7 @@ def load_plan(path: str | os.PathLike[str]) -> RestorePlan:
     plan_path = Path(path)
     source = str(path)
     try:
-        text = plan_path.read_text(encoding="utf-8")
+        text = read_limited(plan_path, what="a plan").decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{source}: no such file") from None
     except IsADirectoryError:
