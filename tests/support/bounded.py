@@ -70,3 +70,11 @@ def read_bounded(reader: str, paths: list[Path]) -> list[tuple[str | None, int |
     outcomes = [tuple(json.loads(line)) for line in result.stdout.splitlines()]
     assert len(outcomes) == len(paths), (result.returncode, result.stdout, result.stderr)
     return outcomes  # type: ignore[return-value]
+
+
+def read_manifest_at(path: str) -> object:
+    """:func:`~azrestore.jobs.manifest.read_manifest` of a path given as text (for
+    :func:`read_bounded`)."""
+    from azrestore.jobs.manifest import read_manifest
+
+    return read_manifest(Path(path))
