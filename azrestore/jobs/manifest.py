@@ -80,7 +80,9 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
         if len(words) != 2:
             raise InputError(f"{path}:{number}: expected 'IMAGE URL', got {len(words)} words")
         if not words[1].startswith(("http://", "https://")):
-            raise InputError(f"{path}:{number}: not an http(s) URL: {redact_url(words[1])}")
+            shown = redact_url(words[1])
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise InputError(f"{path}:{number}: not an http(s) URL: {shown}")
         entries.append(ManifestEntry(base / words[0], words[1]))
     return entries
 

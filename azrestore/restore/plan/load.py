@@ -67,8 +67,10 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
             message = message.replace("Input should", "should", 1)
             value = item.get("input")
             if kind != "value_error" and isinstance(value, str | int | float | bool | None):
-                message += f" (got {value!r})"
-        problems.append((loc, message))
+                shown = repr(value)
+                message += f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
+        # A value of a megabyte quoted back is not one clear line.
+        problems.append((loc, message if len(message) <= 200 else message[:197] + "..."))
     return problems
 
 

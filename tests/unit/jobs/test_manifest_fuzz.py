@@ -133,3 +133,11 @@ def test_the_command_line_on_generated_manifests(
     assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, result.stderr
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_huge_word_is_not_quoted_back_whole(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("a.raw " + "y" * 300_000 + "\n")
+    with pytest.raises(InputError, match="not an http") as caught:
+        read_manifest(path)
+    assert len(str(caught.value)) < len(str(path)) + 200

@@ -161,3 +161,18 @@ def test_the_command_line_on_generated_plans(
         line.startswith("azrestore: error: ") or line.startswith("plan.yaml: ")
         for line in result.stderr.splitlines()
     ), result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "target: {location: " + "x" * 300_000 + "}\nvms: []\n",
+        "vms: [{name: web, size: Standard_D2s_v5, disks: [{path: a, role: os, lun: "
+        + "x" * 300_000
+        + "}]}]\n",
+    ],
+)
+def test_a_huge_value_is_not_quoted_back_whole(tmp_path: Path, text: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        parse_plan(text, source="plan.yaml", base_dir=tmp_path)
+    assert all(len(problem) < 400 for problem in caught.value.problems), caught.value.problems
