@@ -69,7 +69,7 @@ def read_bounded(reader: str, paths: list[Path]) -> list[tuple[str | None, int |
     )
     outcomes = [tuple(json.loads(line)) for line in result.stdout.splitlines()]
     assert len(outcomes) == len(paths), (result.returncode, result.stdout, result.stderr)
-    return outcomes  # type: ignore[return-value]
+    return outcomes
 
 
 def read_manifest_at(path: str) -> object:
