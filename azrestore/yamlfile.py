@@ -93,7 +93,8 @@ class BoundedLoader(Composer, _Parser, SafeConstructor, Resolver):
     def _count(self, values: int, depth: int, mark: Any) -> None:
         self._values += values
         if self._values > MAX_VALUES:
-            raise self._limit(f"too large: more than {MAX_VALUES} values (aliases expanded)", mark)
+            expanded = " (aliases expanded)" if self._aliases else ""
+            raise self._limit(f"too large: more than {MAX_VALUES} values{expanded}", mark)
         if depth > MAX_DEPTH:
             raise self._limit(_DEPTH_PROBLEM, mark)
 
