@@ -49,15 +49,22 @@ def parse_pair(text: str) -> ManifestEntry | None:
 def read_manifest(path: Path) -> list[ManifestEntry]:
     """The entries of a manifest file; :class:`InputError` naming the file (and line)
     when it cannot be read or understood."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise unreadable_file(path, exc, action="read the manifest") from None
-    base = path.parent
-    import yaml  # only manifests need it: keeps other commands' start-up short
+    # Only manifests need YAML: imported here, to keep other commands' start-up short.
+    import yaml
+
+    from ..yamlfile import LimitError, load, read_limited  # bounded: bombs are refused
 
     try:
-        data: Any = yaml.safe_load(text)
+        text = read_limited(path, what="a manifest").decode("utf-8")
+    except OSError as exc:
+        raise unreadable_file(path, exc, action="read the manifest") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    base = path.parent
+    try:
+        data: Any = load(text)
+    except LimitError as exc:
+        raise InputError(exc.describe(path)) from None
     except yaml.YAMLError:
         data = None
     if isinstance(data, list):
@@ -74,7 +81,9 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
         if len(words) != 2:
             raise InputError(f"{path}:{number}: expected 'IMAGE URL', got {len(words)} words")
         if not words[1].startswith(("http://", "https://")):
-            raise InputError(f"{path}:{number}: not an http(s) URL: {redact_url(words[1])}")
+            shown = redact_url(words[1])
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise InputError(f"{path}:{number}: not an http(s) URL: {shown}")
         entries.append(ManifestEntry(base / words[0], words[1]))
     return entries
 

@@ -210,6 +210,13 @@ class Journal:
                 os.ftruncate(fd, end)  # a torn last record: drop it, append after the rest
                 os.fsync(fd)
             os.lseek(fd, end, os.SEEK_SET)
+        except (AttributeError, OverflowError, RecursionError) as exc:
+            # A header that is not an object, has an infinite number, or is nested deeper
+            # than json decodes.
+            os.close(fd)
+            raise JournalError(
+                f"{path}: damaged journal ({exc}); use --restart to start over"
+            ) from None
         except BaseException:
             os.close(fd)
             raise

@@ -1,6 +1,7 @@
 """Reading a plan: safe YAML without duplicate keys, each field's line, and pydantic's
 errors reworded as the plan's problems (``required``, ``unknown key (expected one of:
-...)``), sorted top to bottom.
+...)``), sorted top to bottom. The file and its YAML are bounded (size, nesting, aliases,
+values: :mod:`azrestore.yamlfile`).
 
 Relative image paths are taken against the plan file's directory and normalised
 lexically (``a/../b`` is ``b``); symlinks are not resolved at load time. Unknown keys are
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ...errors import InputError
+from ...yamlfile import BoundedLoader, LimitError, read_limited
 from .document import RestorePlan
 from .problems import CrossFieldProblems, Loc, PlanError, line_of, problem_line
 
@@ -65,13 +67,15 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
             message = message.replace("Input should", "should", 1)
             value = item.get("input")
             if kind != "value_error" and isinstance(value, str | int | float | bool | None):
-                message += f" (got {value!r})"
-        problems.append((loc, message))
+                shown = repr(value)
+                message += f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
+        # A value of a megabyte quoted back is not one clear line.
+        problems.append((loc, message if len(message) <= 200 else message[:197] + "..."))
     return problems
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys (PyYAML would keep the last silently)."""
+class _Loader(BoundedLoader):
+    """Bounded safe YAML that refuses duplicate keys (PyYAML would keep the last silently)."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -95,7 +99,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
     return loader.construct_mapping(node, deep=True)
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# (The stubs bound add_constructor to PyYAML's own loader classes.)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[type-var]
 
 
 def _line_map(
@@ -125,6 +130,8 @@ def parse_plan(text: str, *, source: str = "plan", base_dir: str | os.PathLike[s
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except LimitError as exc:
+        raise PlanError([exc.describe(source)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -155,7 +162,7 @@ def load_plan(path: str | os.PathLike[str]) -> RestorePlan:
     plan_path = Path(path)
     source = str(path)
     try:
-        text = plan_path.read_text(encoding="utf-8")
+        text = read_limited(plan_path, what="a plan").decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{source}: no such file") from None
     except IsADirectoryError:
