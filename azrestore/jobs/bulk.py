@@ -35,9 +35,13 @@ async def upload_entries(
     observer: BulkObserver,
 ) -> list[DiskOutcome]:
     """Upload every entry; one outcome per entry, in order. A disk that fails does not
-    stop the others: its outcome carries the error."""
+    stop the others: its outcome carries the error. Two entries naming one blob, in any
+    spelling, are an :class:`~azrestore.errors.InputError` before anything is created."""
     from ..azure.pageblob import open_blob_session, open_page_blob
     from ..transfer.scheduler import UploadJob, upload_many
+    from .manifest import check_distinct_targets
+
+    check_distinct_targets(entries)
 
     async with open_blob_session(config.concurrency) as session:
         jobs = [
