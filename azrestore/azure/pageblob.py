@@ -2,7 +2,8 @@
 session with reused connections.
 
 Many sinks can share one :class:`BlobSession` (one connection pool for a whole run of many
-disks). The sink also reads back (Get Page Ranges, ranged Get Blob) for verification, says
+disks). A blob the sink creates is leased for the upload (see :mod:`.leases`). The sink
+also reads back (Get Page Ranges, ranged Get Blob) for verification, says
 what its blob is (size and creation time) for resume journals, and can be given a
 ``credential_refresher`` that grants access again when a SAS expires mid-upload."""
 
@@ -24,6 +25,7 @@ from ..transfer.sink import TargetIdentity
 from .auth import BearerAuth, BlobAuth, resolve_auth
 from .blobrequests import BlobTarget, crc64, send
 from .blobsession import BlobSession, client_session
+from .leases import acquire_lease, lease_conflict, release_lease
 from .pagebody import PageBody
 from .sasrenewal import CredentialRefresher, RenewableTarget
 from .storageerrors import raise_for_status
@@ -48,6 +50,7 @@ class PageBlobSink:
         overwrite: bool,
         existing: bool,
         credential_refresher: CredentialRefresher | None = None,
+        lease: bool = True,
     ) -> None:
         self._session = session
         self._target = RenewableTarget(BlobTarget(url, auth), credential_refresher)
@@ -56,6 +59,9 @@ class PageBlobSink:
         self.existing = existing
         #: whether the blob reads as zeros everywhere after :meth:`prepare` (just created)
         self.fresh = False
+        self.leasing = lease and not existing
+        #: the id of the lease held on the blob, sent with every write (None: no lease)
+        self.lease_id: str | None = None
 
     @property
     def description(self) -> str:
@@ -84,9 +90,14 @@ class PageBlobSink:
         }
         if not self.overwrite:
             headers["If-None-Match"] = "*"
+        if self.lease_id is not None:
+            headers["x-ms-lease-id"] = self.lease_id  # a blob this upload leased before
         target = self._target.current
         what = "Create Blob"
         async with send(self._session, target, "PUT", target.blob_url, what, headers) as response:
+            conflict = lease_conflict(response, target)
+            if conflict is not None:
+                raise conflict
             if response.status == 409 and response.headers.get("x-ms-error-code") in (
                 "BlobAlreadyExists",
                 None,
@@ -96,6 +107,35 @@ class PageBlobSink:
                 )
             await raise_for_status(response, target.description, what)
         self.fresh = True
+        if self.leasing and self.lease_id is None:
+            await self.acquire_lease(None)
+            if self.lease_id is None:
+                raise InputError(f"{self.description}: the blob is gone right after it was created")
+
+    async def acquire_lease(self, proposed: str | None) -> str | None:
+        """Lease the blob (again) with id ``proposed`` (a journal's), or a new id; the id
+        held, or None when this sink takes no lease or there is no blob.
+        :class:`~azrestore.azure.leases.LeaseConflict` when someone else holds it."""
+        if not self.leasing:
+            return None
+
+        async def acquire() -> str | None:
+            return await acquire_lease(self._session, self._target.current, proposed)
+
+        self.lease_id = await self._target.renewing(acquire)
+        return self.lease_id
+
+    async def release_lease(self) -> None:
+        """Give up the lease held, if any (idempotent)."""
+        lease_id = self.lease_id
+        if lease_id is None:
+            return
+
+        async def release() -> None:
+            await release_lease(self._session, self._target.current, lease_id)
+
+        await self._target.renewing(release)
+        self.lease_id = None
 
     async def _check_existing(self, size: int) -> None:
         target = self._target.current
@@ -128,6 +168,8 @@ class PageBlobSink:
             "x-ms-range": f"bytes={offset}-{end}",
             "Content-Length": str(len(data)),
         }
+        if self.lease_id is not None:
+            headers["x-ms-lease-id"] = self.lease_id
         if digest is not None:
             name = "Content-MD5" if self.checksum is Checksum.MD5 else "x-ms-content-crc64"
             headers[name] = base64.b64encode(digest).decode()
@@ -137,6 +179,9 @@ class PageBlobSink:
         async with send(
             self._session, target, "PUT", target.page_url, what, headers, body
         ) as response:
+            conflict = lease_conflict(response, target)
+            if conflict is not None:
+                raise conflict
             await raise_for_status(response, target.description, what, target.generation)
 
     async def renew(self, error: AuthenticationExpired) -> bool:
@@ -246,9 +291,14 @@ class PageBlobSink:
                 "x-ms-range": f"bytes={offset}-{end}",
                 "Content-Length": "0",
             }
+            if self.lease_id is not None:
+                headers["x-ms-lease-id"] = self.lease_id
             async with send(
                 self._session, target, "PUT", target.page_url, what, headers
             ) as response:
+                conflict = lease_conflict(response, target)
+                if conflict is not None:
+                    raise conflict
                 await raise_for_status(response, target.description, what, target.generation)
 
         await self._target.renewing(put)
@@ -277,6 +327,7 @@ async def open_page_blob(
     concurrency: int = DEFAULT_CONCURRENCY,
     session: BlobSession | None = None,
     credential_refresher: CredentialRefresher | None = None,
+    lease: bool = True,
 ) -> AsyncIterator[PageBlobSink]:
     """A :class:`PageBlobSink` for ``url``, with its own connection pool or ``session``'s.
 
@@ -286,7 +337,7 @@ async def open_page_blob(
     managed disk's upload URL); otherwise it is created, and an existing blob is an error
     unless ``overwrite``. ``credential_refresher``
     returns the URL with a fresh SAS when the current one has expired (see
-    :class:`PageBlobSink`).
+    :class:`PageBlobSink`). ``lease`` leases a blob created here for the upload.
     """
     bare_url, auth = resolve_auth(url, connection_string)
     own = session is None
@@ -305,6 +356,7 @@ async def open_page_blob(
             overwrite=overwrite,
             existing=existing,
             credential_refresher=credential_refresher,
+            lease=lease,
         )
     finally:
         if own:

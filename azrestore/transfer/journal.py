@@ -9,9 +9,10 @@ File format (``<sha256 of the target key>.journal`` in the journal directory)::
     C 0000000000a00200 0000000000000000 9c0d1e2f\\n      <- complete (footer written)
 
 The header line is JSON: the source's identity (path, size, mtime, inode, a digest of
-sampled blocks), the target's (key without any query or secret, size, creation time) and
-the disk's virtual size. Each record is fixed-size ASCII: kind, offset and length in hex,
-and the CRC-32 of the text before it.
+sampled blocks), the target's (key without any query or secret, size, creation time),
+the disk's virtual size and the id of the lease the upload holds on its blob, if any.
+Each record is fixed-size ASCII: kind, offset and length in hex, and the CRC-32 of the
+text before it.
 
 Durability: the header is written to a temporary file, fsynced and renamed into place
 (then the directory is fsynced), so a journal either has its whole header or does not
@@ -91,8 +92,11 @@ class JournalHeader:
     target: TargetIdentity
     virtual_size: int
     created: str = ""
+    #: the id of the lease the upload holds on its target (None: not leased)
+    lease_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        lease = {} if self.lease_id is None else {"lease_id": self.lease_id}
         return {
             "format": JOURNAL_FORMAT,
             "version": JOURNAL_VERSION,
@@ -100,6 +104,7 @@ class JournalHeader:
             "source": self.source.to_json(),
             "target": {**self.target.to_json(), "key": redact_url(self.target.key)},
             "virtual_size": self.virtual_size,
+            **lease,
         }
 
     @classmethod
@@ -110,11 +115,15 @@ class JournalHeader:
             raise ValueError("the header's source or target is not a JSON object")
         if data.get("format") != JOURNAL_FORMAT or data.get("version") != JOURNAL_VERSION:
             raise ValueError("not an azrestore journal of a known version")
+        lease_id = data.get("lease_id")
+        if lease_id is not None and not isinstance(lease_id, str):
+            raise ValueError("the lease id is not a string")
         return cls(
             source=SourceIdentity.from_json(data["source"]),
             target=TargetIdentity.from_json(data["target"]),
             virtual_size=int(data["virtual_size"]),
             created=str(data.get("created", "")),
+            lease_id=lease_id,
         )
 
 
