@@ -173,10 +173,11 @@ def test_a_second_upload_of_a_blob_being_written_is_refused(
             text=True,
             timeout=120,
         )
-        assert running.poll() is None, "the first upload ended before the second one tried"
+        first_was_running = running.poll() is None
     finally:
         done = finish(running)
     line = assert_one_line_error(refused, 2)
+    assert first_was_running, "the first upload ended before the second one tried"
     assert "another upload holds a lease" in line and "lease break" in line, line
     assert "sig=" not in line.replace("sig=REDACTED", "")
     assert done.returncode == 0, done.stderr
