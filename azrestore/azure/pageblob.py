@@ -2,8 +2,8 @@
 session with reused connections.
 
 Many sinks can share one :class:`BlobSession` (one connection pool for a whole run of many
-disks). A blob the sink creates is leased for the upload (see :mod:`.leases`). The sink
-also reads back (Get Page Ranges, ranged Get Blob) for verification, says
+disks). A blob the sink creates can be leased for the upload (see :mod:`.leases`). The
+sink also reads back (Get Page Ranges, ranged Get Blob) for verification, says
 what its blob is (size and creation time) for resume journals, and can be given a
 ``credential_refresher`` that grants access again when a SAS expires mid-upload."""
 
@@ -38,6 +38,11 @@ class PageBlobSink:
     AuthenticationFailed (an expired SAS): it returns the blob's URL with a fresh SAS (for
     a managed disk: grant access again), and the request is sent again. Failures of
     requests sent with the same credentials lead to one call.
+
+    ``lease``: whether the blob may be leased (:meth:`acquire_lease`, which a resume
+    journal calls once the blob is prepared; an ``existing`` target, such as a managed
+    disk's upload URL, is never leased); the id held (:attr:`lease_id`) goes with every
+    write, and with Create Blob when it replaces a blob leased before.
     """
 
     def __init__(
@@ -107,10 +112,6 @@ class PageBlobSink:
                 )
             await raise_for_status(response, target.description, what)
         self.fresh = True
-        if self.leasing and self.lease_id is None:
-            await self.acquire_lease(None)
-            if self.lease_id is None:
-                raise InputError(f"{self.description}: the blob is gone right after it was created")
 
     async def acquire_lease(self, proposed: str | None) -> str | None:
         """Lease the blob (again) with id ``proposed`` (a journal's), or a new id; the id
@@ -337,7 +338,7 @@ async def open_page_blob(
     managed disk's upload URL); otherwise it is created, and an existing blob is an error
     unless ``overwrite``. ``credential_refresher``
     returns the URL with a fresh SAS when the current one has expired (see
-    :class:`PageBlobSink`). ``lease`` leases a blob created here for the upload.
+    :class:`PageBlobSink`). ``lease``: a blob created here may be leased for the upload.
     """
     bare_url, auth = resolve_auth(url, connection_string)
     own = session is None

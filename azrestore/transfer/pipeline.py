@@ -30,7 +30,7 @@ from .chunking import Window, read_windows
 from .config import TransferConfig
 from .journal import Journal, Range
 from .progress import Accounting, ProgressCallback, TransferResult
-from .resume import ResumeOptions, give_up_lease, open_journal, release_lease
+from .resume import ResumeOptions, open_journal, release_lease
 from .retry import call_with_retries
 from .sink import MAX_RENEWALS, PageSink
 
@@ -126,10 +126,6 @@ class _Upload:
                 return TransferResult(accounting.finish(), self.sink.description)
         try:
             return await self._run(done)
-        except BaseException:
-            if self.journal is None:  # no journal records the sink's lease: give it up
-                await give_up_lease(self.sink)
-            raise
         finally:
             if self.journal is not None:
                 with anyio.CancelScope(shield=True):

@@ -84,9 +84,12 @@ async def open_journal(
 
     Calls ``sink.prepare`` unless an interrupted upload of the same source into the same
     target is continued; then the sink's lease (``acquire_lease``, when it has one) is
-    taken again with the id the journal recorded, and a new journal records the lease
-    ``prepare`` took (``lease_id``). Raises :class:`ResumeRefused` when a journal of an unfinished
-    upload exists but the source or the target changed since. A finished upload's journal
+    taken again with the id the journal recorded. Otherwise the prepared target is leased
+    and the new journal records the lease's id (``lease_id``): a lease is taken only when a
+    journal keeps its id, so that no crash can leave a lease nobody can take back.
+
+    Raises :class:`ResumeRefused` when a journal of an unfinished upload exists but the
+    source or the target changed since. A finished upload's journal
     whose source and target are unchanged means there is nothing to do (``complete``); one
     that no longer matches is dropped, and the upload starts as if there were none.
     """
@@ -127,6 +130,9 @@ async def open_journal(
         if old is not None:
             await anyio.to_thread.run_sync(old.discard)
     try:
+        acquire = getattr(sink, "acquire_lease", None)
+        if acquire is not None and getattr(sink, "lease_id", None) is None:
+            await acquire(None)  # a new lease, for as long as this journal lives
         target = await _identity(sink)
         if target is None:
             raise InputError(f"{sink.description}: the target is gone right after it was prepared")
