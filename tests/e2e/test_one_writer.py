@@ -18,9 +18,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from azrestore.emulator.storage import FaultRule, GatewayThread
+from azrestore.formats.sizes import MiB
 from azrestore.transfer.journal import RECORD_SIZE, journal_path
 from tests.support.cli import assert_one_line_error, azrestore_script
-from tests.support.images import MiB, expected_vhd_body, make_sparse_image
+from tests.support.images import expected_vhd_body, make_sparse_image
 from tests.support.storage import StorageTarget
 
 
