@@ -2,7 +2,8 @@
 session with reused connections.
 
 Many sinks can share one :class:`BlobSession` (one connection pool for a whole run of many
-disks). The sink also reads back (Get Page Ranges, ranged Get Blob) for verification, says
+disks). A blob the sink creates can be leased for the upload (see :mod:`.leases`). The
+sink also reads back (Get Page Ranges, ranged Get Blob) for verification, says
 what its blob is (size and creation time) for resume journals, and can be given a
 ``credential_refresher`` that grants access again when a SAS expires mid-upload."""
 
@@ -24,6 +25,7 @@ from ..transfer.sink import TargetIdentity
 from .auth import BearerAuth, BlobAuth, resolve_auth
 from .blobrequests import BlobTarget, crc64, send
 from .blobsession import BlobSession, client_session
+from .leases import acquire_lease, lease_conflict, release_lease
 from .pagebody import PageBody
 from .proxy import ProxySettings
 from .sasrenewal import CredentialRefresher, RenewableTarget
@@ -37,6 +39,11 @@ class PageBlobSink:
     AuthenticationFailed (an expired SAS): it returns the blob's URL with a fresh SAS (for
     a managed disk: grant access again), and the request is sent again. Failures of
     requests sent with the same credentials lead to one call.
+
+    ``lease``: whether the blob may be leased (:meth:`acquire_lease`, which a resume
+    journal calls once the blob is prepared; an ``existing`` target, such as a managed
+    disk's upload URL, is never leased); the id held (:attr:`lease_id`) goes with every
+    write, and with Create Blob when it replaces a blob leased before.
     """
 
     def __init__(
@@ -50,6 +57,7 @@ class PageBlobSink:
         existing: bool,
         credential_refresher: CredentialRefresher | None = None,
         proxy: ProxySettings | None = None,
+        lease: bool = True,
     ) -> None:
         self._session = session
         self._target = RenewableTarget(
@@ -60,6 +68,9 @@ class PageBlobSink:
         self.existing = existing
         #: whether the blob reads as zeros everywhere after :meth:`prepare` (just created)
         self.fresh = False
+        self.leasing = lease and not existing
+        #: the id of the lease held on the blob, sent with every write (None: no lease)
+        self.lease_id: str | None = None
 
     @property
     def description(self) -> str:
@@ -88,9 +99,14 @@ class PageBlobSink:
         }
         if not self.overwrite:
             headers["If-None-Match"] = "*"
+        if self.lease_id is not None:
+            headers["x-ms-lease-id"] = self.lease_id  # a blob this upload leased before
         target = self._target.current
         what = "Create Blob"
         async with send(self._session, target, "PUT", target.blob_url, what, headers) as response:
+            conflict = lease_conflict(response, target)
+            if conflict is not None:
+                raise conflict
             if response.status == 409 and response.headers.get("x-ms-error-code") in (
                 "BlobAlreadyExists",
                 None,
@@ -100,6 +116,31 @@ class PageBlobSink:
                 )
             await raise_for_status(response, target.description, what)
         self.fresh = True
+
+    async def acquire_lease(self, proposed: str | None) -> str | None:
+        """Lease the blob (again) with id ``proposed`` (a journal's), or a new id; the id
+        held, or None when this sink takes no lease or there is no blob.
+        :class:`~azrestore.azure.leases.LeaseConflict` when someone else holds it."""
+        if not self.leasing:
+            return None
+
+        async def acquire() -> str | None:
+            return await acquire_lease(self._session, self._target.current, proposed)
+
+        self.lease_id = await self._target.renewing(acquire)
+        return self.lease_id
+
+    async def release_lease(self) -> None:
+        """Give up the lease held, if any (idempotent)."""
+        lease_id = self.lease_id
+        if lease_id is None:
+            return
+
+        async def release() -> None:
+            await release_lease(self._session, self._target.current, lease_id)
+
+        await self._target.renewing(release)
+        self.lease_id = None
 
     async def _check_existing(self, size: int) -> None:
         target = self._target.current
@@ -132,6 +173,8 @@ class PageBlobSink:
             "x-ms-range": f"bytes={offset}-{end}",
             "Content-Length": str(len(data)),
         }
+        if self.lease_id is not None:
+            headers["x-ms-lease-id"] = self.lease_id
         if digest is not None:
             name = "Content-MD5" if self.checksum is Checksum.MD5 else "x-ms-content-crc64"
             headers[name] = base64.b64encode(digest).decode()
@@ -141,6 +184,9 @@ class PageBlobSink:
         async with send(
             self._session, target, "PUT", target.page_url, what, headers, body
         ) as response:
+            conflict = lease_conflict(response, target)
+            if conflict is not None:
+                raise conflict
             await raise_for_status(response, target.description, what, target.generation)
 
     async def renew(self, error: AuthenticationExpired) -> bool:
@@ -250,9 +296,14 @@ class PageBlobSink:
                 "x-ms-range": f"bytes={offset}-{end}",
                 "Content-Length": "0",
             }
+            if self.lease_id is not None:
+                headers["x-ms-lease-id"] = self.lease_id
             async with send(
                 self._session, target, "PUT", target.page_url, what, headers
             ) as response:
+                conflict = lease_conflict(response, target)
+                if conflict is not None:
+                    raise conflict
                 await raise_for_status(response, target.description, what, target.generation)
 
         await self._target.renewing(put)
@@ -285,6 +336,7 @@ async def open_page_blob(
     session: BlobSession | None = None,
     credential_refresher: CredentialRefresher | None = None,
     proxy: ProxySettings | None = None,
+    lease: bool = True,
 ) -> AsyncIterator[PageBlobSink]:
     """A :class:`PageBlobSink` for ``url``, with its own connection pool or ``session``'s.
 
@@ -295,7 +347,8 @@ async def open_page_blob(
     unless ``overwrite``. ``credential_refresher``
     returns the URL with a fresh SAS when the current one has expired (see
     :class:`PageBlobSink`). Requests go through the forward proxy ``proxy`` names for the
-    URL (``session``'s when one is given), else directly.
+    URL (``session``'s when one is given), else directly. ``lease``: a blob created here
+    may be leased for the upload.
     """
     bare_url, auth = resolve_auth(url, connection_string)
     own = session is None
@@ -315,6 +368,7 @@ async def open_page_blob(
             existing=existing,
             credential_refresher=credential_refresher,
             proxy=shared.proxy,
+            lease=lease,
         )
     finally:
         if own:

@@ -38,10 +38,14 @@ async def upload_entries(
     """Upload every entry; one outcome per entry, in order. A disk that fails does not
     stop the others: its outcome carries the error. Every entry's URL is checked first
     (container and blob names by Azure's rules): a bad one is an InputError naming the
-    entry, before any request."""
+    entry, before any request; so are two entries naming one blob, in any spelling.
+    """
     from ..azure.auth import blob_url_of
     from ..azure.pageblob import open_blob_session, open_page_blob
     from ..transfer.scheduler import UploadJob, upload_many
+    from .manifest import check_distinct_targets
+
+    check_distinct_targets(entries)
 
     for entry in entries:
         try:

@@ -8,15 +8,21 @@ A manifest is either a JSON or YAML list of mappings::
 
 or plain lines of ``IMAGE URL`` (shell quoting allowed; ``#`` starts a comment line).
 Relative image paths are taken from the manifest's directory.
+
+No two entries may name one blob (:func:`check_distinct_targets`), however the URL is
+spelled: :func:`canonical_target` is the rule.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ..errors import InputError, unreadable_file
 from ..redact import redact_url
@@ -101,3 +107,52 @@ def _entry(path: Path, base: Path, index: int, item: Any) -> ManifestEntry:
     if not url.startswith(("http://", "https://")):
         raise InputError(f"{where}: 'to' is not an http(s) URL: {redact_url(url)}")
     return ManifestEntry(base / image, url, str(item.get("name") or ""))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SLASHES = re.compile(r"/+")
+
+
+def canonical_target(url: str) -> tuple[str, str, int, str]:
+    """What a blob URL names, however it is spelled: ``(scheme, host, port, path)``.
+
+    The rule: scheme and host in lower case (a host's trailing dot dropped); the port
+    explicit (80 for http, 443 for https); the path percent-decoded, runs of slashes made
+    one and trailing slashes dropped (blob names keep their case); query and fragment
+    (the SAS) ignored. Loopback hosts (``localhost``, ``*.localhost``, 127.0.0.0/8,
+    ``::1``) are all one host, ``loopback``: they reach the same local server; other IP
+    literals are compared as addresses. No name is looked up in DNS: two different names
+    of one account (a custom domain) are not recognised.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        raise InputError(f"{redact_url(url)}: the port is not a number") from None
+    if host == "localhost" or host.endswith(".localhost"):
+        host = "loopback"
+    else:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            mapped = getattr(address, "ipv4_mapped", None) or address
+            host = "loopback" if mapped.is_loopback else str(mapped)
+    path = _SLASHES.sub("/", unquote(parts.path)).rstrip("/")
+    return scheme, host, port, path
+
+
+def check_distinct_targets(entries: Iterable[ManifestEntry]) -> None:
+    """:class:`InputError` when two entries name one blob (see :func:`canonical_target`):
+    two uploads into one blob would overwrite each other, so none starts."""
+    seen: dict[tuple[str, str, int, str], ManifestEntry] = {}
+    for entry in entries:
+        first = seen.setdefault(canonical_target(entry.url), entry)
+        if first is not entry:
+            raise InputError(
+                f"{entry.label}: {redact_url(entry.url)} is the same blob as {first.label}'s"
+                f" ({redact_url(first.url)}): give every disk its own blob"
+            )

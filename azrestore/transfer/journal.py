@@ -9,9 +9,10 @@ File format (``<sha256 of the target key>.journal`` in the journal directory)::
     C 0000000000a00200 0000000000000000 9c0d1e2f\\n      <- complete (footer written)
 
 The header line is JSON: the source's identity (path, size, mtime, inode, a digest of
-sampled blocks), the target's (key without any query or secret, size, creation time) and
-the disk's virtual size. Each record is fixed-size ASCII: kind, offset and length in hex,
-and the CRC-32 of the text before it.
+sampled blocks), the target's (key without any query or secret, size, creation time),
+the disk's virtual size and the id of the lease the upload holds on its blob, if any.
+Each record is fixed-size ASCII: kind, offset and length in hex, and the CRC-32 of the
+text before it.
 
 Durability: the header is written to a temporary file, fsynced and renamed into place
 (then the directory is fsynced), so a journal either has its whole header or does not
@@ -32,6 +33,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..formats.sizes import MiB
+from ..formats.sizes import SECTOR, MiB
 from ..redact import redact_url
 from .identity import SourceIdentity
 from .sink import TargetIdentity
@@ -90,8 +92,11 @@ class JournalHeader:
     target: TargetIdentity
     virtual_size: int
     created: str = ""
+    #: the id of the lease the upload holds on its target (None: not leased)
+    lease_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        lease = {} if self.lease_id is None else {"lease_id": self.lease_id}
         return {
             "format": JOURNAL_FORMAT,
             "version": JOURNAL_VERSION,
@@ -99,17 +104,26 @@ class JournalHeader:
             "source": self.source.to_json(),
             "target": {**self.target.to_json(), "key": redact_url(self.target.key)},
             "virtual_size": self.virtual_size,
+            **lease,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JournalHeader:
+    def from_json(cls, data: object) -> JournalHeader:
+        if not isinstance(data, dict):
+            raise ValueError("the header is not a JSON object")
+        if not isinstance(data.get("source"), dict) or not isinstance(data.get("target"), dict):
+            raise ValueError("the header's source or target is not a JSON object")
         if data.get("format") != JOURNAL_FORMAT or data.get("version") != JOURNAL_VERSION:
             raise ValueError("not an azrestore journal of a known version")
+        lease_id = data.get("lease_id")
+        if lease_id is not None and not isinstance(lease_id, str):
+            raise ValueError("the lease id is not a string")
         return cls(
             source=SourceIdentity.from_json(data["source"]),
             target=TargetIdentity.from_json(data["target"]),
             virtual_size=int(data["virtual_size"]),
             created=str(data.get("created", "")),
+            lease_id=lease_id,
         )
 
 
@@ -135,6 +149,22 @@ def _parse_record(record: bytes) -> tuple[int, int, int] | None:
     if kind not in (_WRITTEN, _COMPLETE):
         return None
     return kind, offset, length
+
+
+def _temporary(path: Path) -> tuple[Path, int]:
+    """A new temporary file beside ``path``, created exclusively: its own name per writer
+    (two writers of one journal in one process do not share one), never a stale file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o600)
+        except FileExistsError:
+            continue
+
+
+def _damaged(path: Path, why: str) -> JournalError:
+    return JournalError(f"{path}: damaged journal ({why}); use --restart to start over")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -181,8 +211,7 @@ class Journal:
     def create(cls, path: Path, header: JournalHeader) -> Journal:
         """Write a new journal with ``header`` (atomically: whole or absent) and open it."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        tmp, fd = _temporary(path)
         try:
             _lock(fd, path)
             line = json.dumps(header.to_json(), separators=(",", ":")).encode() + b"\n"
@@ -239,10 +268,13 @@ class Journal:
                 if not line.endswith(b"\n"):
                     raise ValueError("no whole header line")
                 header = JournalHeader.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise JournalError(
-                    f"{path}: damaged journal ({exc}); use --restart to start over"
-                ) from None
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise _damaged(path, str(exc)) from None
+            limit = header.virtual_size
+            if limit <= 0 or limit % SECTOR or limit > header.target.size:
+                raise _damaged(
+                    path, f"a disk of {limit} bytes in a {header.target.size}-byte target"
+                )
             end = len(line)
             done: list[Range] = []
             pending: list[Range] = []
@@ -260,6 +292,14 @@ class Journal:
                     if kind == _COMPLETE:
                         complete = True
                     else:
+                        if length <= 0 or (offset | length) % SECTOR or offset + length > limit:
+                            # A whole record with a good CRC that names bytes the disk does
+                            # not have: not a torn tail, a journal that lies.
+                            raise _damaged(
+                                path,
+                                f"a record names bytes {offset}-{offset + length - 1}:"
+                                f" not whole sectors of the disk's {limit} bytes",
+                            )
                         pending.append((offset, offset + length))
                         if len(pending) >= _MERGE_EVERY:
                             done = merge_ranges(done + pending)
@@ -291,13 +331,16 @@ class Journal:
     def mark_complete(self, blob_size: int) -> None:
         """The upload finished: replace the journal by its header and one ``C`` record
         (atomically), so a later run with the same source and target has nothing to do."""
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        tmp, fd = _temporary(self.path)
         try:
             line = json.dumps(self.header.to_json(), separators=(",", ":")).encode() + b"\n"
             os.write(fd, line + _record(_COMPLETE, blob_size, 0))
             os.fsync(fd)
             os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         finally:
             os.close(fd)
         _fsync_directory(self.path.parent)

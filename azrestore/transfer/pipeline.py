@@ -30,7 +30,7 @@ from .chunking import Window, read_windows
 from .config import TransferConfig
 from .journal import Journal, Range
 from .progress import Accounting, ProgressCallback, TransferResult
-from .resume import ResumeOptions, open_journal
+from .resume import ResumeOptions, open_journal, release_lease
 from .retry import call_with_retries
 from .sink import MAX_RENEWALS, PageSink
 
@@ -168,6 +168,7 @@ class _Upload:
         finally:
             self.slots.release()
         assert len(footer) == FOOTER_SIZE
+        await release_lease(self.sink)  # before the journal says done: see resume.py
         if journal is not None:
             await anyio.to_thread.run_sync(journal.mark_complete, accounting.blob_size)
         return TransferResult(accounting.finish(), self.sink.description)

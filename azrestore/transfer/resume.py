@@ -3,6 +3,7 @@ its journal, or has nothing left to do; and refusing to continue onto changed da
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from ..errors import InputError
+from ..errors import AzRestoreError, InputError
 from ..sources.raw import RawImage
 from .identity import SourceIdentity, source_identity
 from .journal import (
@@ -83,8 +84,13 @@ async def open_journal(
     ranges are already written, and ``complete`` says that nothing is left.
 
     Calls ``sink.prepare`` unless an interrupted upload of the same source into the same
-    target is continued. Raises :class:`ResumeRefused` when a journal of an unfinished
-    upload exists but the source or the target changed since. A finished upload's journal
+    target is continued; then the sink's lease (``acquire_lease``, when it has one) is
+    taken again with the id the journal recorded. Otherwise the prepared target is leased
+    and the new journal records the lease's id (``lease_id``): a lease is taken only when a
+    journal keeps its id, so that no crash can leave a lease nobody can take back.
+
+    Raises :class:`ResumeRefused` when a journal of an unfinished upload exists but the
+    source or the target changed since. A finished upload's journal
     whose source and target are unchanged means there is nothing to do (``complete``); one
     that no longer matches is dropped, and the upload starts as if there were none.
     """
@@ -100,26 +106,72 @@ async def open_journal(
         if options.restart:
             old = journal  # dropped once its pages are cleared, not before
         else:
-            keep = False
             try:
                 keep = await _check(journal, source, sink)
-            finally:
-                if not keep:
-                    await anyio.to_thread.run_sync(journal.discard)
+                if keep and not journal.complete:
+                    await _take_lease(sink, journal.header.lease_id)
+            except BaseException:
+                # Refused (or failed): the journal stays, with the lease id and the pages
+                # it recorded, for --restart.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(journal.close)
+                raise
             if keep:
                 return journal
+            await anyio.to_thread.run_sync(journal.discard)
     try:
+        if old is not None and old.header.lease_id is not None:
+            # Starting over on the blob this journal's upload leased: take its lease back,
+            # so that the blob can be replaced (Azure refuses Put Blob without the id).
+            await _take_lease(sink, old.header.lease_id)
         await sink.prepare(blob_size)
         if old is not None and old.done and not old.complete and not getattr(sink, "fresh", True):
             await _clear(sink, old.done)
     finally:
         if old is not None:
             await anyio.to_thread.run_sync(old.discard)
-    target = await _identity(sink)
-    if target is None:
-        raise InputError(f"{sink.description}: the target is gone right after it was prepared")
-    header = JournalHeader(source=source, target=target, virtual_size=virtual_size)
-    return await anyio.to_thread.run_sync(Journal.create, path, header)
+    try:
+        acquire = getattr(sink, "acquire_lease", None)
+        if acquire is not None and getattr(sink, "lease_id", None) is None:
+            await acquire(None)  # a new lease, for as long as this journal lives
+        target = await _identity(sink)
+        if target is None:
+            raise InputError(f"{sink.description}: the target is gone right after it was prepared")
+        header = JournalHeader(
+            source=source,
+            target=target,
+            virtual_size=virtual_size,
+            lease_id=getattr(sink, "lease_id", None),
+        )
+        return await anyio.to_thread.run_sync(Journal.create, path, header)
+    except BaseException:
+        # No journal records the lease: nobody could take it back, so give it up.
+        await give_up_lease(sink)
+        raise
+
+
+async def _take_lease(sink: PageSink, lease_id: str | None) -> None:
+    acquire = getattr(sink, "acquire_lease", None)
+    if acquire is not None and lease_id is not None:
+        await acquire(lease_id)
+
+
+async def release_lease(sink: PageSink) -> None:
+    """Release the sink's lease on its target, if it holds one (the upload is done)."""
+    release = getattr(sink, "release_lease", None)
+    if release is not None:
+        await release()
+
+
+async def give_up_lease(sink: PageSink) -> None:
+    """:func:`release_lease` on the way out of a failure: shielded, bounded, best effort
+    (the failure is what the caller reports)."""
+    with (
+        anyio.CancelScope(shield=True),
+        anyio.move_on_after(30),
+        contextlib.suppress(AzRestoreError),
+    ):
+        await release_lease(sink)
 
 
 def _writable(directory: Path) -> None:

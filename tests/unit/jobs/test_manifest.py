@@ -53,3 +53,76 @@ def test_bad_manifests_name_the_place(tmp_path: Path, text: str, message: str) -
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read the manifest"):
         read_manifest(tmp_path / "none.yaml")
+
+
+# -- one target twice (issue 17) ------------------------------------------------------------
+
+BLOB = "http://127.0.0.1:10000/devstoreaccount1/vhds/dual.vhd"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        BLOB,
+        "http://localhost:10000/devstoreaccount1/vhds/dual.vhd",
+        "HTTP://LocalHost:10000/devstoreaccount1/vhds/dual.vhd?sv=1&sig=OTHER",
+        "http://[::1]:10000/devstoreaccount1/vhds/dual.vhd",
+        "http://127.0.0.1:10000/devstoreaccount1/vhds/%64ual.vhd",
+        "http://127.0.0.1:10000/devstoreaccount1/vhds/dual.vhd/",
+        "http://127.0.0.1:10000/devstoreaccount1/vhds/dual.vhd#x",
+    ],
+)
+def test_one_target_in_two_spellings_is_refused(other: str) -> None:
+    from azrestore.jobs.manifest import check_distinct_targets
+
+    entries = [
+        ManifestEntry(Path("a.raw"), BLOB + "?sv=1&sig=SECRET"),
+        ManifestEntry(Path("b.raw"), other),
+    ]
+    with pytest.raises(InputError, match=r"b\.raw.*same blob as a\.raw") as caught:
+        check_distinct_targets(entries)
+    assert "SECRET" not in str(caught.value) and "OTHER" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            "https://acct.blob.core.windows.net/vhds/a.vhd",
+            "https://ACCT.blob.core.windows.net:443/vhds/a.vhd",
+        ),
+        (
+            "https://acct.blob.core.windows.net./vhds/a.vhd",
+            "https://acct.blob.core.windows.net/vhds//a.vhd/",
+        ),
+        (
+            "http://acct.blob.core.windows.net/vhds/a%20b.vhd",
+            "http://acct.blob.core.windows.net:80/vhds/a b.vhd",
+        ),
+    ],
+)
+def test_default_port_case_and_slashes(first: str, second: str) -> None:
+    from azrestore.jobs.manifest import canonical_target, check_distinct_targets
+
+    assert canonical_target(first) == canonical_target(second)
+    with pytest.raises(InputError, match="same blob"):
+        check_distinct_targets([ManifestEntry(Path("a"), first), ManifestEntry(Path("b"), second)])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "http://127.0.0.1:10001/devstoreaccount1/vhds/dual.vhd",  # another port
+        "https://127.0.0.1:10000/devstoreaccount1/vhds/dual.vhd",  # another scheme
+        "http://127.0.0.1:10000/devstoreaccount1/vhds/Dual.vhd",  # blob names keep their case
+        "http://127.0.0.1:10000/devstoreaccount1/other/dual.vhd",
+        "http://10.0.0.1:10000/devstoreaccount1/vhds/dual.vhd",
+        "http://127.0.0.1:10000/devstoreaccount1/vhds/dual.vhd2",
+    ],
+)
+def test_different_targets_are_kept(other: str) -> None:
+    from azrestore.jobs.manifest import check_distinct_targets
+
+    check_distinct_targets(
+        [ManifestEntry(Path("a.raw"), BLOB), ManifestEntry(Path("b.raw"), other)]
+    )

@@ -331,3 +331,69 @@ def test_restart_on_an_existing_target_clears_the_old_pages(tmp_path: Path) -> N
     run_upload(image, sink, ResumeOptions(directory=options.directory, restart=True), config)
     assert sink.cleared and sum(length for _, length in sink.cleared) >= 3 * MiB
     assert bytes(sink.blob[: 8 * MiB]) == image.read_bytes()
+
+
+# -- journals that lie (issue 17) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"[1, 2]",
+        b'"a string"',
+        b"42",
+        b"null",
+        b'{"format": "azrestore-journal", "version": 1, '
+        b'"source": [], "target": {}, "virtual_size": 1}',
+    ],
+)
+def test_header_that_is_json_but_not_a_journal_is_damaged(tmp_path: Path, line: bytes) -> None:
+    path = tmp_path / "j.journal"
+    path.write_bytes(line + b"\n")
+    with pytest.raises(JournalError, match=r"damaged journal.*--restart"):
+        Journal.load(path)
+
+
+def _append_record(path: Path, kind: bytes, offset: int, length: int) -> None:
+    import zlib
+
+    body = b"%s %016x %016x" % (kind, offset, length)
+    with open(path, "ab") as handle:
+        handle.write(body + b" %08x\n" % zlib.crc32(body))
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [
+        (0, 0xFFFFFFFFFFFFF000),  # "resumed: 16777216.0 TiB"
+        (8 * MiB, MiB),  # past the disk's virtual size
+        (7 * MiB, 2 * MiB),  # runs over its end
+        (0xFFFFFFFFFFFFFE00, 512),
+        (100, 512),  # not on a sector boundary
+        (0, 0),  # an empty range
+    ],
+)
+def test_records_outside_the_target_make_a_damaged_journal(
+    tmp_path: Path, offset: int, length: int
+) -> None:
+    path = tmp_path / "j.journal"
+    journal = Journal.create(path, header())
+    journal.record(0, MiB)
+    journal.close()
+    _append_record(path, b"W", offset, length)  # a valid CRC: not a torn tail, a lie
+    with pytest.raises(JournalError, match=r"damaged journal.*sectors of the disk.*--restart"):
+        Journal.load(path)
+
+
+def test_temporary_names_are_unique_per_writer(tmp_path: Path) -> None:
+    """Two journals of one path being written at once (one process, two writers) do not
+    share a temporary file: each has its own, created exclusively."""
+    path = tmp_path / "j.journal"
+    first = Journal.create(path, header())
+    taken = tmp_path / f"{path.name}.{os.getpid()}.tmp"
+    taken.write_bytes(b"someone else's")  # the old per-process name, in use
+    first.mark_complete(8 * MiB + 512)
+    first.close()
+    assert taken.read_bytes() == b"someone else's"
+    assert Journal.load(path).complete
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == [taken.name]
