@@ -9,9 +9,6 @@ environment here, never in the jobs.
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,14 +17,11 @@ import typer
 from rich.console import Console
 
 from ...azure.arm import ArmSettings
-from ...azure.resource_id import ResourceId
 from ...formats.sizes import MiB
 from ...jobs.bulk import upload_entries
 from ...jobs.manifest import ManifestEntry, parse_pair, read_manifest
 from ...jobs.upload import (
     BlobTarget,
-    ManagedDiskTarget,
-    upload_to_new_managed_disk,
     upload_to_page_blob,
 )
 from ...redact import redact_text, redact_url
@@ -45,9 +39,9 @@ from .common import (
     run,
     size_option,
 )
+from .upload_disk import managed_disk_target, upload_to_disk
 
 if TYPE_CHECKING:
-    from ...azure.manageddisk import ManagedDiskResult
     from ...transfer.scheduler import DiskOutcome
     from ...transfer.verify import VerifyResult
 
@@ -197,7 +191,7 @@ def upload(
             raise typer.BadParameter("--location goes with --to-disk")
         managed = None
         if to_disk is not None:
-            managed = _managed_disk_target(to_disk, location, os_type, generation, sku)
+            managed = managed_disk_target(to_disk, location, os_type, generation, sku)
         config = TransferConfig(
             concurrency=concurrency,
             chunk_size=chunk_size,
@@ -222,7 +216,7 @@ def upload(
         with TransferProgress(None if as_json else Console(stderr=True)) as progress:
             if managed is not None:
                 settings = replace(ArmSettings.from_env(os.environ), proxy=proxy)
-                disk_result = _upload_to_disk(
+                disk_result = upload_to_disk(
                     image, managed, settings, config, resume, progress, as_json
                 )
                 result = disk_result.transfer
@@ -255,87 +249,6 @@ def upload(
     if checked is not None and not checked.identical:
         error_line(verify_line(checked))
         raise typer.Exit(1)
-
-
-def _upload_to_disk(
-    image: Path,
-    managed: ManagedDiskTarget,
-    settings: ArmSettings,
-    config: TransferConfig,
-    resume: ResumeOptions,
-    progress: TransferProgress,
-    as_json: bool,
-) -> ManagedDiskResult:
-    """The --to-disk upload. Stopped by Ctrl-C or SIGTERM, it says which disk it leaves
-    open for upload (on stderr, and with --json as a report on stdout) and ends with 130."""
-    from ...azure.diskupload import DiskUploadStatus
-
-    status = DiskUploadStatus(managed.disk_id)
-    try:
-        with _terminate_as_interrupt():
-            return run(
-                upload_to_new_managed_disk(
-                    image,
-                    managed,
-                    settings=settings,
-                    config=config,
-                    on_progress=progress,
-                    resume=resume,
-                    status=status,
-                )
-            )
-    except KeyboardInterrupt:
-        left = status.left_behind()
-        if as_json:
-            print_json(
-                {
-                    "interrupted": True,
-                    "disk_id": status.disk_id,
-                    "disk_state": status.disk_state,
-                    "access_open": status.access_open,
-                    "created": status.created,
-                    "journal": status.journal,
-                    "error": f"interrupted: {left}",
-                }
-            )
-        raise KeyboardInterrupt(left) from None
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does (the event loop's SIGINT handler cancels the
-    upload), so that it still reports what it leaves in Azure."""
-
-    def on_terminate(signum: int, frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    previous = signal.signal(signal.SIGTERM, on_terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _managed_disk_target(
-    disk_id: str, location: str | None, os_type: str, generation: str, sku: str
-) -> ManagedDiskTarget:
-    """Check the --to-disk options before anything is created."""
-    ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
-    if not location:
-        raise typer.BadParameter("--to-disk needs --location (the disk's region)")
-    os_types = {"auto": "auto", "none": "none", "linux": "Linux", "windows": "Windows"}
-    if os_type.lower() not in os_types:
-        raise typer.BadParameter(f"--os-type must be auto, linux, windows or none, not {os_type!r}")
-    generations = {"auto": "auto", "v1": "V1", "v2": "V2"}
-    if generation.lower() not in generations:
-        raise typer.BadParameter(f"--generation must be auto, V1 or V2, not {generation!r}")
-    return ManagedDiskTarget(
-        disk_id,
-        location,
-        os_types[os_type.lower()],  # type: ignore[arg-type]
-        generations[generation.lower()],  # type: ignore[arg-type]
-        sku,
-    )
 
 
 def _upload_bulk(
