@@ -12,12 +12,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from azure.mgmt.compute.aio import ComputeManagementClient
 
-from azrestore.azure.arm import StaticTokenCredential
 from azrestore.emulator import Emulator
 from azrestore.emulator.storage import FaultRule
 from azrestore.formats.sizes import MiB
+from tests.support.compute import compute_client
 from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
 from tests.support.images import make_sparse_image
 
@@ -71,13 +70,7 @@ async def test_step_by_step_through_the_sdk(emulator: Emulator, tmp_path: Path) 
     image = make_sparse_image(
         tmp_path / "data.raw", 30 * MiB + 1000, [(0, os.urandom(9000)), (29 * MiB, b"end")]
     )
-    info = emulator.info()
-    async with ComputeManagementClient(
-        StaticTokenCredential(info["token"]),
-        SUB,
-        base_url=info["arm_endpoint"],
-        connection_verify=info["ca_bundle"],
-    ) as compute:
+    async with compute_client(emulator) as compute:
         body = {
             "location": "westeurope",
             "properties": {

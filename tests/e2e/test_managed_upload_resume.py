@@ -17,12 +17,11 @@ from typing import Any
 
 import anyio
 import pytest
-from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.storage.blob.aio import BlobServiceClient
 
-from azrestore.azure.arm import StaticTokenCredential
 from azrestore.emulator import Emulator
 from azrestore.formats.sizes import MiB
+from tests.support.compute import compute_client
 from tests.support.images import expected_vhd_body, make_sparse_image
 
 pytestmark = pytest.mark.anyio
@@ -115,13 +114,7 @@ async def interrupt(
 
 async def disk_state(emulator: Emulator) -> tuple[str, str]:
     """The disk's state and unique id, as azure-mgmt-compute reads them."""
-    info = emulator.info()
-    async with ComputeManagementClient(
-        StaticTokenCredential(info["token"]),
-        SUB,
-        base_url=info["arm_endpoint"],
-        connection_verify=info["ca_bundle"],
-    ) as compute:
+    async with compute_client(emulator) as compute:
         disk = await compute.disks.get("rg", NAME)
     state = disk.disk_state
     return str(getattr(state, "value", state)), str(disk.unique_id)
@@ -225,13 +218,7 @@ async def test_open_disk_without_its_journal_is_refused_until_restart(
 async def test_disk_created_elsewhere_and_ready_to_upload_is_refused(
     emulator: Emulator, image: Path, tmp_path: Path
 ) -> None:
-    info = emulator.info()
-    async with ComputeManagementClient(
-        StaticTokenCredential(info["token"]),
-        SUB,
-        base_url=info["arm_endpoint"],
-        connection_verify=info["ca_bundle"],
-    ) as compute:
+    async with compute_client(emulator) as compute:
         body = {
             "location": "westeurope",
             "properties": {

@@ -19,11 +19,12 @@ from azure.storage.blob import BlobServiceClient
 
 from azrestore.emulator import Emulator
 from azrestore.formats.sizes import MiB
+from tests.support import plans
 from tests.support.cli import assert_one_line_error, azrestore_script, small_image
-from tests.support.disks import mkfs, needs_tools, new_disk, put, sfdisk
+from tests.support.disks import needs_tools
 from tests.support.forwardproxy import ForwardProxy
 from tests.support.images import make_sparse_image
-from tests.support.plans import SUBNET, vm_id
+from tests.support.plans import vm_id
 from tests.support.storage import StorageTarget
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -203,23 +204,15 @@ async def test_managed_disk_upload_through_the_proxy_url_option(
 
 @needs_tools
 def test_restore_emulator_through_the_environments_proxy(
-    proxy: ForwardProxy, tmp_path: Path
+    proxy: ForwardProxy, images: Path, tmp_path: Path
 ) -> None:
     """A whole emulated restore: its Resource Manager calls through CONNECT, its disk's
     data forwarded; the proxy's password nowhere in the output."""
-    disk = new_disk(tmp_path, 64 * MiB, "web01-os.raw")
-    sfdisk(disk, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LINUX_FS}\n")
-    put(disk, MiB, mkfs(tmp_path, "vfat", 16 * MiB))
-    put(disk, 17 * MiB, mkfs(tmp_path, "ext4", 40 * MiB))
+    disk = images / "web01-os.raw"
     plan = {
-        "target": {
-            "subscription": SUB,
-            "resource_group": "restored",
-            "location": "westeurope",
-            "subnet": SUBNET,
-        },
+        "target": plans.target(),
         "proxy": {"vm": vm_id("azproxy"), "idle_timeout": 1},
-        "helpers": {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")},
+        "helpers": plans.helpers(),
         "vms": [
             {
                 "name": "web01",

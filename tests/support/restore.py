@@ -17,7 +17,8 @@ from azrestore.restore.plan import ResolvedPlan, load_plan, resolve_plan
 from azrestore.restore.run import RestoreRun
 from azrestore.restore.settings import RestoreSettings
 from azrestore.transfer.config import TransferConfig
-from tests.support.plans import SUB, SUBNET, vm_id
+from tests.support import plans
+from tests.support.plans import vm_id
 
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
@@ -26,14 +27,9 @@ TIME_FACTOR = 0.002
 
 def write_plan(directory: Path, backups: Path, **extra: Any) -> Path:
     plan = {
-        "target": {
-            "subscription": SUB,
-            "resource_group": "restored",
-            "location": "westeurope",
-            "subnet": SUBNET,
-        },
+        "target": plans.target(),
         "proxy": {"vm": vm_id("azproxy"), "idle_timeout": 1},
-        "helpers": {"linux": vm_id("helper-linux"), "windows": vm_id("helper-windows")},
+        "helpers": plans.helpers(),
         "vms": [
             {
                 "name": "web01",
