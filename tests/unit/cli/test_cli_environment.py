@@ -9,6 +9,7 @@ import pytest
 
 from azrestore.azure.arm import ArmSettings
 from azrestore.cli.commands import upload as upload_command
+from azrestore.cli.commands import upload_disk as upload_disk_command
 from azrestore.cli.commands import verify as verify_command
 from azrestore.cli.environment import default_journal_dir
 from azrestore.jobs.upload import BlobTarget, ManagedDiskTarget
@@ -80,7 +81,7 @@ def test_managed_disk_settings_come_from_the_environment(
         seen.append((disk, settings))
         raise Stop
 
-    monkeypatch.setattr(upload_command, "upload_to_new_managed_disk", upload)
+    monkeypatch.setattr(upload_disk_command, "upload_to_new_managed_disk", upload)
     image = small_image(tmp_path)
     result = invoke("upload", image, "--to-disk", DISK, "--location", "westeurope")
     assert result.exit_code == 1
