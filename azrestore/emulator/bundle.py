@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from azrestore.emulator.arm import (
     DEFAULT_SUBSCRIPTION,
@@ -22,12 +21,13 @@ from azrestore.emulator.arm import (
     StorageConfig,
 )
 from azrestore.emulator.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteProcess
+from azrestore.emulator.lifecycle import AsyncStartStop
 from azrestore.emulator.storage import FaultRule, SasRefusal, StorageGateway
 
 __all__ = ["Emulator"]
 
 
-class Emulator:
+class Emulator(AsyncStartStop):
     """Azurite + strict gateway + ARM simulator (async context manager).
 
     ``time_factor`` scales the simulated durations of Resource Manager operations;
@@ -139,18 +139,6 @@ class Emulator:
         finally:
             self._arm = self._gateway = None
             self._azurite = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def info(self) -> dict[str, Any]:
         """Where everything is, and the environment that points azrestore at it.

@@ -18,8 +18,7 @@ import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import anyio
 import anyio.abc
@@ -42,6 +41,7 @@ from azrestore.emulator.arm.state.snapshot import SimulatorState
 from azrestore.emulator.arm.storage import DiskStorage, StorageConfig
 from azrestore.emulator.arm.vms.routes import VmHandlers
 from azrestore.emulator.azurite import AZURITE_ACCOUNT
+from azrestore.emulator.lifecycle import AsyncStartStop
 from azrestore.emulator.storage import SasRefusal
 
 __all__ = ["DEFAULT_SUBSCRIPTION", "ArmSimulator"]
@@ -52,7 +52,7 @@ STORAGE_RESOURCE_GROUP: Final = "emulator"
 _CLOSE_TIMEOUT: Final = 10.0
 
 
-class ArmSimulator:
+class ArmSimulator(AsyncStartStop):
     """An Azure Resource Manager simulator (async context manager).
 
     ``time_factor`` scales every simulated duration (0.01 in tests, 1.0 for a realistic
@@ -259,15 +259,3 @@ class ArmSimulator:
             self._tmp = None
         self._ca_path = None
         self._port = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

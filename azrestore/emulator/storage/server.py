@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
 
 from azrestore.emulator.azurite import AZURITE_KEY
+from azrestore.emulator.lifecycle import AsyncStartStop
 from azrestore.emulator.storage.bodies import drain
 from azrestore.emulator.storage.checks import RequestChecks
 from azrestore.emulator.storage.errors import Rejection, error_response
@@ -33,7 +33,7 @@ __all__ = ["StorageGateway"]
 _MAX_LINE: Final = 16 * 1024
 
 
-class StorageGateway:
+class StorageGateway(AsyncStartStop):
     """An aiohttp server on 127.0.0.1 that checks requests as Azure would, then forwards them.
 
     ``upstream_account_url`` is Azurite's account URL (``http://127.0.0.1:P/devstoreaccount1``);
@@ -142,18 +142,6 @@ class StorageGateway:
         if session is not None:
             await session.close()
         self._port = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- the request flow --------------------------------------------------------------------
 
