@@ -13,6 +13,7 @@ import stat
 from ..errors import InputError, unreadable_file
 from ..formats.containers import detect_container
 from ..formats.sizes import MAX_DISK_SIZE, SECTOR, KiB, format_size
+from .base import ChainLink
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -32,6 +33,14 @@ class RawImage:
         self.size = size
         self.is_block_device = is_block_device
         self._fd = fd
+
+    @property
+    def format(self) -> str:
+        return "raw"
+
+    @property
+    def chain(self) -> tuple[ChainLink, ...]:
+        return (ChainLink(self.path, "raw"),)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RawImage:
