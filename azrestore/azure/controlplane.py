@@ -40,6 +40,7 @@ class ControlPlane:
         self.grant_write = self._disks.grant_write
         self.revoke = self._disks.revoke
         self.delete_disk = self._disks.delete
+        self.add_disk_tags = self._disks.add_tags
 
         self.get_vm = self._vms.get
         self.start_vm = self._vms.start

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from azure.mgmt.compute.models import Disk, GrantAccessData
+from azure.mgmt.compute.models import Disk, DiskUpdate, GrantAccessData
 
 from ..errors import ControlPlaneError
 from .arm import arm_call, lro
@@ -141,6 +141,20 @@ class Disks:
             disks.begin_grant_access(rid.resource_group, rid.name, GrantAccessData(body)),
         )
         return str(access.access_sas)
+
+    async def add_tags(self, disk_id: str, tags: Mapping[str, str]) -> None:
+        """Add ``tags`` to the disk's (a PATCH replaces them all: the others are kept)."""
+        rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
+        disk = await self.get(disk_id)
+        if disk is None:
+            raise ControlPlaneError(f"{disk_id}: the managed disk does not exist", status=404)
+        disks = (await self._clients.compute(rid.subscription)).disks
+        await lro(
+            f"tag disk {rid.name}",
+            disks.begin_update(
+                rid.resource_group, rid.name, DiskUpdate({"tags": {**disk.tags, **tags}})
+            ),
+        )
 
     async def delete(self, disk_id: str) -> None:
         """Delete the disk (Azure refuses while access is granted: revoke first)."""

@@ -29,6 +29,15 @@ from .text import PROG, error_line
 class OneLineUsageGroup(TyperGroup):
     """Reports usage errors as one line instead of click's usage block."""
 
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns a KeyboardInterrupt that leaves a command into a silent exit 130:
+        # a Ctrl-C outside a command's own error edge (its lazy imports, say) gets the
+        # one error line too.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(report_error(exc)) from None
+
     def main(
         self,
         args: Sequence[str] | None = None,

@@ -30,7 +30,7 @@ from ..restore.plan import ResolvedPlan
 from ..restore.settings import RestoreSettings
 from ..transfer.config import TransferConfig
 from ..transfer.progress import ProgressEvent
-from .environment import CONNECTION_STRING_ENV, STORAGE_ACCOUNT_ENV
+from .environment import CONNECTION_STRING_ENV, STORAGE_ACCOUNT_ENV, default_journal_dir
 
 
 @dataclass
@@ -50,6 +50,11 @@ class RestoreView:
         self.disks: dict[tuple[str, str], _DiskRow] = {}
         self._started = time.monotonic()
         self._live: Live | None = None
+        #: the run's report once it ended (also when it was interrupted)
+        self.report: RestoreReport | None = None
+
+    def finished(self, report: RestoreReport) -> None:
+        self.report = report
 
     def step(self, vm: str, step: str) -> None:
         self.steps[vm] = step
@@ -143,9 +148,13 @@ async def run_restore(
     config_override: TransferConfig | None,
     view: RestoreView,
     proxy: ProxySettings | None = None,
+    journal_dir: Path | None = None,
+    restart: bool = False,
 ) -> RestoreReport:
     """Resolve the plan, then run it against the Azure the environment names, or against
-    a fresh local emulator; through the forward proxies ``proxy`` names."""
+    a fresh local emulator; through the forward proxies ``proxy`` names. Journals go in
+    ``journal_dir``, else the default folder the environment names (a fresh emulator's
+    runs keep none: nothing of theirs outlives them)."""
     if emulator:
         return await run_emulated_restore(
             plan_path,
@@ -157,6 +166,8 @@ async def run_restore(
     settings = RestoreSettings(
         storage_connection_string=os.environ.get(CONNECTION_STRING_ENV) or None,
         storage_account_id=os.environ.get(STORAGE_ACCOUNT_ENV) or None,
+        journal_dir=journal_dir if journal_dir is not None else default_journal_dir(os.environ),
+        restart=restart,
     )
     return await restore_job.run_restore(
         plan_path,
@@ -185,6 +196,19 @@ def report_table(report: RestoreReport) -> Table:
             detail or "",
         )
     return table
+
+
+def interrupted_summary(report: RestoreReport) -> str:
+    """The error line of an interrupted run: what it leaves open, and how to go on."""
+    open_disks = report.left_open()
+    if not open_disks:
+        return "run the same command again to continue"
+    names = ", ".join(disk_id.rsplit("/", 1)[-1] for disk_id, _ in open_disks)
+    return (
+        f"{len(open_disks)} disk(s) left open for upload ({names}: write access not revoked,"
+        " Azure refuses to revoke an incomplete upload); run the same command again to"
+        " continue, or with --restart to upload them again"
+    )
 
 
 def report_json(report: RestoreReport) -> str:

@@ -7,8 +7,10 @@ and wait for the Azure agent. The VMs' chains run concurrently: while one upload
 is prepared and a third registered. A failed VM does not stop the others; Ctrl-C stops
 all. The proxy and helpers are always left deallocated and disk access always revoked.
 
-Re-running a plan reuses what exists and is right: a disk in state Unattached whose
-``azrestore-source`` tag matches the image is not uploaded again, an existing NIC or VM
+Re-running a plan (after a failure, Ctrl-C, SIGTERM or kill -9) continues each VM from
+the step it reached: a disk left open for upload continues from its journal, a disk in
+state Unattached whose ``azrestore-source`` tag matches the image is not uploaded again
+(nor prepared again once its ``azrestore-prepared`` tag says so), an existing NIC or VM
 is taken as it is.
 
 The steps live in their own modules: :mod:`.upload`, :mod:`.prepare`, :mod:`.register`;
@@ -57,8 +59,38 @@ class RestoreRun:
         self.helpers: dict[str, SharedVm] = {}
 
     async def run(self) -> RestoreReport:
+        """Restore every VM; the report also goes to the observer's ``finished``, also
+        when the run is cancelled (Ctrl-C) midway, its unfinished VMs then
+        ``interrupted``."""
         started = time.monotonic()
         outcomes = [VmOutcome(vm.name, vm.os_family, vm.generation) for vm in self.resolved.vms]
+        try:
+            await self._run(outcomes)
+        except BaseException:
+            report = self._report(outcomes, started, interrupted=True)
+            if self.observer is not None:
+                self.observer.finished(report)
+            raise
+        report = self._report(outcomes, started, interrupted=False)
+        if self.observer is not None:
+            self.observer.finished(report)
+        return report
+
+    def _report(
+        self, outcomes: list[VmOutcome], started: float, *, interrupted: bool
+    ) -> RestoreReport:
+        for outcome in outcomes:
+            if interrupted and outcome.status not in ("succeeded", "failed"):
+                outcome.status = "interrupted"
+                step = outcome.steps[-1] if outcome.steps else "start"
+                outcome.error = f"interrupted at step {step}"
+        left = [r for o in outcomes if o.status != "succeeded" for r in o.resources]
+        shared = {vm.vm_id: vm.history for vm in self._shared_vms()}
+        return RestoreReport(
+            outcomes, left, time.monotonic() - started, shared, interrupted=interrupted
+        )
+
+    async def _run(self, outcomes: list[VmOutcome]) -> None:
         async with anyio.create_task_group() as tasks:
             self._make_shared_vms(tasks)
             chain = _VmChain(
@@ -87,9 +119,6 @@ class RestoreRun:
             finally:
                 await self._shutdown_shared_vms()
                 tasks.cancel_scope.cancel()
-        left = [r for o in outcomes if o.status != "succeeded" for r in o.resources]
-        shared = {vm.vm_id: vm.history for vm in self._shared_vms()}
-        return RestoreReport(outcomes, left, time.monotonic() - started, shared)
 
     def _make_shared_vms(self, tasks: anyio.abc.TaskGroup) -> None:
         if self.plan.proxy is not None:
@@ -142,8 +171,9 @@ class _VmChain:
             disk_ids = await self.registration.restored_already(vm, outcome)
             if disk_ids is None:
                 disk_ids = await self.uploads.upload_disks(vm, outcome)
-                if helper is not None:
+                if helper is not None and not all(d.prepared for d in outcome.disks):
                     await self.preparation.prepare(vm, outcome, helper, disk_ids)
+                    await self.uploads.mark_prepared(vm, outcome)
             await self.registration.register(vm, outcome, disk_ids)
             outcome.status = "succeeded"
             note_step(outcome, "done", self.observer)

@@ -1,9 +1,11 @@
-"""The settings of a restore run beyond the plan: timeouts, parallelism, and the storage
-credentials of page-blob mode (given by the caller, never read from the environment)."""
+"""The settings of a restore run beyond the plan: timeouts, parallelism, where resume
+journals live, and the storage credentials of page-blob mode (given by the caller, never
+read from the environment)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -20,3 +22,10 @@ class RestoreSettings:
     storage_connection_string: str | None = None
     #: page-blob mode: the storage account's resource id when the plan names none
     storage_account_id: str | None = None
+    #: where the disks' resume journals live: a run interrupted (Ctrl-C, SIGTERM, kill -9)
+    #: and run again continues each upload from its journal. None: no journal is kept, and
+    #: a disk an earlier run left open for upload is refused
+    journal_dir: Path | None = None
+    #: a disk left open for upload that no journal lets this run continue is deleted and
+    #: uploaded again, instead of failing its VM
+    restart: bool = False

@@ -107,16 +107,17 @@ class SharedVm:
                         self._note("deallocated (idle)")
 
     async def shutdown(self) -> None:
-        """Leave the VM deallocated: the end of the run, whatever happened (shielded)."""
+        """Leave the VM deallocated: the end of the run, whatever happened (shielded);
+        also when this run did not use it but found it running, as a run killed midway
+        (kill -9) leaves it."""
         with anyio.CancelScope(shield=True):
             if self._idle_scope is not None:
                 self._idle_scope.cancel()
                 self._idle_scope = None
-            if not self._touched:
-                return
             async with self._lock:
                 info = await self.control.get_vm(self.vm_id)
                 if info is not None and info.power_state != "deallocated":
                     await self.control.deallocate_vm(self.vm_id)
-                    self._note("deallocated (end of run)")
+                    why = "end of run" if self._touched else "left running by an earlier run"
+                    self._note(f"deallocated ({why})")
                 self._running = False

@@ -3,7 +3,8 @@ upload) or, in page-blob mode, as page blobs that managed disks are imported fro
 
 A disk that an earlier run uploaded from the same image (its ``azrestore-source`` tag
 matches) is reused as it is; one left attached to a helper by an interrupted run is
-detached first.
+detached first; one left open for upload continues from its journal (when the run keeps
+journals), or is deleted and uploaded again (``restart``).
 """
 
 from __future__ import annotations
@@ -17,27 +18,52 @@ import anyio
 import anyio.to_thread
 
 from ..azure.controlplane import ControlPlane
-from ..azure.manageddisk import upload_into_ready_disk
+from ..azure.disks import DiskInfo
+from ..azure.diskupload import (
+    OPEN_STATES,
+    DiskUploadStatus,
+    begin_disk_journal,
+    disk_identity,
+    disk_key,
+    take_back_open_disk,
+)
+from ..azure.manageddisk import DiskLeftOpen, may_continue_upload, upload_into_ready_disk
 from ..azure.pageblob import open_page_blob
 from ..errors import ControlPlaneError, first_error
-from ..sources.raw import open_raw_image
+from ..formats.sizes import blob_size
+from ..sources.raw import RawImage, open_raw_image
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
 from ..transfer.progress import ProgressCallback, ProgressEvent
+from ..transfer.resume import ResumeOptions, forget_journal, journal_status
 from .outcome import RestoredDisk, RestoreObserver, VmOutcome, note_step
 from .plan import ResolvedDisk, ResolvedPlan, ResolvedVm
 from .settings import RestoreSettings
 from .shared import SharedVm
 from .targets import disk_resource_id
 
+#: The tag naming the image a managed disk was uploaded from (:func:`source_tag`).
 SOURCE_TAG = "azrestore-source"
+#: The tag a disk gets once the helper has prepared it: the source tag it was prepared
+#: from, so that a run again skips the preparation of a VM whose disks are all done.
+PREPARED_TAG = "azrestore-prepared"
 
 
 def source_tag(disk: ResolvedDisk) -> str:
-    """A short digest of the image's identity, stored as a tag on its managed disk."""
+    """A short digest of the image's identity (path, size, inode and device, modification
+    and change times), stored as a tag on its managed disk."""
     info = os.stat(disk.spec.path)
-    text = json.dumps([str(disk.spec.path), info.st_size, info.st_mtime_ns, info.st_ino])
+    text = json.dumps(
+        [
+            str(disk.spec.path),
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ino,
+            info.st_dev,
+            info.st_ctime_ns,
+        ]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -93,11 +119,8 @@ class DiskUploads:
         result.disk_id = disk_id
         tag = await anyio.to_thread.run_sync(source_tag, disk)
         existing = await self.control.get_disk(disk_id)
-        os_type = None
-        if disk.lun is None:
-            os_type = "Linux" if vm.os_family == "linux" else "Windows"
         if existing is None and self.target.disks == "page-blob":
-            await self._upload_and_import(vm, disk, result, disk_id, os_type, tag)
+            await self._upload_and_import(vm, disk, result, disk_id, tag)
             outcome.resources.append(disk_id)
             return disk_id
         if existing is not None:
@@ -116,25 +139,24 @@ class DiskUploads:
                 existing = await self.control.get_disk(disk_id) or existing
             if existing.state in ("Unattached", "Reserved"):
                 result.reused = True
+                result.prepared = existing.tags.get(PREPARED_TAG) == tag
                 return disk_id
-            if existing.state == "Attached":
-                raise ControlPlaneError(f"{disk_id}: attached to {existing.managed_by}")
-            if existing.state == "ActiveUpload":
-                await self.control.revoke(disk_id)
-        else:
-            await self.control.create_upload_disk(
-                disk_id,
-                location=self.target.location,
-                upload_size=disk.report.blob_size,
-                os_type=os_type,
-                hyper_v_generation=vm.generation,
-                sku=disk.sku,
-                tags={**vm.tags, SOURCE_TAG: tag},
-            )
-            outcome.resources.append(disk_id)
-
+            if existing.state not in OPEN_STATES:
+                raise ControlPlaneError(
+                    f"{disk_id}: the disk is {existing.state}"
+                    + (f" (to {existing.managed_by})" if existing.managed_by else "")
+                )
+        status = result.upload = DiskUploadStatus(disk_id)
         async with self._slots, self._proxy_in_use():
             with await open_raw_image(disk.spec.path) as image:
+                if existing is not None and not await self._may_continue(image, existing):
+                    existing = None  # deleted: uploaded again from the start
+                if existing is None:
+                    await self._create_for_upload(vm, disk, image, disk_id, tag, status)
+                    if disk_id not in outcome.resources:
+                        outcome.resources.append(disk_id)
+                else:
+                    status.disk_state = existing.state
                 transfer = await upload_into_ready_disk(
                     self.control,
                     image,
@@ -142,9 +164,72 @@ class DiskUploads:
                     config=self.config,
                     on_progress=self._progress(vm, disk),
                     budget=self.budget,
+                    resume=self._resume(),
+                    status=status,
                 )
         result.bytes_uploaded = transfer.stats.bytes_uploaded
         return disk_id
+
+    async def mark_prepared(self, vm: ResolvedVm, outcome: VmOutcome) -> None:
+        """Tag every disk of ``vm`` prepared (from the image its source tag names), so
+        that a run again, stopped before the VM was registered, does not prepare it twice."""
+        for disk, result in zip(vm.disks, outcome.disks, strict=True):
+            if result.disk_id is not None:
+                tag = await anyio.to_thread.run_sync(source_tag, disk)
+                await self.control.add_disk_tags(result.disk_id, {PREPARED_TAG: tag})
+                result.prepared = True
+
+    def _resume(self) -> ResumeOptions | None:
+        directory = self.settings.journal_dir
+        return None if directory is None else ResumeOptions(directory, self.settings.restart)
+
+    async def _may_continue(self, image: RawImage, disk: DiskInfo) -> bool:
+        """A disk an earlier run left open for upload: True to continue it from its
+        journal; False once it is deleted (``restart``); else :class:`DiskLeftOpen`."""
+        resume = self._resume()
+        if resume is None:
+            raise DiskLeftOpen(
+                f"{disk.id}: the managed disk was left open for upload ({disk.state}) by an"
+                " earlier run, and this run keeps no journal to continue it; run with a"
+                " journal folder, or revoke access to the disk and delete it"
+            )
+        if disk.state == "ReadyToUpload" and not resume.restart:
+            found = await journal_status(image, disk_key(disk.id), disk_identity(disk), resume)
+            if not found.found:
+                # Created by a run stopped before it began the disk's journal (its source
+                # tag is this image's): no access was ever granted, nothing written.
+                await begin_disk_journal(self.control, image, disk.id, resume)
+                return True
+        if await may_continue_upload(image, disk, resume, blob_size(image.size)):
+            return True
+        await take_back_open_disk(self.control, disk, config=self.config)
+        return False
+
+    async def _create_for_upload(
+        self,
+        vm: ResolvedVm,
+        disk: ResolvedDisk,
+        image: RawImage,
+        disk_id: str,
+        tag: str,
+        status: DiskUploadStatus,
+    ) -> None:
+        resume = self._resume()
+        if resume is not None:
+            await forget_journal(disk_key(disk_id), resume)  # of a disk that is gone
+        status.disk_state = "Creating"
+        await self.control.create_upload_disk(
+            disk_id,
+            location=self.target.location,
+            upload_size=disk.report.blob_size,
+            os_type=_os_type(vm, disk),
+            hyper_v_generation=vm.generation,
+            sku=disk.sku,
+            tags={**vm.tags, SOURCE_TAG: tag},
+        )
+        status.disk_state, status.created = "ReadyToUpload", True
+        if resume is not None:
+            status.journal = await begin_disk_journal(self.control, image, disk_id, resume)
 
     def _progress(self, vm: ResolvedVm, disk: ResolvedDisk) -> ProgressCallback:
         def progress(event: ProgressEvent) -> None:
@@ -159,11 +244,11 @@ class DiskUploads:
         disk: ResolvedDisk,
         result: RestoredDisk,
         disk_id: str,
-        os_type: str | None,
         tag: str,
     ) -> None:
-        """Page-blob mode: upload the VHD to the storage account, then create the managed
-        disk from it (createOption Import). The page blob stays; delete it when done."""
+        """Page-blob mode: upload the VHD to the storage account (leased while it is
+        written, resumable from its journal), then create the managed disk from it
+        (createOption Import). The page blob stays; delete it when done."""
         target = self.target
         account_id = target.storage_account_id or self.settings.storage_account_id
         if not target.storage_account or not account_id:
@@ -171,7 +256,8 @@ class DiskUploads:
                 "disks: page-blob needs target.storage_account and target.storage_account_id"
                 " (or AZRESTORE_STORAGE_ACCOUNT_ID)"
             )
-        blob_url = f"{target.storage_account.rstrip('/')}/{target.container}/{disk.name}.vhd"
+        blob_url = page_blob_url(target.storage_account, target.container, vm, disk)
+        result.blob_url = blob_url
         async with self._slots, self._proxy_in_use():
             with await open_raw_image(disk.spec.path) as image:
                 async with open_page_blob(
@@ -188,6 +274,7 @@ class DiskUploads:
                         config=self.config,
                         on_progress=self._progress(vm, disk),
                         budget=self.budget,
+                        resume=self._resume(),
                     )
         result.bytes_uploaded = transfer.stats.bytes_uploaded
         await self.control.create_import_disk(
@@ -195,7 +282,7 @@ class DiskUploads:
             location=target.location,
             source_uri=blob_url,
             storage_account_id=account_id,
-            os_type=os_type,
+            os_type=_os_type(vm, disk),
             hyper_v_generation=vm.generation,
             sku=disk.sku,
             tags={**vm.tags, SOURCE_TAG: tag},
@@ -203,3 +290,18 @@ class DiskUploads:
 
     def _proxy_in_use(self) -> AbstractAsyncContextManager[None]:
         return nullcontext() if self.proxy is None else self.proxy.use()
+
+
+def _os_type(vm: ResolvedVm, disk: ResolvedDisk) -> str | None:
+    """The osType of an OS disk (None for a data disk)."""
+    if disk.lun is not None:
+        return None
+    return "Linux" if vm.os_family == "linux" else "Windows"
+
+
+def page_blob_url(account_url: str, container: str, vm: ResolvedVm, disk: ResolvedDisk) -> str:
+    """Where page-blob mode writes a disk's VHD: under its resource group's name, lower
+    case as Azure compares disk names, so that two plans restoring a disk of one name into
+    two resource groups through one storage account never share a blob."""
+    name = f"{vm.resource_group}/{disk.name}".lower()
+    return f"{account_url.rstrip('/')}/{container}/{name}.vhd"

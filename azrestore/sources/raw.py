@@ -13,11 +13,12 @@ import stat
 from ..errors import InputError, unreadable_file
 from ..formats.containers import detect_container
 from ..formats.sizes import MAX_DISK_SIZE, SECTOR, KiB, format_size
-from .base import ChainLink
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from .base import ChainLink
 
 _HEAD = 64 * KiB
 
@@ -40,6 +41,8 @@ class RawImage:
 
     @property
     def chain(self) -> tuple[ChainLink, ...]:
+        from .base import ChainLink  # here: the quick convert start loads no dataclasses
+
         return (ChainLink(self.path, "raw"),)
 
     @classmethod

@@ -5,6 +5,7 @@ coroutine on uvloop, and :func:`reporting`, which hands any error to the one err
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,8 +64,26 @@ def reporting(ctx: typer.Context) -> Iterator[None]:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run one coroutine to completion on uvloop."""
-    result: T = uvloop.run(coroutine)
+    result: T = uvloop.run(_quiet_teardown(coroutine))
     return result
+
+
+async def _quiet_teardown(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` with the loop's exception handler told to drop one known noise:
+    uvloop's TLS protocol writing to a transport that a cancelled run (Ctrl-C) has
+    already closed. Everything else still goes to the default handler."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, RuntimeError) and "handler is closed" in str(error):
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    return await coroutine
 
 
 def size_option(value: str | int) -> int:
@@ -91,3 +110,18 @@ ConnectionStringOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (the event loop's SIGINT handler cancels the
+    upload), so that it still reports what it leaves in Azure."""
+
+    def on_terminate(signum: int, frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

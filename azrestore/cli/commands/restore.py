@@ -4,13 +4,17 @@ rendering of a restore lives in :mod:`azrestore.cli.restore`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from ..text import error_line, print_json
-from .common import JsonOption, proxy_settings, reporting, run
+from .common import JsonOption, proxy_settings, reporting, run, terminate_as_interrupt
+
+if TYPE_CHECKING:
+    from ...restore.outcome import RestoreReport
+    from ..restore import RestoreView
 
 
 def plan_example() -> None:
@@ -42,25 +46,38 @@ def restore(
         float,
         typer.Option(help="With --emulator: multiplies every simulated Azure duration."),
     ] = 0.05,
+    journal_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal-dir",
+            metavar="DIR",
+            help="Where the disks' resume journals live (default: journals/ in"
+            " $AZRESTORE_STATE_DIR, else in $XDG_STATE_HOME/azrestore or"
+            " ~/.local/state/azrestore).",
+            show_default=False,
+        ),
+    ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Delete the disks an interrupted run left open for upload and upload them"
+            " again, instead of continuing them.",
+        ),
+    ] = False,
 ) -> None:
     """Restore the VMs of a plan into Azure.
 
-    Uploads and prepares their disks, registers the VMs and powers them on. Exit 0 when
-    every VM succeeded, 1 when any failed, 2 for a bad plan.
+    Uploads and prepares their disks, registers the VMs and powers them on. Run again
+    after an interruption, it continues each VM from the step it reached. Exit 0 when
+    every VM succeeded, 1 when any failed, 2 for a bad plan, 130 when interrupted.
     """
-    from ..restore import (
-        RestoreView,
-        dry_run_steps,
-        report_json,
-        report_table,
-        resolve_plan_file,
-        run_restore,
-    )
-
     with reporting(ctx):
         if time_factor <= 0:
             raise typer.BadParameter("--time-factor must be positive")
         if dry_run:
+            from ..restore import dry_run_steps, resolve_plan_file
+
             resolved = run(resolve_plan_file(plan, emulator=use_emulator))
             if as_json:
                 print_json(
@@ -71,24 +88,49 @@ def restore(
                     print(f"warning: {warning}")
                 print("\n".join(dry_run_steps(resolved)))
             return
-        with RestoreView(None if as_json else Console(stderr=True)) as view:
-            report = run(
-                run_restore(
-                    plan,
-                    emulator=use_emulator,
-                    time_factor=time_factor,
-                    config_override=None,
-                    view=view,
-                    proxy=proxy_settings(ctx),
+        view: RestoreView | None = None
+        try:
+            from ..restore import RestoreView, interrupted_summary, run_restore
+
+            view = RestoreView(None if as_json else Console(stderr=True))
+            with view, terminate_as_interrupt():
+                report = run(
+                    run_restore(
+                        plan,
+                        emulator=use_emulator,
+                        time_factor=time_factor,
+                        config_override=None,
+                        view=view,
+                        proxy=proxy_settings(ctx),
+                        journal_dir=journal_dir,
+                        restart=restart,
+                    )
                 )
-            )
+        except KeyboardInterrupt:
+            if view is None or view.report is None:  # stopped before any VM's began
+                if as_json:
+                    print_json(
+                        {"interrupted": True, "vms": [], "left_in_azure": [], "left_open": []}
+                    )
+                raise
+            # The report of the run stopped midway, then the one error line (exit 130).
+            _print_report(view.report, as_json)
+            raise KeyboardInterrupt(interrupted_summary(view.report)) from None
     for failed in report.vms:
         if failed.status != "succeeded":
             error_line(f"{failed.name}: {failed.error}")
+    _print_report(report, as_json)
+    raise typer.Exit(0 if report.succeeded else 1)
+
+
+def _print_report(report: RestoreReport, as_json: bool) -> None:
+    from ..restore import report_json, report_table
+
     if as_json:
         print(report_json(report))
-    else:
-        Console().print(report_table(report))
-        for resource in report.left_in_azure:
-            print(f"left in Azure: {resource}")
-    raise typer.Exit(0 if report.succeeded else 1)
+        return
+    Console().print(report_table(report))
+    for resource in report.left_in_azure:
+        print(f"left in Azure: {resource}")
+    for disk_id, why in report.left_open():
+        print(f"left open for upload: {disk_id}: {why}")

@@ -3,9 +3,6 @@ upload that, stopped by Ctrl-C or SIGTERM, says which disk it leaves open."""
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +15,7 @@ from ...transfer.config import TransferConfig
 from ...transfer.resume import ResumeOptions
 from ..progress import TransferProgress
 from ..text import print_json
-from .common import run
+from .common import run, terminate_as_interrupt
 
 if TYPE_CHECKING:
     from ...azure.manageddisk import ManagedDiskResult
@@ -66,21 +63,6 @@ def upload_to_disk(
                 }
             )
         raise KeyboardInterrupt(left) from None
-
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does (the event loop's SIGINT handler cancels the
-    upload), so that it still reports what it leaves in Azure."""
-
-    def on_terminate(signum: int, frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    previous = signal.signal(signal.SIGTERM, on_terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def managed_disk_target(
