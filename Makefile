@@ -12,7 +12,7 @@ APT_PACKAGES := qemu-utils gdisk fdisk e2fsprogs ntfs-3g dosfstools xfsprogs lib
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install test lint typecheck unit demo bench bench-bulk bench-gateway clean
+.PHONY: install test lint typecheck unit demo bench bench-bulk bench-gateway bench-sources clean
 
 install: $(VENV)/.installed $(TOOLS)/.azurite-$(AZURITE_VERSION) .apt-installed
 
@@ -68,6 +68,9 @@ bench-bulk: install
 
 bench-gateway: install
 	$(BIN)/python -m benchmarks.gateway $(BENCH_ARGS)
+
+bench-sources: install
+	$(BIN)/python -m benchmarks.sources $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .apt-installed .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,191 @@
+"""Container formats against the raw image: the same 1 GiB of data in an 8 GiB disk as raw,
+qcow2, VMDK (monolithicSparse and streamOptimized) and dynamic VHDX, uploaded to Azurite
+by `azrestore upload` and converted by `azrestore convert` side by side with
+`qemu-img convert -O vpc -o subformat=fixed,force_size`, the tools taking turns. Prints
+JSON: medians, each format's upload throughput over the raw image's, convert time over
+qemu-img's, peak RSS, and bytes read against the format's allocated bytes.
+
+    python -m benchmarks.sources [--disk-gib 8] [--data-mib 1024] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from azure.storage.blob import BlobServiceClient
+
+from azrestore.emulator.azurite import AzuriteProcess
+
+from . import results
+from .blobcheck import CONTAINER, sas_url
+from .children import Child, last_json, note, run_child
+from .tools import compile_package, find_azrestore, tool_version
+
+#: The formats compared with raw: (label, qemu-img's -O and -o).
+FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("qcow2", "qcow2", ""),
+    ("vmdk-monolithicSparse", "vmdk", "subformat=monolithicSparse"),
+    ("vmdk-streamOptimized", "vmdk", "subformat=streamOptimized"),
+    ("vhdx-dynamic", "vhdx", "subformat=dynamic"),
+)
+#: Data is written in extents of this size, spread evenly over the disk.
+EXTENT = 64 << 20
+
+
+def make_raw(path: Path, disk: int, data: int) -> None:
+    """A sparse raw disk of ``disk`` bytes holding ``data`` bytes of random data (not
+    compressible), in extents spread over the whole disk."""
+    rng = np.random.default_rng(11)
+    extents = max(1, data // EXTENT)
+    stride = disk // extents
+    with path.open("wb") as handle:
+        handle.truncate(disk)
+        for index in range(extents):
+            handle.seek(index * stride)
+            handle.write(rng.bytes(min(EXTENT, data - index * EXTENT)))
+
+
+def make_image(raw: Path, out: Path, fmt: str, options: str) -> None:
+    argv = ["qemu-img", "convert", "-f", "raw", "-O", fmt]
+    if options:
+        argv += ["-o", options]
+    subprocess.run([*argv, str(raw), str(out)], check=True, capture_output=True)
+
+
+def _measured(child: Child) -> dict[str, Any]:
+    return {"wall_s": child.wall_s, "cpu_s": child.cpu_s, "maxrss_kib": child.maxrss_kib}
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--disk-gib", type=int, default=8)
+    parser.add_argument("--data-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", default="", help="default: a temporary folder")
+    parser.add_argument(
+        "--json-out",
+        default="",
+        metavar="FILE",
+        help="also write the JSON here (default benchmarks/results/sources.json; '-' for none)",
+    )
+    args = parser.parse_args(argv)
+    azrestore = find_azrestore()
+    if azrestore is None:
+        print("azrestore is not installed (make install)", file=sys.stderr)
+        return 2
+    compile_package()
+    started = results.started()
+    disk, data = args.disk_gib << 30, args.data_mib << 20
+    with tempfile.TemporaryDirectory(prefix="azr-src-", dir=args.workdir or None) as work_dir:
+        work = Path(work_dir)
+        logs = work / "logs"
+        machine = results.machine_info(work)
+        raw = work / "disk.raw"
+        make_raw(raw, disk, data)
+        images = {"raw": raw}
+        for label, fmt, options in FORMATS:
+            images[label] = work / f"disk.{label}"
+            make_image(raw, images[label], fmt, options)
+            note(f"made {label}: {images[label].stat().st_blocks * 512 >> 20} MiB on disk")
+        uploads: dict[str, list[dict[str, Any]]] = {label: [] for label in images}
+        converts: dict[str, list[dict[str, Any]]] = {label: [] for label in images}
+        qemu: dict[str, list[dict[str, Any]]] = {label: [] for label in images}
+        read: dict[str, dict[str, Any]] = {}
+        with AzuriteProcess() as azurite:
+            with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+                service.create_container(CONTAINER)
+            for index in range(args.repeat):
+                for label, image in images.items():
+                    url = sas_url(azurite.account_url, f"{label}-{index}.vhd")
+                    child = run_child(
+                        [azrestore, "upload", str(image), "--to", url, "--json", "--overwrite",
+                         "--restart", "--journal-dir", str(work / "journals")],
+                        log_dir=logs, label=f"upload-{label}-{index}", timeout=1800,
+                    )  # fmt: skip
+                    if child.returncode != 0:
+                        print(child.stderr, file=sys.stderr)
+                        return 1
+                    uploads[label].append(_measured(child))
+                    report = last_json(child.stdout) or {}
+                    read[label] = {"bytes_read": report.get("bytes_read")}
+                    note(f"upload {label} #{index}: {child.wall_s:.2f} s")
+                    out = work / "out.vhd"
+                    out.unlink(missing_ok=True)
+                    child = run_child(
+                        [azrestore, "convert", str(image), str(out), "--json"],
+                        log_dir=logs, label=f"convert-{label}-{index}", timeout=1800,
+                    )  # fmt: skip
+                    if child.returncode != 0:
+                        print(child.stderr, file=sys.stderr)
+                        return 1
+                    converts[label].append(_measured(child))
+                    out.unlink(missing_ok=True)
+                    child = run_child(
+                        ["qemu-img", "convert", "-O", "vpc", "-o", "subformat=fixed,force_size",
+                         str(image), str(out)],
+                        log_dir=logs, label=f"qemu-{label}-{index}", timeout=1800,
+                    )  # fmt: skip
+                    if child.returncode != 0:
+                        print(child.stderr, file=sys.stderr)
+                        return 1
+                    qemu[label].append(_measured(child))
+                    out.unlink(missing_ok=True)
+                    note(f"convert {label} #{index}: {converts[label][-1]['wall_s']:.2f} s,"
+                         f" qemu-img {child.wall_s:.2f} s")  # fmt: skip
+        for label, image in images.items():
+            inspected = subprocess.run(
+                [azrestore, "inspect", str(image), "--json"], capture_output=True, text=True
+            )
+            allocated = json.loads(inspected.stdout).get("allocated_bytes")
+            read[label]["allocated_bytes"] = allocated
+    raw_rate = data / _median(uploads["raw"], "wall_s")
+    result: dict[str, Any] = {
+        "benchmark": "sources",
+        "started": started,
+        "machine": machine,
+        "versions": results.versions({"qemu-img": tool_version(["qemu-img", "--version"])}),
+        "disk_bytes": disk,
+        "data_bytes": data,
+        "repeat": args.repeat,
+        "formats": {},
+    }
+    for label in images:
+        upload_wall = _median(uploads[label], "wall_s")
+        convert_wall = _median(converts[label], "wall_s")
+        qemu_wall = _median(qemu[label], "wall_s")
+        result["formats"][label] = {
+            "upload": {
+                "wall_s": round(upload_wall, 3),
+                "data_mib_per_s": round(data / upload_wall / 2**20, 1),
+                "maxrss_mib": round(max(r["maxrss_kib"] for r in uploads[label]) / 1024, 1),
+                "throughput_over_raw": round(data / upload_wall / raw_rate, 3),
+            },
+            "convert": {
+                "wall_s": round(convert_wall, 3),
+                "qemu_img_wall_s": round(qemu_wall, 3),
+                "qemu_img_over_azrestore": round(qemu_wall / convert_wall, 3),
+                "maxrss_mib": round(max(r["maxrss_kib"] for r in converts[label]) / 1024, 1),
+            },
+            **read[label],
+            "runs": {"upload": uploads[label], "convert": converts[label], "qemu": qemu[label]},
+        }
+    text = json.dumps(result, indent=2)
+    results.write(text, results.json_out_path(args.json_out, "sources"))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
