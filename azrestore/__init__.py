@@ -24,8 +24,10 @@ if TYPE_CHECKING:
         TargetExistsError,
         TransferError,
     )
+    from .sources.base import FORMATS, ChainLink, DiskSource
+    from .sources.open import open_source
     from .sources.raw import RawImage, open_raw_image
-    from .sources.report import ImageReport, inspect_image
+    from .sources.report import ImageReport, inspect_image, inspect_source
     from .transfer.bandwidth import Bandwidth
     from .transfer.budget import TransferBudget
     from .transfer.config import Checksum, TransferConfig
@@ -40,9 +42,12 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AuthenticationExpired": ".errors",
     "AzRestoreError": ".errors",
+    "FORMATS": ".sources.base",
     "Bandwidth": ".transfer.bandwidth",
+    "ChainLink": ".sources.base",
     "Checksum": ".transfer.config",
     "ConvertResult": ".transfer.convert",
+    "DiskSource": ".sources.base",
     "EventKind": ".transfer.progress",
     "ImageReport": ".sources.report",
     "InputError": ".errors",
@@ -62,8 +67,10 @@ _EXPORTS = {
     "VerifyResult": ".transfer.verify",
     "convert_to_vhd": ".transfer.convert",
     "inspect_image": ".sources.report",
+    "inspect_source": ".sources.report",
     "open_page_blob": ".azure.pageblob",
     "open_raw_image": ".sources.raw",
+    "open_source": ".sources.open",
     "upload_disk": ".transfer.pipeline",
     "upload_many": ".transfer.scheduler",
     "verify_disk": ".transfer.verify",
@@ -75,11 +82,14 @@ __getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
 __version__ = "0.1.0"
 
 __all__ = [
+    "FORMATS",
     "AuthenticationExpired",
     "AzRestoreError",
     "Bandwidth",
+    "ChainLink",
     "Checksum",
     "ConvertResult",
+    "DiskSource",
     "EventKind",
     "ImageReport",
     "InputError",
@@ -100,8 +110,10 @@ __all__ = [
     "__version__",
     "convert_to_vhd",
     "inspect_image",
+    "inspect_source",
     "open_page_blob",
     "open_raw_image",
+    "open_source",
     "upload_disk",
     "upload_many",
     "verify_disk",

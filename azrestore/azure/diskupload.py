@@ -18,7 +18,7 @@ import anyio
 from ..errors import AuthenticationExpired, AzRestoreError
 from ..formats.sizes import FOOTER_SIZE, blob_size, virtual_size
 from ..formats.vhd import fixed_vhd_footer
-from ..sources.raw import RawImage
+from ..sources.base import DiskSource
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
@@ -126,7 +126,7 @@ class DiskUploadSink:
 
 
 async def begin_disk_journal(
-    control: ControlPlane, image: RawImage, disk_id: str, resume: ResumeOptions
+    control: ControlPlane, image: DiskSource, disk_id: str, resume: ResumeOptions
 ) -> str:
     """Start the journal of an upload into ``disk_id``, just created, before access is
     granted: a run killed after this leaves a disk that the same command continues."""
@@ -141,7 +141,7 @@ async def begin_disk_journal(
 
 async def upload_into_ready_disk(
     control: ControlPlane,
-    image: RawImage,
+    image: DiskSource,
     disk_id: str,
     *,
     config: TransferConfig,

@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InputError, TargetExistsError
+from ..formats.limits import (
+    MAX_UPLOAD_SIZE,
+    MIN_UPLOAD_SIZE,
+    managed_disk_problem,
+    os_disk_problem,
+)
 from ..formats.os_disk import os_disk_kind
-from ..formats.sizes import blob_size, format_size
-from ..sources.raw import RawImage
-from ..sources.report import inspect_image
+from ..formats.sizes import blob_size
+from ..sources.base import DiskSource
+from ..sources.report import inspect_source
 from ..transfer.config import TransferConfig
 from ..transfer.journal import JournalError
 from ..transfer.progress import ProgressCallback, TransferResult
@@ -32,6 +38,8 @@ from .diskupload import (
 from .resource_id import ResourceId
 
 __all__ = [
+    "MAX_UPLOAD_SIZE",
+    "MIN_UPLOAD_SIZE",
     "DiskLeftOpen",
     "DiskUploadStatus",
     "ManagedDiskResult",
@@ -40,10 +48,6 @@ __all__ = [
     "may_continue_upload",
     "upload_into_ready_disk",
 ]
-
-#: Azure's bounds on uploadSizeBytes (virtual size + 512).
-MIN_UPLOAD_SIZE = 20_972_032
-MAX_UPLOAD_SIZE = 35_183_298_347_520
 
 OsType = Literal["Linux", "Windows"]
 Generation = Literal["V1", "V2"]
@@ -75,10 +79,10 @@ class ManagedDiskResult:
         return data
 
 
-async def detect_disk_kind(image: RawImage) -> tuple[OsType | None, Generation]:
+async def detect_disk_kind(image: DiskSource) -> tuple[OsType | None, Generation]:
     """OS type and generation from the image's partition table: an OS disk's family
     (None when it is not recognisably an OS disk) and V2 for UEFI, V1 otherwise."""
-    report = await inspect_image(image.path)
+    report = await inspect_source(image)
     kind = os_disk_kind(report.layout)
     os_type: OsType | None = (
         "Linux" if kind.family == "linux" else "Windows" if kind.family == "windows" else None
@@ -89,7 +93,7 @@ async def detect_disk_kind(image: RawImage) -> tuple[OsType | None, Generation]:
 
 
 async def create_disk_and_upload(
-    image: RawImage,
+    image: DiskSource,
     disk_id: str,
     *,
     location: str,
@@ -108,7 +112,9 @@ async def create_disk_and_upload(
     ``image`` into it with :func:`upload_into_ready_disk`. Returns the disk's final state.
 
     ``os_type`` and ``hyper_v_generation`` default to what the image's partition table
-    says. Bad input is refused before anything is created.
+    says. Bad input is refused before anything is created, Azure's size rules too: a
+    managed disk is 20 MiB to 32 TiB, an OS disk at most 4 TiB and over 2 TiB only with
+    generation V2.
 
     With ``resume`` (a journal directory; ``key`` is ignored: the disk's resource id
     names its journal), an upload that was interrupted continues: a disk found open for
@@ -124,11 +130,9 @@ async def create_disk_and_upload(
     if not location:
         raise InputError("a location is needed to create a managed disk (--location)")
     size = blob_size(image.size)
-    if not MIN_UPLOAD_SIZE <= size <= MAX_UPLOAD_SIZE:
-        raise InputError(
-            f"{image.path}: a managed disk upload must be between {format_size(MIN_UPLOAD_SIZE)}"
-            f" and {format_size(MAX_UPLOAD_SIZE)}; this disk's VHD is {format_size(size)}"
-        )
+    problem = managed_disk_problem(image.size)
+    if problem is not None:
+        raise InputError(f"{image.path}: {problem}")
     detected_os, detected_generation = await detect_disk_kind(image)
     chosen_os = detected_os if os_type == "auto" else None if os_type == "none" else os_type
     generation = detected_generation if hyper_v_generation == "auto" else hyper_v_generation
@@ -137,6 +141,10 @@ async def create_disk_and_upload(
             f"{image.path}: the disk boots with UEFI (GPT with an EFI system partition), so it"
             " needs generation V2; V1 would not boot it"
         )
+    if chosen_os is not None:
+        problem = os_disk_problem(image.size, generation)
+        if problem is not None:
+            raise InputError(f"{image.path} (an OS disk, {chosen_os}): {problem}")
     status = status if status is not None else DiskUploadStatus(disk_id)
 
     async with AsyncExitStack() as stack:
@@ -192,7 +200,7 @@ async def create_disk_and_upload(
 
 
 async def may_continue_upload(
-    image: RawImage, disk: DiskInfo, resume: ResumeOptions, size: int
+    image: DiskSource, disk: DiskInfo, resume: ResumeOptions, size: int
 ) -> bool:
     """Whether the upload of ``image`` (VHD ``size`` bytes) into ``disk``, found open for
     upload, continues (True: its journal fits; pass ``resume`` on to
@@ -220,7 +228,7 @@ async def may_continue_upload(
     raise _left_open(disk, image, why)
 
 
-def _left_open(disk: DiskInfo, image: RawImage, why: str) -> DiskLeftOpen:
+def _left_open(disk: DiskInfo, image: DiskSource, why: str) -> DiskLeftOpen:
     return DiskLeftOpen(
         f"{disk.id}: the managed disk exists and is open for upload ({disk.state}), but"
         f" {image.path} cannot be continued into it: {why}; nothing was written. Use --restart"

@@ -20,6 +20,8 @@ import aiohttp
 import anyio
 
 from ..errors import AuthenticationExpired, InputError, SinkError, TargetExistsError
+from ..formats.limits import page_blob_problem
+from ..formats.sizes import FOOTER_SIZE
 from ..transfer.config import DEFAULT_CONCURRENCY, Checksum
 from ..transfer.sink import TargetIdentity
 from .auth import BearerAuth, BlobAuth, resolve_auth
@@ -87,11 +89,16 @@ class PageBlobSink:
         return self._target.current.url
 
     async def prepare(self, size: int) -> None:
-        """Create the page blob of ``size`` bytes, or check an existing one's size."""
+        """Create the page blob of ``size`` bytes, or check an existing one's size. A
+        blob over 8 TiB is refused before it is asked for (an existing blob, such as a
+        managed disk's upload URL, may be larger: its size is checked instead)."""
         if self.existing:
             await self._check_existing(size)
             self.fresh = False
             return
+        problem = page_blob_problem(size - FOOTER_SIZE)
+        if problem is not None:
+            raise InputError(f"{self.description}: {problem}")
         headers = {
             "x-ms-blob-type": "PageBlob",
             "x-ms-blob-content-length": str(size),

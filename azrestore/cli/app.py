@@ -70,7 +70,8 @@ class OneLineUsageGroup(TyperGroup):
 app = typer.Typer(
     cls=OneLineUsageGroup,
     name=PROG,
-    help="Convert raw disk images to fixed VHDs and upload them to Azure page blobs.",
+    help="Convert disk images (raw, qcow2, VMDK, VHDX, VHD, VDI, NBD exports) to fixed VHDs"
+    " and upload them to Azure page blobs and managed disks.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -3,10 +3,11 @@ command line (:mod:`azrestore.cli.app`).
 
 The full command line (typer, rich, pydantic) takes longer to start than the conversion
 of a sparse image takes (figures in docs/benchmarks.md). A plain
-``azrestore [--debug] convert IMAGE OUT [--json] [--overwrite]`` with no progress bar to
-draw (``--json``, or stderr not a terminal) runs here instead, with the same output, error
-lines and exit codes. Anything else - help, a usage error, a terminal to draw on - goes to
-the full command line, which checks and reports it.
+``azrestore [--debug] convert IMAGE OUT [--json] [--overwrite]`` of a raw image with no
+progress bar to draw (``--json``, or stderr not a terminal) runs here instead, with the
+same output, error lines and exit codes. Anything else - help, a usage error, a terminal
+to draw on, ``--format``, an image in a container format or an NBD URL (opened on an
+event loop) - goes to the full command line, which checks and reports it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 #: The options of ``convert`` that the quick start understands; a test keeps this in step
 #: with the full command's options.
 CONVERT_FLAGS = frozenset({"--json", "--overwrite"})
+#: The options of ``convert`` that only the full command line takes.
+FULL_CONVERT_FLAGS = frozenset({"--format"})
+#: Bytes of an image's start that name its container format (see formats/containers.py).
+_HEAD = 64 * 1024
 
 
 class QuickConvert:
@@ -68,6 +73,35 @@ def parse_quick_convert(argv: Sequence[str], *, stderr_is_terminal: bool) -> Qui
     return QuickConvert(paths[0], paths[1], as_json, "--overwrite" in flags, debug)
 
 
+def quick_can_read(image: str) -> bool:
+    """Whether the quick start can convert ``image`` itself: not an NBD URL, and no
+    container format's signature in its first 64 KiB or last 512 bytes. (Anything it
+    cannot open is left to it: it reports missing files and the like as the full command
+    line does.)"""
+    if "://" in image:
+        return False
+    import stat
+
+    try:
+        mode = os.stat(image).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            return True  # refused by the quick start, worded as the full command line does
+        fd = os.open(image, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return True
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        head = os.pread(fd, _HEAD, 0)
+        tail = os.pread(fd, 512, max(0, size - 512))
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    from ..formats.containers import detect_container
+
+    return detect_container(head, tail) is None
+
+
 def run_quick_convert(request: QuickConvert) -> int:
     """Convert as ``azrestore convert`` does; returns the exit code. Errors are reported
     by the same edge as the full command line's (:func:`azrestore.cli.edge.report_error`)."""
@@ -97,6 +131,8 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "1")
 def main() -> None:
     """Console-script entry point."""
     request = parse_quick_convert(sys.argv[1:], stderr_is_terminal=os.isatty(2))
+    if request is not None and not quick_can_read(request.image):
+        request = None  # a container format or a URL: read through the full command line
     if request is None:
         os.environ.setdefault(*BLAS_THREADS)
         from .app import main as full_main

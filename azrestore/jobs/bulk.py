@@ -34,11 +34,14 @@ async def upload_entries(
     resume: ResumeOptions,
     verify: bool,
     observer: BulkObserver,
+    image_format: str | None = None,
 ) -> list[DiskOutcome]:
-    """Upload every entry; one outcome per entry, in order. A disk that fails does not
-    stop the others: its outcome carries the error. Every entry's URL is checked first
-    (container and blob names by Azure's rules): a bad one is an InputError naming the
-    entry, before any request; so are two entries naming one blob, in any spelling.
+    """Upload every entry; one outcome per entry, in order. An entry's image is opened
+    with its own format, else ``image_format`` (else the one found from the image). A
+    disk that fails does not stop the others: its outcome carries the error. Every
+    entry's URL is checked first (container and blob names by Azure's rules): a bad one
+    is an InputError naming the entry, before any request; so are two entries naming one
+    blob, in any spelling.
     """
     from ..azure.auth import blob_url_of
     from ..azure.pageblob import open_blob_session, open_page_blob
@@ -68,6 +71,7 @@ async def upload_entries(
                 name=entry.label,
                 on_progress=observer.callback(index),
                 on_verify_progress=observer.verify_callback(index),
+                format=entry.format or image_format,
             )
             for index, entry in enumerate(entries)
         ]

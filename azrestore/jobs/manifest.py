@@ -2,12 +2,14 @@
 
 A manifest is either a JSON or YAML list of mappings::
 
-    - image: disks/web-os.raw
+    - image: disks/web-os.qcow2
       to: https://ACCOUNT.blob.core.windows.net/vhds/web-os.vhd
       name: web-os            # optional label in progress and results
+      format: qcow2           # optional: force the image's format (else found from it)
 
 or plain lines of ``IMAGE URL`` (shell quoting allowed; ``#`` starts a comment line).
-Relative image paths are taken from the manifest's directory.
+Relative image paths are taken from the manifest's directory; an image may also be an NBD
+URL (``nbd://HOST[:PORT]/EXPORT``, ``nbd+unix:///EXPORT?socket=PATH``).
 
 No two entries may name one blob (:func:`check_distinct_targets`), however the URL is
 spelled: :func:`canonical_target` is the rule.
@@ -26,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import InputError, unreadable_file
 from ..redact import redact_url
+from ..sources.locations import check_format, join_location
 
 #: ``IMAGE=URL``; the URL may hold spaces (a blob name such as ``my disk.vhd``).
 _PAIR = re.compile(r"^(?P<image>.+?)=(?P<url>https?://.+)$")
@@ -33,15 +36,17 @@ _PAIR = re.compile(r"^(?P<image>.+?)=(?P<url>https?://.+)$")
 
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
-    """One disk: its image, the blob URL it goes to, and an optional label."""
+    """One disk: its image (a path or an NBD URL), the blob URL it goes to, an optional
+    label and the image's format (None: found from the image)."""
 
-    image: Path
+    image: str
     url: str
     name: str = ""
+    format: str | None = None
 
     @property
     def label(self) -> str:
-        return self.name or str(self.image)
+        return self.name or self.image
 
 
 def parse_pair(text: str) -> ManifestEntry | None:
@@ -49,7 +54,7 @@ def parse_pair(text: str) -> ManifestEntry | None:
     found = _PAIR.match(text)
     if found is None:
         return None
-    return ManifestEntry(Path(found["image"]), found["url"])
+    return ManifestEntry(found["image"], found["url"])
 
 
 def read_manifest(path: Path) -> list[ManifestEntry]:
@@ -90,7 +95,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
             shown = redact_url(words[1])
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             raise InputError(f"{path}:{number}: not an http(s) URL: {shown}")
-        entries.append(ManifestEntry(base / words[0], words[1]))
+        entries.append(ManifestEntry(join_location(base, words[0]), words[1]))
     return entries
 
 
@@ -101,12 +106,16 @@ def _entry(path: Path, base: Path, index: int, item: Any) -> ManifestEntry:
     image, url = item.get("image"), item.get("to", item.get("url"))
     if not isinstance(image, str) or not isinstance(url, str):
         raise InputError(f"{where}: needs 'image' and 'to' (strings)")
-    unknown = set(item) - {"image", "to", "url", "name"}
+    unknown = set(item) - {"image", "to", "url", "name", "format"}
     if unknown:
         raise InputError(f"{where}: unknown keys {', '.join(sorted(map(str, unknown)))}")
     if not url.startswith(("http://", "https://")):
         raise InputError(f"{where}: 'to' is not an http(s) URL: {redact_url(url)}")
-    return ManifestEntry(base / image, url, str(item.get("name") or ""))
+    image_format = item.get("format")
+    if image_format is not None and not isinstance(image_format, str):
+        raise InputError(f"{where}: 'format' is not a string")
+    check_format(image_format, what=f"{where}: format")
+    return ManifestEntry(join_location(base, image), url, str(item.get("name") or ""), image_format)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -1,18 +1,21 @@
-"""Upload one raw disk image: into a page blob (optionally read back and compared), or
-into a new managed disk.
+"""Upload one disk source (a raw file or device, a container format, an NBD export): into
+a page blob (optionally read back and compared), or into a new managed disk.
 
-The image is opened and checked before anything is created in Azure. Heavy modules
+The source is opened and checked, Azure's size rule for the target too (a page blob at
+most 8 TiB, a managed disk 20 MiB to 32 TiB), before anything is created in Azure. Heavy modules
 (aiohttp, numpy, the Resource Manager SDKs) are imported when a job runs, so that commands
 which never upload start faster.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..sources.raw import open_raw_image
+from ..errors import InputError
+from ..formats.limits import page_blob_problem
+from ..sources.open import open_source
 
 if TYPE_CHECKING:
     from ..azure.arm import ArmSettings
@@ -54,7 +57,7 @@ class ManagedDiskTarget:
 
 
 async def upload_to_page_blob(
-    image_path: Path,
+    image_path: str | os.PathLike[str],
     url: str,
     target: BlobTarget,
     *,
@@ -62,14 +65,21 @@ async def upload_to_page_blob(
     on_progress: ProgressCallback | None = None,
     resume: ResumeOptions | None = None,
     verify: bool = False,
+    image_format: str | None = None,
 ) -> tuple[TransferResult, VerifyResult | None]:
-    """Upload ``image_path`` as a fixed VHD into the page blob at ``url``; with ``verify``,
-    read the blob back and compare it with the image (else None)."""
+    """Upload ``image_path`` (a file of any format, or an NBD URL; ``image_format`` forces
+    its format) as a fixed VHD into the page blob at ``url``; with ``verify``, read the
+    blob back and compare it with the image (else None). A disk over 8 TiB is refused
+    unless the blob exists (``target.existing``: a managed disk's upload URL, whose size
+    is checked instead)."""
     from ..azure.pageblob import open_page_blob
     from ..transfer.pipeline import upload_disk
     from ..transfer.verify import verify_disk
 
-    with await open_raw_image(image_path) as image:
+    with await open_source(image_path, image_format=image_format) as image:
+        problem = None if target.existing else page_blob_problem(image.size)
+        if problem is not None:
+            raise InputError(f"{image.path}: {problem}")
         async with open_page_blob(
             url,
             connection_string=target.connection_string,
@@ -87,7 +97,7 @@ async def upload_to_page_blob(
 
 
 async def upload_to_new_managed_disk(
-    image_path: Path,
+    image_path: str | os.PathLike[str],
     disk: ManagedDiskTarget,
     *,
     settings: ArmSettings,
@@ -95,16 +105,19 @@ async def upload_to_new_managed_disk(
     on_progress: ProgressCallback | None = None,
     resume: ResumeOptions | None = None,
     status: DiskUploadStatus | None = None,
+    image_format: str | None = None,
 ) -> ManagedDiskResult:
     """Create managed disk ``disk`` with the image's exact size and upload the image into
     it (direct upload, like Add-AzVhd), through the Resource Manager ``settings`` name.
 
     With ``resume``, an interrupted upload into the disk continues (or, with
     ``resume.restart``, the disk left open is deleted and created again); ``status``
-    follows the disk's state for a caller that is interrupted midway."""
+    follows the disk's state for a caller that is interrupted midway. ``image_path`` is a
+    file of any format or an NBD URL (``image_format`` forces its format); a managed disk
+    takes up to 32 TiB (an OS disk 4 TiB, over 2 TiB with generation V2)."""
     from ..azure.manageddisk import create_disk_and_upload
 
-    with await open_raw_image(image_path) as image:
+    with await open_source(image_path, image_format=image_format) as image:
         return await create_disk_and_upload(
             image,
             disk.disk_id,

@@ -31,7 +31,8 @@ from ..azure.manageddisk import DiskLeftOpen, may_continue_upload, upload_into_r
 from ..azure.pageblob import open_page_blob
 from ..errors import ControlPlaneError, first_error
 from ..formats.sizes import blob_size
-from ..sources.raw import RawImage, open_raw_image
+from ..sources.base import DiskSource
+from ..sources.open import open_source
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
@@ -148,7 +149,7 @@ class DiskUploads:
                 )
         status = result.upload = DiskUploadStatus(disk_id)
         async with self._slots, self._proxy_in_use():
-            with await open_raw_image(disk.spec.path) as image:
+            with await open_source(disk.spec.path, image_format=disk.spec.format) as image:
                 if existing is not None and not await self._may_continue(image, existing):
                     existing = None  # deleted: uploaded again from the start
                 if existing is None:
@@ -183,7 +184,7 @@ class DiskUploads:
         directory = self.settings.journal_dir
         return None if directory is None else ResumeOptions(directory, self.settings.restart)
 
-    async def _may_continue(self, image: RawImage, disk: DiskInfo) -> bool:
+    async def _may_continue(self, image: DiskSource, disk: DiskInfo) -> bool:
         """A disk an earlier run left open for upload: True to continue it from its
         journal; False once it is deleted (``restart``); else :class:`DiskLeftOpen`."""
         resume = self._resume()
@@ -209,7 +210,7 @@ class DiskUploads:
         self,
         vm: ResolvedVm,
         disk: ResolvedDisk,
-        image: RawImage,
+        image: DiskSource,
         disk_id: str,
         tag: str,
         status: DiskUploadStatus,
@@ -259,7 +260,7 @@ class DiskUploads:
         blob_url = page_blob_url(target.storage_account, target.container, vm, disk)
         result.blob_url = blob_url
         async with self._slots, self._proxy_in_use():
-            with await open_raw_image(disk.spec.path) as image:
+            with await open_source(disk.spec.path, image_format=disk.spec.format) as image:
                 async with open_page_blob(
                     blob_url,
                     connection_string=self.settings.storage_connection_string,

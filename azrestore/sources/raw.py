@@ -12,7 +12,7 @@ import stat
 
 from ..errors import InputError, unreadable_file
 from ..formats.containers import detect_container
-from ..formats.sizes import MAX_DISK_SIZE, SECTOR, KiB, format_size
+from ..formats.sizes import SECTOR, KiB
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class RawImage:
         """Open and check an image; raise :class:`InputError` naming the path when it is
         missing, not a regular file or block device (a directory, FIFO, socket or
         character device: refused before it is opened, so that a FIFO without a writer
-        cannot hang the open), unreadable, empty, too large for a page blob, or a
+        cannot hang the open), unreadable, empty, or a
         container format (VHD, VHDX, qcow2, VMDK, VDI) rather than raw."""
         image_path = os.fspath(path)
         try:
@@ -73,11 +73,6 @@ class RawImage:
             size = os.lseek(fd, 0, os.SEEK_END) if is_block else info.st_size
             if size == 0:
                 raise InputError(f"{image_path}: is empty")
-            if size > MAX_DISK_SIZE:
-                raise InputError(
-                    f"{image_path}: {format_size(size)} is larger than a page blob can hold"
-                    f" (at most {format_size(MAX_DISK_SIZE)} of disk)"
-                )
             image = cls(image_path, fd, size, is_block_device=is_block)
             try:
                 head = image.read_at(0, min(_HEAD, size))

@@ -1,5 +1,5 @@
-"""Look at a raw disk image without uploading it: size, allocation, partition table, and
-the fixed VHD it would become."""
+"""Look at a disk source without uploading it: its format and backing chain, size,
+allocation, partition table, and the fixed VHD it would become."""
 
 from __future__ import annotations
 
@@ -14,13 +14,17 @@ from ..formats.layout import DiskLayout
 from ..formats.partitions import analyze_disk
 from ..formats.sizes import SECTOR, blob_size, virtual_size
 from ..formats.vhd import chs_geometry
-from .raw import RawImage, open_raw_image
+from .base import ChainLink, DiskSource
+from .open import open_source
 
 
 @dataclass(frozen=True)
 class ImageReport:
-    """What :func:`inspect_image` found. Sizes are in bytes; ``geometry`` is the
-    ``(cylinders, heads, sectors_per_track)`` of the VHD footer we would write."""
+    """What :func:`inspect_image` found. Sizes are in bytes; ``disk_size`` is the
+    source's (virtual) size, ``virtual_size`` the VHD's (``disk_size`` rounded up to a
+    MiB); ``allocated_bytes`` what the source's own map says holds data; ``chain`` every
+    file of the source, top first; ``geometry`` is the ``(cylinders, heads,
+    sectors_per_track)`` of the VHD footer we would write."""
 
     path: str
     disk_size: int
@@ -29,11 +33,16 @@ class ImageReport:
     virtual_size: int
     blob_size: int
     geometry: tuple[int, int, int]
+    format: str = "raw"
+    chain: tuple[ChainLink, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         cylinders, heads, sectors_per_track = self.geometry
         return {
             "path": self.path,
+            "format": self.format,
+            "virtual_size": self.disk_size,
+            "backing_chain": [link.to_json() for link in self.chain],
             "disk_size": self.disk_size,
             "allocated_bytes": self.allocated_bytes,
             "partition_scheme": self.layout.scheme,
@@ -54,16 +63,19 @@ class ImageReport:
         }
 
 
-def _inspect(image: RawImage, path: str) -> ImageReport:
+def _inspect(image: DiskSource) -> ImageReport:
     """The blocking part: extents, then the partition table, in one worker thread."""
+    path = image.path
     try:
-        allocated = sum(length for _, length in image.data_extents())
+        allocated = image.allocated_bytes()
         layout = analyze_disk(image.read_at, image.size)
     except OSError as exc:
         raise unreadable_file(path, exc) from None
     vsize = virtual_size(image.size)
     return ImageReport(
         path=path,
+        format=image.format,
+        chain=tuple(image.chain),
         disk_size=image.size,
         allocated_bytes=allocated,
         layout=layout,
@@ -73,13 +85,22 @@ def _inspect(image: RawImage, path: str) -> ImageReport:
     )
 
 
-async def inspect_image(path: str | os.PathLike[str]) -> ImageReport:
-    """Open a raw image, read its partition table and allocation, and report the fixed
-    VHD it would become. Raises :class:`~azrestore.errors.InputError` for an image that
-    cannot be used (see :func:`~azrestore.sources.raw.open_raw_image`)."""
-    image = await open_raw_image(path)
+async def inspect_source(image: DiskSource) -> ImageReport:
+    """Report on an open source (left open): its format and chain, partition table and
+    allocation, and the fixed VHD it would become."""
+    # Not abandoned on cancellation, so the source is never closed under the thread.
+    return await anyio.to_thread.run_sync(_inspect, image)
+
+
+async def inspect_image(
+    location: str | os.PathLike[str], *, image_format: str | None = None
+) -> ImageReport:
+    """Open a source (a file of any format, or an NBD URL: see
+    :func:`~azrestore.sources.open.open_source`; ``image_format`` forces one), read its
+    partition table and allocation, and report the fixed VHD it would become. Raises
+    :class:`~azrestore.errors.InputError` for a source that cannot be used."""
+    image = await open_source(location, image_format=image_format)
     try:
-        # Not abandoned on cancellation, so the fd is never closed under the thread.
-        return await anyio.to_thread.run_sync(_inspect, image, os.fspath(path))
+        return await inspect_source(image)
     finally:
         image.close()

@@ -1,5 +1,9 @@
-"""Raw image to fixed VHD file, locally: the data extents copied, holes left as holes and
-never read, zero padding to the MiB boundary, then the footer.
+"""Disk source to fixed VHD file, locally: the data extents copied, holes left as holes
+and never read, zero padding to the MiB boundary, then the footer.
+
+A raw file or device is copied as below, reflinked where the file system can; any other
+source (a container format, an NBD export) is read through its ``read_into`` into the
+same 2 MiB blocks.
 
 The copy is qemu-img's: 2 MiB preads and pwrites, two in flight on worker threads, into
 an output whose data extents are allocated first. On ext4 that was faster than the same
@@ -17,6 +21,7 @@ import stat
 import time
 
 from ..errors import AzRestoreError, InputError, TransferError
+from ..formats.limits import vhd_file_problem
 from ..formats.sizes import MiB, blob_size, virtual_size
 from ..formats.vhd_footer import fixed_vhd_footer
 from ..sources.raw import RawImage
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable, Iterator
     from typing import Any
+
+    from ..sources.base import DiskSource
 
 #: Bytes per read and write (qemu-img's size; 4 MiB was slower on one thread here).
 _BLOCK = 2 * MiB
@@ -101,7 +108,7 @@ class ConvertResult:
 
 
 def convert_file(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | DiskSource,
     out: str | os.PathLike[str],
     *,
     overwrite: bool = False,
@@ -109,7 +116,12 @@ def convert_file(
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
 ) -> ConvertResult:
-    """Write ``source`` (raw) to ``out`` as a fixed VHD, blocking; returns what was done.
+    """Write ``source`` to ``out`` as a fixed VHD, blocking; returns what was done.
+
+    ``source`` is an open :class:`~azrestore.sources.base.DiskSource` (left open), or the
+    path of a raw image (opened here: other formats need :func:`convert_to_vhd`, which
+    opens any source). A disk larger than Azure takes (32 TiB) is refused before the
+    output is created.
 
     ``workers`` threads copy at once (the calling thread is one; each holds one 2 MiB
     buffer). ``on_progress(done, total)`` is called from them, one call at a time, with
@@ -118,9 +130,13 @@ def convert_file(
     """
     started = time.monotonic()
     out_path = os.fspath(out)
-    image = RawImage.open(source)
+    owned = isinstance(source, (str, os.PathLike))
+    image: DiskSource = RawImage.open(source) if isinstance(source, (str, os.PathLike)) else source
     try:
-        out_fd = _open_output(out_path, image.path, overwrite)
+        problem = vhd_file_problem(image.size)
+        if problem is not None:
+            raise InputError(f"{image.path}: {problem}")
+        out_fd = _open_output(out_path, image, overwrite)
         completed = False
         try:
             copied, cloned = _copy(image, out_fd, on_progress, max(1, workers), cancel)
@@ -130,7 +146,8 @@ def convert_file(
             if not completed:
                 _remove(out_path)
     finally:
-        image.close()
+        if owned:
+            image.close()
     return ConvertResult(
         output=out_path,
         disk_size=image.size,
@@ -149,13 +166,32 @@ async def convert_to_vhd(
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int = DEFAULT_WORKERS,
+    image_format: str | None = None,
 ) -> ConvertResult:
-    """Write ``source`` (raw) to ``out`` as a fixed VHD; returns what was done.
+    """Write ``source`` (a file of any format, or an NBD URL; ``image_format`` forces its
+    format) to ``out`` as a fixed VHD; returns what was done.
 
-    :func:`convert_file` on worker threads. ``on_progress(done, total)`` is called on the
-    event loop with bytes of data extents copied so far. On cancellation the copy stops
-    within a piece and the partly written output is removed before this returns.
+    The source is opened with :func:`~azrestore.sources.open.open_source`, then
+    :func:`convert_file` runs on worker threads. ``on_progress(done, total)`` is called on
+    the event loop with bytes of data extents copied so far. On cancellation the copy
+    stops within a piece and the partly written output is removed before this returns.
     """
+    from ..sources.open import open_source
+
+    image = await open_source(source, image_format=image_format)
+    try:
+        return await _convert_open(image, out, overwrite, on_progress, workers)
+    finally:
+        image.close()
+
+
+async def _convert_open(
+    image: DiskSource,
+    out: str | os.PathLike[str],
+    overwrite: bool,
+    on_progress: Callable[[int, int], None] | None,
+    workers: int,
+) -> ConvertResult:
     import threading
 
     import anyio.from_thread
@@ -173,7 +209,7 @@ async def convert_to_vhd(
     def work() -> ConvertResult:
         try:
             return convert_file(
-                source,
+                image,
                 out,
                 overwrite=overwrite,
                 on_progress=report if on_progress is not None else None,
@@ -192,10 +228,11 @@ async def convert_to_vhd(
         raise
 
 
-def _open_output(out_path: str, image_path: str, overwrite: bool) -> int:
+def _open_output(out_path: str, image: DiskSource, overwrite: bool) -> int:
     if os.path.exists(out_path):
-        if os.path.realpath(out_path) == os.path.realpath(image_path):
-            raise InputError(f"{out_path}: output is the input image")
+        real = os.path.realpath(out_path)
+        if any(real == os.path.realpath(link.path) for link in image.chain):
+            raise InputError(f"{out_path}: output is the input image (or a file of its chain)")
         if not overwrite:
             raise InputError(f"{out_path}: already exists (use --overwrite to replace it)")
         if stat.S_ISFIFO(mode := os.stat(out_path).st_mode) or stat.S_ISSOCK(mode):
@@ -218,7 +255,7 @@ def _remove(path: str) -> None:
 
 
 def _copy(
-    image: RawImage,
+    image: DiskSource,
     out_fd: int,
     on_progress: Callable[[int, int], None] | None,
     workers: int,
@@ -233,11 +270,24 @@ def _copy(
     try:
         extents = image.data_extents()
         total = sum(length for _, length in extents)
-        cloned, extents = clone_extents(image.fileno(), out_fd, extents)
-        preallocate(out_fd, extents)
-        pieces = _pieces(extents)
         lock = _thread.allocate_lock()
         write_lock = _thread.allocate_lock()
+        copy_piece: Callable[[int, int, bytearray], None]
+        if isinstance(image, RawImage):  # the fast path: its blocks shared, else preadv
+            source_fd = image.fileno()
+            cloned, extents = clone_extents(source_fd, out_fd, extents)
+
+            def copy_piece(offset: int, length: int, buffer: bytearray) -> None:
+                _copy_piece(source_fd, out_fd, offset, length, buffer, write_lock)
+
+        else:  # any other source: through its read_into
+            cloned = 0
+
+            def copy_piece(offset: int, length: int, buffer: bytearray) -> None:
+                _read_piece(image, out_fd, offset, length, buffer, write_lock)
+
+        preallocate(out_fd, extents)
+        pieces = _pieces(extents)
         done = cloned
         if cloned and on_progress is not None:
             on_progress(done, total)
@@ -252,7 +302,7 @@ def _copy(
                         piece = next(pieces, None)
                     if piece is None:
                         return
-                    _copy_piece(image.fileno(), out_fd, *piece, buffer, write_lock)
+                    copy_piece(*piece, buffer)
                     with lock:
                         done += piece[1]
                         if on_progress is not None:
@@ -338,3 +388,27 @@ def _copy_piece(
             while written < got:
                 written += os.pwrite(dst, view[written:got], offset + written)
         offset += got
+
+
+def _read_piece(
+    image: DiskSource,
+    dst: int,
+    offset: int,
+    length: int,
+    buffer: bytearray,
+    write_lock: _thread.LockType,
+) -> None:
+    """Worker thread: :func:`_copy_piece` for a source that is not a raw file, read with
+    its ``read_into`` (which may itself block on its reader: a qemu-nbd child, a server)."""
+    view = memoryview(buffer)
+    end = offset + length
+    while offset < end:
+        want = min(len(view), end - offset)
+        got = image.read_into(view[:want], offset)
+        if got == 0:  # past the source's end: the rest stays zero
+            return
+        written = 0
+        with write_lock:
+            while written < want:
+                written += os.pwrite(dst, view[written:want], offset + written)
+        offset += want

@@ -1,10 +1,11 @@
-"""The upload pipeline: a raw disk streamed into a :class:`PageSink` as a fixed VHD.
+"""The upload pipeline: a disk source streamed into a :class:`PageSink` as a fixed VHD.
 
-Per chunk: take a concurrency slot, *then* a pooled buffer, read the window with preadv,
-find its non-zero runs and compute their digests, all in one worker-thread call; then
-send each run as a Put Page (with retries) on the event loop. Memory in use is at most
-``concurrency`` buffers of ``chunk_size`` bytes, whatever the disk's size (or the number
-of disks sharing one :class:`TransferBudget`). Holes are never read; all-zero blocks are
+Per chunk: take a concurrency slot, *then* a pooled buffer, read the window (the source's
+``read_into``: preadv for a raw file), find its non-zero runs and compute their digests,
+all in one worker-thread call; then send each run as a Put Page (with retries) on the
+event loop. Memory in use is at most ``concurrency`` buffers of ``chunk_size`` bytes,
+whatever the disk's size (or the number of disks sharing one :class:`TransferBudget`).
+Holes (extents outside the source's data extents) are never read; all-zero blocks are
 never sent; the VHD footer is written last.
 
 With a journal (``resume=``), each window is recorded once all its requests are
@@ -23,7 +24,8 @@ from ..errors import AuthenticationExpired, SinkError, first_error
 from ..formats.sizes import FOOTER_SIZE, SECTOR, blob_size, round_down, round_up, virtual_size
 from ..formats.vhd import fixed_vhd_footer
 from ..formats.zeros import nonzero_runs
-from ..sources.raw import RawImage, open_raw_image
+from ..sources.base import DiskSource
+from ..sources.open import open_source
 from .bandwidth import Bandwidth
 from .budget import TransferBudget
 from .chunking import Window, read_windows
@@ -39,7 +41,7 @@ _Piece = tuple[int, int, bytes | None]
 
 
 async def upload_disk(
-    source: RawImage | str | os.PathLike[str],
+    source: DiskSource | str | os.PathLike[str],
     sink: PageSink,
     *,
     config: TransferConfig | None = None,
@@ -47,11 +49,14 @@ async def upload_disk(
     bandwidth: Bandwidth | None = None,
     budget: TransferBudget | None = None,
     resume: ResumeOptions | None = None,
+    image_format: str | None = None,
 ) -> TransferResult:
-    """Upload a raw disk image to ``sink`` as a fixed VHD and return what was moved.
+    """Upload a disk source to ``sink`` as a fixed VHD and return what was moved.
 
-    ``source`` is an open :class:`RawImage` (left open) or a path (opened, checked and
-    closed here). ``on_progress`` callbacks receive :class:`ProgressEvent`s on the event
+    ``source`` is an open :class:`~azrestore.sources.base.DiskSource` (left open) or a
+    location (a file of any format, or an NBD URL: opened with
+    :func:`~azrestore.sources.open.open_source`, ``image_format`` forcing its format,
+    checked and closed here). ``on_progress`` callbacks receive :class:`ProgressEvent`s on the event
     loop thread. ``bandwidth`` may be shared between concurrent uploads; by default one is
     made from ``config.max_bandwidth``. ``budget`` shares request slots, chunk buffers and
     bandwidth with other uploads (its own bandwidth then wins over ``bandwidth``); by
@@ -61,9 +66,9 @@ async def upload_disk(
     and anyio.
     """
     config = config or TransferConfig()
-    if isinstance(source, RawImage):
+    if not isinstance(source, (str, os.PathLike)):
         return await _Upload(source, sink, config, on_progress, bandwidth, budget, resume).run()
-    image = await open_raw_image(source)
+    image = await open_source(source, image_format=image_format)
     try:
         return await _Upload(image, sink, config, on_progress, bandwidth, budget, resume).run()
     finally:
@@ -73,7 +78,7 @@ async def upload_disk(
 class _Upload:
     def __init__(
         self,
-        image: RawImage,
+        image: DiskSource,
         sink: PageSink,
         config: TransferConfig,
         on_progress: ProgressCallback | Sequence[ProgressCallback] | None,

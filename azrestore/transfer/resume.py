@@ -8,11 +8,12 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import anyio.to_thread
 
 from ..errors import AzRestoreError, InputError
-from ..sources.raw import RawImage
+from ..sources.base import DiskSource
 from .identity import SourceIdentity, source_identity
 from .journal import (
     Journal,
@@ -22,6 +23,9 @@ from .journal import (
     journal_path,
 )
 from .sink import PageSink, TargetIdentity
+
+if TYPE_CHECKING:
+    from ..sources.raw import RawImage
 
 
 class ResumeRefused(InputError):
@@ -77,8 +81,15 @@ def _target_changes(recorded: TargetIdentity, now: TargetIdentity | None) -> lis
     return found
 
 
+def _source_identity(image: DiskSource) -> SourceIdentity:
+    """:func:`~azrestore.transfer.identity.source_identity` of any source. (The cast is
+    for the identity module's older signature, which took a raw image only; it goes once
+    that takes every :class:`DiskSource`.)"""
+    return source_identity(cast("RawImage", image))
+
+
 async def open_journal(
-    image: RawImage, sink: PageSink, options: ResumeOptions, blob_size: int, virtual_size: int
+    image: DiskSource, sink: PageSink, options: ResumeOptions, blob_size: int, virtual_size: int
 ) -> Journal:
     """Open (or create) the journal of ``sink``'s target for ``image``: its ``done``
     ranges are already written, and ``complete`` says that nothing is left.
@@ -99,7 +110,7 @@ async def open_journal(
     path = journal_path(directory, key)
     # A journal that cannot be written must fail the upload before the target is touched.
     await anyio.to_thread.run_sync(_writable, directory)
-    source = await anyio.to_thread.run_sync(source_identity, image)
+    source = await anyio.to_thread.run_sync(_source_identity, image)
     old: Journal | None = None
     journal = await anyio.to_thread.run_sync(Journal.load_if_exists, path)
     if journal is not None:
@@ -223,7 +234,7 @@ class JournalStatus:
 
 
 async def journal_status(
-    image: RawImage, key: str, target: TargetIdentity | None, options: ResumeOptions
+    image: DiskSource, key: str, target: TargetIdentity | None, options: ResumeOptions
 ) -> JournalStatus:
     """Whether the journal filed under ``key`` belongs to an upload of ``image`` into the
     target that is ``target`` now (a target that is not a blob, such as a managed disk, is
@@ -235,7 +246,7 @@ async def journal_status(
     if journal is None:
         return JournalStatus(path, found=False)
     try:
-        source = await anyio.to_thread.run_sync(source_identity, image)
+        source = await anyio.to_thread.run_sync(_source_identity, image)
         header = journal.header
         changes = [f"the source {c}" for c in header.source.differences(source)]
         changes += [f"the target {c}" for c in _target_changes(header.target, target)]
@@ -245,14 +256,14 @@ async def journal_status(
 
 
 async def start_journal(
-    image: RawImage, key: str, target: TargetIdentity, options: ResumeOptions, virtual_size: int
+    image: DiskSource, key: str, target: TargetIdentity, options: ResumeOptions, virtual_size: int
 ) -> Path:
     """Write a new, empty journal for an upload of ``image`` into the target that was just
     created as ``target`` (replacing any journal under ``key``), before anything is sent: a
     run killed from here on leaves a journal the next run continues from."""
     path = journal_path(options.directory, key)
     await anyio.to_thread.run_sync(_writable, options.directory)
-    source = await anyio.to_thread.run_sync(source_identity, image)
+    source = await anyio.to_thread.run_sync(_source_identity, image)
     header = JournalHeader(source=source, target=target, virtual_size=virtual_size)
     journal = await anyio.to_thread.run_sync(Journal.create, path, header)
     await anyio.to_thread.run_sync(journal.close)

@@ -19,7 +19,8 @@ from typing import Any
 import anyio
 
 from ..errors import AzRestoreError
-from ..sources.raw import RawImage, open_raw_image
+from ..sources.base import DiskSource
+from ..sources.open import open_source
 from .budget import TransferBudget
 from .config import TransferConfig
 from .pipeline import upload_disk
@@ -37,7 +38,10 @@ SinkSpec = PageSink | Callable[[], AbstractAsyncContextManager[PageSink]]
 
 @dataclass(frozen=True, slots=True)
 class UploadJob:
-    """One disk of a bulk upload: a raw image, where it goes, and its progress callback.
+    """One disk of a bulk upload: its source, where it goes, and its progress callback.
+
+    ``source`` is a file (of any format) or an NBD URL; ``format`` forces its format (one
+    of :data:`~azrestore.sources.base.FORMATS`; None: found from the source).
 
     ``sink`` is an open :class:`PageSink` or a callable returning an async context manager
     that yields one (such as ``functools.partial(open_page_blob, url, session=...)``), so
@@ -49,6 +53,7 @@ class UploadJob:
     name: str = ""
     on_progress: ProgressCallback | None = None
     on_verify_progress: VerifyProgress | None = None
+    format: str | None = None
 
     @property
     def label(self) -> str:
@@ -126,7 +131,7 @@ async def _run_job(
     verify: bool,
 ) -> None:
     job = outcome.job
-    image = await open_raw_image(job.source)
+    image = await open_source(job.source, image_format=job.format)
     try:
         if isinstance(job.sink, PageSink):
             await _transfer(outcome, image, job.sink, config, budget, resume, verify)
@@ -139,7 +144,7 @@ async def _run_job(
 
 async def _transfer(
     outcome: DiskOutcome,
-    image: RawImage,
+    image: DiskSource,
     sink: PageSink,
     config: TransferConfig,
     budget: TransferBudget,

@@ -3,8 +3,8 @@
 The blob's written ranges (Get Page Ranges, a segment at a time) and the source's data
 extents are joined and cut into windows of at most ``chunk_size``; everything outside them
 is zero on both sides (unwritten pages read as zeros, holes read as zeros). Each window is
-read from the source (preadv) and from the target (ranged reads of the written parts,
-zeros elsewhere) and compared; so a range not listed by the target must be zeros in the
+read from the source (its ``read_into``) and from the target (ranged reads of the written
+parts, zeros elsewhere) and compared; so a range not listed by the target must be zeros in the
 source. Then the footer is checked as Azure checks it, and against the footer azrestore
 writes for this disk, all but its timestamp, unique id and checksum.
 
@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import InputError, SinkError, first_error
 from ..formats.sizes import FOOTER_SIZE, SECTOR, GiB, blob_size, round_down, virtual_size
 from ..formats.vhd import VhdError, fixed_vhd_footer, validate_fixed_vhd_footer
-from ..sources.raw import RawImage, open_raw_image
+from ..sources.base import DiskSource
+from ..sources.open import open_source
 from .budget import TransferBudget
 from .chunking import Window, read_windows
 from .config import TransferConfig
@@ -88,15 +89,18 @@ class VerifyResult:
 
 
 async def verify_disk(
-    source: RawImage | str | os.PathLike[str],
+    source: DiskSource | str | os.PathLike[str],
     target: ReadableTarget,
     *,
     config: TransferConfig | None = None,
     max_differences: int = 10,
     on_progress: VerifyProgress | None = None,
     budget: TransferBudget | None = None,
+    image_format: str | None = None,
 ) -> VerifyResult:
-    """Compare ``target`` (a written fixed VHD) with the raw ``source`` it came from.
+    """Compare ``target`` (a written fixed VHD) with the ``source`` it came from: an open
+    :class:`~azrestore.sources.base.DiskSource` (left open) or a location that
+    :func:`~azrestore.sources.open.open_source` opens (``image_format`` forcing one).
 
     Uses ``config``'s concurrency, chunk size and retry policy. ``on_progress(done,
     total)`` is called with bytes of the blob covered so far. ``budget`` shares slots and
@@ -106,9 +110,9 @@ async def verify_disk(
     config = config or TransferConfig()
     budget = budget or TransferBudget.from_config(config)
     args = (target, config, budget, max_differences, on_progress)
-    if isinstance(source, RawImage):
+    if not isinstance(source, (str, os.PathLike)):
         return await _Verify(source, *args).run()
-    image = await open_raw_image(source)
+    image = await open_source(source, image_format=image_format)
     try:
         return await _Verify(image, *args).run()
     finally:
@@ -118,7 +122,7 @@ async def verify_disk(
 class _Verify:
     def __init__(
         self,
-        image: RawImage,
+        image: DiskSource,
         target: ReadableTarget,
         config: TransferConfig,
         budget: TransferBudget,
@@ -277,7 +281,7 @@ class _Verify:
 
 
 def _read_and_zero(
-    image: RawImage,
+    image: DiskSource,
     source: memoryview,
     offset: int,
     target: memoryview,

@@ -9,13 +9,13 @@ import signal
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import uvloop
 
 from ...formats.sizes import parse_size
+from ...sources.base import FORMATS
 from ...transfer.config import TransferConfig
 from .. import environment
 from ..edge import report_error
@@ -94,9 +94,30 @@ def size_option(value: str | int) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-ImageArgument = Annotated[
-    Path,
-    typer.Argument(help="A raw disk image (regular file or block device).", show_default=False),
+def format_option(value: str | None) -> str | None:
+    """A typer callback for ``--format``: one of the formats, or usage error (exit 2)."""
+    if value is not None and value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not an image format (one of: {', '.join(FORMATS)})")
+    return value
+
+
+#: What an image argument takes, for help texts.
+IMAGE_HELP = (
+    "A disk image: a raw file or block device, a qcow2, VMDK, VHDX, VHD or VDI file"
+    " (with its backing chain), or an NBD export (nbd://HOST[:PORT]/EXPORT,"
+    " nbd+unix:///EXPORT?socket=PATH)."
+)
+ImageArgument = Annotated[str, typer.Argument(help=IMAGE_HELP, show_default=False)]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="FMT",
+        callback=format_option,
+        help="The image's format: raw, qcow2, vmdk, vhdx, vpc (VHD), vdi or nbd"
+        " (default: found from the image's signature, or nbd for a URL).",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 ConnectionStringOption = Annotated[

@@ -1,5 +1,5 @@
-"""``azrestore convert``: write a raw disk image as a fixed VHD file. Its plain scripted
-form also runs without typer, in :mod:`azrestore.cli.entry`."""
+"""``azrestore convert``: write a disk image (of any format) as a fixed VHD file. Its
+plain scripted form on a raw image also runs without typer, in :mod:`azrestore.cli.entry`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.console import Console
 from ...transfer.convert import ConvertResult, convert_to_vhd
 from ..progress import CopyProgress, summary_line
 from ..text import print_json
-from .common import ImageArgument, JsonOption, reporting, run
+from .common import FormatOption, ImageArgument, JsonOption, reporting, run
 
 
 def convert(
@@ -25,11 +25,19 @@ def convert(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the output if it exists.")
     ] = False,
+    image_format: FormatOption = None,
 ) -> None:
-    """Write a raw disk image as a fixed VHD file (holes stay holes)."""
+    """Write a disk image as a fixed VHD file (holes, and what the image does not hold,
+    stay holes). At most 32 TiB, the largest disk Azure takes."""
     with reporting(ctx), CopyProgress(None if as_json else Console(stderr=True)) as progress:
         result: ConvertResult = run(
-            convert_to_vhd(image, output, overwrite=overwrite, on_progress=progress)
+            convert_to_vhd(
+                image,
+                output,
+                overwrite=overwrite,
+                on_progress=progress,
+                image_format=image_format,
+            )
         )
     if as_json:
         print_json(result.to_json())

@@ -14,13 +14,19 @@ from rich.text import Text
 from ...formats.sizes import format_size
 from ...sources.report import inspect_image
 from ..text import print_json
-from .common import ImageArgument, JsonOption, reporting, run
+from .common import FormatOption, ImageArgument, JsonOption, reporting, run
 
 
-def inspect(ctx: typer.Context, image: ImageArgument, as_json: JsonOption = False) -> None:
-    """Show what a disk image holds and the VHD it would become."""
+def inspect(
+    ctx: typer.Context,
+    image: ImageArgument,
+    as_json: JsonOption = False,
+    image_format: FormatOption = None,
+) -> None:
+    """Show what a disk image holds (its format and backing chain, allocation, partitions)
+    and the VHD it would become."""
     with reporting(ctx):
-        report = run(inspect_image(image)).to_json()
+        report = run(inspect_image(image, image_format=image_format)).to_json()
     if as_json:
         print_json(report)
     else:
@@ -50,6 +56,10 @@ def _report_table(report: dict[str, Any]) -> Table:
     vhd = report["vhd"]
     geometry = vhd["geometry"]
     table.add_row("image", _text(report["path"]))
+    table.add_row("format", _text(report["format"]))
+    chain: list[dict[str, Any]] = report.get("backing_chain") or []
+    for link in chain[1:]:
+        table.add_row("backing file", _text(f"{link['path']} ({link['format']})"))
     table.add_row("disk size", _bytes(disk_size))
     table.add_row("allocated", _text(f"{format_size(allocated)} ({share} of the disk)"))
     scheme = str(report["partition_scheme"])

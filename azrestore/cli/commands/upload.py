@@ -1,5 +1,6 @@
-"""``azrestore upload``: raw disk images into page blobs (one, or many under one budget
-from IMAGE=URL pairs or --manifest), or one into a new managed disk (--to-disk).
+"""``azrestore upload``: disk images (of any format, or NBD exports) into page blobs (one,
+or many under one budget from IMAGE=URL pairs or --manifest), or one into a new managed
+disk (--to-disk).
 
 The command checks its options, calls one job of :mod:`azrestore.jobs`, and renders the
 result; the storage connection string and Resource Manager settings come from the
@@ -32,7 +33,9 @@ from ..progress import BulkProgress, TransferProgress, bulk_summary_line, summar
 from ..text import error_line, one_line, print_json
 from .common import (
     DEFAULTS,
+    IMAGE_HELP,
     ConnectionStringOption,
+    FormatOption,
     JsonOption,
     proxy_settings,
     reporting,
@@ -52,8 +55,8 @@ def upload(
         list[str] | None,
         typer.Argument(
             metavar="IMAGE | IMAGE=URL ...",
-            help="A raw disk image (regular file or block device) with --to or --to-disk;"
-            " or one or more IMAGE=URL pairs, uploaded together under one budget.",
+            help=IMAGE_HELP + " With --to or --to-disk, one image; or one or more IMAGE=URL"
+            " pairs, uploaded together under one budget.",
             show_default=False,
         ),
     ] = None,
@@ -71,8 +74,9 @@ def upload(
         typer.Option(
             "--manifest",
             metavar="FILE",
-            help="Disks to upload: a JSON or YAML list of {image, to[, name]}, or lines"
-            " 'IMAGE URL'. Images are relative to the file's directory.",
+            help="Disks to upload: a JSON or YAML list of {image, to[, name, format]}, or"
+            " lines 'IMAGE URL'. Images are relative to the file's directory; an entry's"
+            " format wins over --format.",
             show_default=False,
         ),
     ] = None,
@@ -164,8 +168,13 @@ def upload(
             help="Read every disk back once uploaded and compare it with its image.",
         ),
     ] = False,
+    image_format: FormatOption = None,
 ) -> None:
-    """Upload raw disk images as fixed VHDs into page blobs, or one into a new managed disk.
+    """Upload disk images as fixed VHDs into page blobs, or one into a new managed disk.
+
+    Images may be raw, qcow2, VMDK, VHDX, VHD or VDI files (backing chains included) or
+    NBD exports. A page blob holds at most 8 TiB, a managed disk 32 TiB (an OS disk 4 TiB,
+    over 2 TiB with generation V2).
 
     Zeros are not sent, and an interrupted upload continues when run again. With --to-disk,
     DISK_ID is the new disk's resource id:
@@ -209,15 +218,15 @@ def upload(
                 entries.extend(read_manifest(manifest))
             if not entries:
                 raise typer.BadParameter("the manifest lists no disks")
-            code = _upload_bulk(entries, target, config, resume, verify, as_json)
+            code = _upload_bulk(entries, target, config, resume, verify, as_json, image_format)
             raise typer.Exit(code)
-        image = Path(sources[0])
+        image = sources[0]
         checked: VerifyResult | None = None
         with TransferProgress(None if as_json else Console(stderr=True)) as progress:
             if managed is not None:
                 settings = replace(ArmSettings.from_env(os.environ), proxy=proxy)
                 disk_result = upload_to_disk(
-                    image, managed, settings, config, resume, progress, as_json
+                    image, managed, settings, config, resume, progress, as_json, image_format
                 )
                 result = disk_result.transfer
             else:
@@ -232,6 +241,7 @@ def upload(
                         on_progress=progress,
                         resume=resume,
                         verify=verify,
+                        image_format=image_format,
                     )
                 )
     if as_json:
@@ -258,13 +268,20 @@ def _upload_bulk(
     resume: ResumeOptions,
     verify: bool,
     as_json: bool,
+    image_format: str | None,
 ) -> int:
     """Upload many disks under one budget; report each disk and the total; the exit code."""
     labels = [entry.label for entry in entries]
     with BulkProgress(None if as_json else Console(stderr=True), labels) as progress:
         outcomes = run(
             upload_entries(
-                entries, target, config=config, resume=resume, verify=verify, observer=progress
+                entries,
+                target,
+                config=config,
+                resume=resume,
+                verify=verify,
+                observer=progress,
+                image_format=image_format,
             )
         )
     for outcome in outcomes:

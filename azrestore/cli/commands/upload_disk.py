@@ -3,7 +3,6 @@ upload that, stopped by Ctrl-C or SIGTERM, says which disk it leaves open."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -22,13 +21,14 @@ if TYPE_CHECKING:
 
 
 def upload_to_disk(
-    image: Path,
+    image: str,
     managed: ManagedDiskTarget,
     settings: ArmSettings,
     config: TransferConfig,
     resume: ResumeOptions,
     progress: TransferProgress,
     as_json: bool,
+    image_format: str | None = None,
 ) -> ManagedDiskResult:
     """The --to-disk upload. Stopped by Ctrl-C or SIGTERM, it says which disk it leaves
     open for upload (on stderr, and with --json as a report on stdout) and ends with 130."""
@@ -46,6 +46,7 @@ def upload_to_disk(
                     on_progress=progress,
                     resume=resume,
                     status=status,
+                    image_format=image_format,
                 )
             )
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""``azrestore verify``: read a page blob back and compare it with its raw image."""
+"""``azrestore verify``: read a page blob back and compare it with its disk image."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..text import error_line, print_json
 from .common import (
     DEFAULTS,
     ConnectionStringOption,
+    FormatOption,
     ImageArgument,
     JsonOption,
     proxy_settings,
@@ -38,8 +39,9 @@ def verify(
         int, typer.Option(help="Reads in flight (and chunk buffers held) at once.")
     ] = DEFAULTS.concurrency,
     connection_string: ConnectionStringOption = None,
+    image_format: FormatOption = None,
 ) -> None:
-    """Read a page blob back and compare it with the raw image it was uploaded from.
+    """Read a page blob back and compare it with the disk image it was uploaded from.
 
     Exit 0 when they are identical, 1 when differences are found.
     """
@@ -54,6 +56,7 @@ def verify(
                     connection_string=connection_string,
                     on_progress=progress,
                     proxy=proxy_settings(ctx),
+                    image_format=image_format,
                 )
             )
     if as_json:

@@ -5,7 +5,6 @@ prepare, and everything in the target's subscription."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -68,7 +67,7 @@ def _check_plan(plan: RestorePlan) -> list[tuple[Loc, str]]:
         problems.extend(subscription_problems(plan, target.subscription))
 
     names: dict[str, int] = {}
-    paths: dict[Path, Loc] = {}
+    paths: dict[str, Loc] = {}
     disk_names: dict[tuple[str, str], Loc] = {}
     for index, vm in enumerate(plan.vms):
         loc: Loc = ("vms", index)
@@ -93,7 +92,7 @@ def _check_disks(
     plan: RestorePlan,
     vm: VmSpec,
     vm_loc: Loc,
-    paths: dict[Path, Loc],
+    paths: dict[str, Loc],
     disk_names: dict[tuple[str, str], Loc],
 ) -> Iterator[tuple[Loc, str]]:
     os_disk: Loc | None = None

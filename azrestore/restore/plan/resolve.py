@@ -1,21 +1,27 @@
-"""Resolving a plan: inspect every image (a few at a time), decide each VM's OS family
-and generation from its OS disk (:mod:`~azrestore.restore.plan.decide`), then check what
-needs those: Azure's size rules (an OS disk over 2 TiB needs V2, an OS disk is at most
-4 TiB, a managed disk is at least 20 MiB and at most 32 TiB) and the helpers."""
+"""Resolving a plan: inspect every image (a few at a time, each with its disk's
+``format``, else the one found from it), decide each VM's OS family and generation from
+its OS disk (:mod:`~azrestore.restore.plan.decide`), then check what needs those: Azure's
+size rules (an OS disk over 2 TiB needs V2, an OS disk is at most 4 TiB, a managed disk
+is at least 20 MiB and at most 32 TiB, a page blob at most 8 TiB) and the helpers."""
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping
-from pathlib import Path
 
 import anyio
 
 from ...azure.arm import SUBSCRIPTION_ENV
 from ...errors import InputError
+from ...formats.limits import (
+    MAX_GEN1_OS_DISK,
+    MAX_MANAGED_DISK,
+    MAX_OS_DISK,
+    MIN_MANAGED_DISK,
+    page_blob_problem,
+)
 from ...formats.os_disk import os_disk_kind
-from ...formats.sizes import MiB, TiB, format_size
+from ...formats.sizes import format_size
+from ...sources.locations import file_key
 from ...sources.report import ImageReport, inspect_image
 from .decide import decide_family, decide_generation
 from .document import RestorePlan, missing_helper, subscription_problems
@@ -24,13 +30,15 @@ from .problems import Loc, PlanError, format_loc
 from .resolved import ResolvedDisk, ResolvedPlan, ResolvedVm
 from .schema import DiskSpec, VmSpec
 
-#: Azure's limits on managed disks made by direct upload (upload size minus the footer).
-#: (Images over 8 TiB - 1 MiB are refused earlier, by the raw image reader.)
-MIN_MANAGED_DISK = 20 * MiB
-MAX_MANAGED_DISK = 32 * TiB
-#: An OS disk is at most 4 TiB, and over 2 TiB only on Generation 2 (UEFI, GPT).
-MAX_OS_DISK = 4 * TiB
-MAX_GEN1_OS_DISK = 2 * TiB
+__all__ = [
+    "MAX_GEN1_OS_DISK",
+    "MAX_MANAGED_DISK",
+    "MAX_OS_DISK",
+    "MIN_MANAGED_DISK",
+    "check_helpers",
+    "resolve_plan",
+]
+
 #: Images inspected at once by :func:`resolve_plan`.
 INSPECT_CONCURRENCY = 8
 
@@ -104,17 +112,18 @@ async def _inspect_all(plan: RestorePlan, problems: list[str]) -> dict[Loc, Imag
     failures: dict[Loc, str] = {}
     limiter = anyio.CapacityLimiter(INSPECT_CONCURRENCY)
 
-    async def inspect(loc: Loc, path: Path) -> None:
+    async def inspect(loc: Loc, path: str, image_format: str | None) -> None:
         async with limiter:
             try:
-                reports[loc] = await inspect_image(path)
+                reports[loc] = await inspect_image(path, image_format=image_format)
             except InputError as exc:
                 failures[loc] = str(exc)
 
     async with anyio.create_task_group() as group:
         for v, vm in enumerate(plan.vms):
             for d, disk in enumerate(vm.disks):
-                group.start_soon(inspect, ("vms", v, "disks", d, "path"), disk.path)
+                loc: Loc = ("vms", v, "disks", d, "path")
+                group.start_soon(inspect, loc, disk.path, disk.format)
     problems += [plan.problem(loc, failures[loc]) for loc in sorted(failures, key=_loc_key)]
     return reports
 
@@ -122,16 +131,14 @@ async def _inspect_all(plan: RestorePlan, problems: list[str]) -> dict[Loc, Imag
 async def _same_files(plan: RestorePlan, reports: Mapping[Loc, ImageReport]) -> list[str]:
     """The disks whose image is one already used by another disk of the plan through
     another spelling (a symlink, a hard link, another node of one block device): the same
-    path twice is refused when the plan is read."""
+    path twice is refused when the plan is read (an NBD URL too: it is no file)."""
     first: dict[tuple[int, ...], Loc] = {}
     problems = []
     for loc in sorted(reports, key=_loc_key):
         path = str(reports[loc].path)
-        try:
-            info = await anyio.to_thread.run_sync(os.stat, path)
-        except OSError:
-            continue  # gone since it was inspected: the upload will say so
-        key = (info.st_rdev,) if stat.S_ISBLK(info.st_mode) else (info.st_dev, info.st_ino)
+        key = await anyio.to_thread.run_sync(file_key, path)
+        if key is None:
+            continue  # a URL, or gone since it was inspected: the upload will say so
         other = first.setdefault(key, loc)
         if other != loc:
             problems.append(
@@ -236,3 +243,7 @@ def _check_size(
             problems.append(
                 plan.problem((*loc, "path"), f"{shown}: a managed disk is at most 32 TiB")
             )
+    else:
+        problem = page_blob_problem(report.disk_size)
+        if problem is not None:
+            problems.append(plan.problem((*loc, "path"), f"{report.path}: {problem}"))

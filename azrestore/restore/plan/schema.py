@@ -13,14 +13,14 @@ Azure sets when provisioning from a generalized image, which a restore does not 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ...formats.sizes import MAX_PUT_PAGE, SECTOR, format_size
+from ...sources.base import FORMATS
+from ...sources.locations import join_location
 from ...transfer.config import Checksum, TransferConfig
 from .fields import (
     CachingField,
@@ -174,9 +174,13 @@ class Helpers(PlanModel):
 
 
 class DiskSpec(PlanModel):
-    """One image. ``path`` is made absolute against the plan file's directory."""
+    """One image. ``path`` is a file, made absolute against the plan file's directory, or
+    an NBD URL (``nbd://HOST[:PORT]/EXPORT``, ``nbd+unix:///EXPORT?socket=PATH``), kept as
+    it is; ``format`` forces the image's format (one of
+    :data:`~azrestore.sources.base.FORMATS`; by default it is found from the image)."""
 
-    path: Path
+    path: str
+    format: str | None = None
     role: Literal["os", "data"]
     lun: int | None = Field(default=None, ge=0, le=63)
     name: str | None = None
@@ -185,15 +189,19 @@ class DiskSpec(PlanModel):
 
     @field_validator("path")
     @classmethod
-    def _path(cls, value: Path, info: ValidationInfo) -> Path:
-        if not str(value).strip():
+    def _path(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
             raise ValueError("is empty")
-        base = (info.context or {}).get("base_dir")
-        if not value.is_absolute() and base is not None:
-            value = Path(base) / value
         # Normalised (not resolved: load_plan does not touch the images) so that two
         # spellings of one path are seen as the same.
-        return Path(os.path.normpath(value))
+        return join_location((info.context or {}).get("base_dir"), value)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None and value not in FORMATS:
+            raise ValueError(f"{value!r} is not an image format (one of: {', '.join(FORMATS)})")
+        return value
 
     @field_validator("name")
     @classmethod

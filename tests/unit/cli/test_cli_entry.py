@@ -13,7 +13,12 @@ import pytest
 import typer.main
 
 from azrestore.cli.app import app
-from azrestore.cli.entry import CONVERT_FLAGS, QuickConvert, parse_quick_convert
+from azrestore.cli.entry import (
+    CONVERT_FLAGS,
+    FULL_CONVERT_FLAGS,
+    QuickConvert,
+    parse_quick_convert,
+)
 from azrestore.formats.sizes import MiB
 from tests.support.images import expected_vhd_body, make_sparse_image
 
@@ -59,7 +64,7 @@ def test_quick_start_knows_every_option_of_convert() -> None:
     command = typer.main.get_command(app).commands["convert"]  # type: ignore[attr-defined]
     options = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
     arguments = [param.name for param in command.params if not param.opts[0].startswith("-")]
-    assert options - {"--help"} == CONVERT_FLAGS
+    assert options - {"--help"} == CONVERT_FLAGS | FULL_CONVERT_FLAGS
     assert arguments == ["image", "output"]
 
 
