@@ -4,15 +4,16 @@ rule a disk breaks, in words, or None (pure: the callers raise, naming the image
 
 from __future__ import annotations
 
-from .sizes import MAX_PAGE_BLOB, MiB, TiB, blob_size, format_size, virtual_size
+from .sizes import MAX_PAGE_BLOB, TiB, blob_size, format_size, virtual_size
 
-#: Azure's bounds on a managed disk's ``uploadSizeBytes`` (virtual size + 512): 20 MiB +
-#: 512 to 32 TiB + 512 bytes, with the virtual size a whole number of MiB.
+#: Azure's bounds on a managed disk's ``uploadSizeBytes`` (virtual size + 512), with the
+#: virtual size a whole number of MiB. Azure calls them "20 MiB + 512 bytes" and "32 TiB +
+#: 512 bytes"; the upper one is exactly 32,767 GiB + 512 bytes.
 MIN_UPLOAD_SIZE = 20_972_032
 MAX_UPLOAD_SIZE = 35_183_298_347_520
-#: The largest disk (virtual size) of each target.
-MAX_MANAGED_DISK = 32 * TiB
-MIN_MANAGED_DISK = 20 * MiB
+#: The smallest and largest managed disk (virtual size).
+MIN_MANAGED_DISK = MIN_UPLOAD_SIZE - 512
+MAX_MANAGED_DISK = MAX_UPLOAD_SIZE - 512
 #: An OS disk is at most 4 TiB, and over 2 TiB only on generation V2 (UEFI, GPT).
 MAX_OS_DISK = 4 * TiB
 MAX_GEN1_OS_DISK = 2 * TiB
@@ -31,13 +32,13 @@ def page_blob_problem(disk_size: int) -> str | None:
 
 def managed_disk_problem(disk_size: int) -> str | None:
     """The rule a disk breaks as a managed disk made by direct upload: its upload size
-    (virtual size + 512) is 20 MiB + 512 bytes to 32 TiB + 512 bytes."""
+    (virtual size + 512) is 20,972,032 to 35,183,298,347,520 bytes."""
     size = blob_size(disk_size)
     if not MIN_UPLOAD_SIZE <= size <= MAX_UPLOAD_SIZE:
         return (
-            "a managed disk upload must be between 20 MiB + 512 bytes and 32 TiB + 512 bytes"
-            f" (a disk of 20 MiB to 32 TiB, plus the footer); this disk's VHD is {size:,} bytes"
-            f" ({format_size(size)})"
+            f"a managed disk upload must be {MIN_UPLOAD_SIZE:,} to {MAX_UPLOAD_SIZE:,} bytes"
+            " (Azure's 20 MiB + 512 to 32 TiB + 512: a disk of 20 MiB to 32,767 GiB and the"
+            f" footer); this disk's VHD is {size:,} bytes ({format_size(size)})"
         )
     return None
 
@@ -54,10 +55,11 @@ def os_disk_problem(disk_size: int, generation: str) -> str | None:
 
 def vhd_file_problem(disk_size: int) -> str | None:
     """The rule a disk breaks as a fixed VHD file for Azure: no larger than the largest
-    disk Azure takes (a managed disk's, 32 TiB; qemu's 2040 GiB cap on VHD is qemu's)."""
+    disk Azure takes (a managed disk's, 32,767 GiB; qemu's 2040 GiB cap on VHD is
+    qemu's own)."""
     if virtual_size(disk_size) > MAX_MANAGED_DISK:
         return (
             f"{format_size(disk_size)} is larger than any disk Azure takes (a managed disk is"
-            " at most 32 TiB)"
+            " at most 32 TiB: 32,767 GiB)"
         )
     return None

@@ -127,7 +127,7 @@ def test_plan_example_prints_a_plan_that_loads(tmp_path: Path) -> None:
     assert result.stdout == example_plan()
     plan = parse_plan(result.stdout, source="example.yaml", base_dir=tmp_path)
     assert [vm.name for vm in plan.vms] == ["web01", "db01"]
-    assert plan.vms[0].disks[0].path == tmp_path / "backups/web01-os.raw"
+    assert plan.vms[0].disks[0].path == str(tmp_path / "backups/web01-os.raw")
     path = tmp_path / "example.yaml"
     path.write_text(result.stdout)
     assert load_plan(path).model_dump() == plan.model_dump()

@@ -241,7 +241,9 @@ def _check_size(
             )
         elif size > MAX_MANAGED_DISK:
             problems.append(
-                plan.problem((*loc, "path"), f"{shown}: a managed disk is at most 32 TiB")
+                plan.problem(
+                    (*loc, "path"), f"{shown}: a managed disk is at most 32 TiB (32,767 GiB)"
+                )
             )
     else:
         problem = page_blob_problem(report.disk_size)

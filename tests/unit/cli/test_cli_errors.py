@@ -140,7 +140,7 @@ def test_failed_transfer_is_exit_1_and_redacted(
 def test_unexpected_error_is_exit_1_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(path: object) -> None:
+    async def broken(path: object, image_format: str | None = None) -> None:
         raise RuntimeError("something\nbroke")
 
     monkeypatch.setattr(inspect_command, "inspect_image", broken)

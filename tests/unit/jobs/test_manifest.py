@@ -14,7 +14,7 @@ URL = "https://acct.blob.core.windows.net/vhds/a.vhd?sv=2023&sig=abc%3D"
 
 
 def test_pairs() -> None:
-    assert parse_pair(f"disk=1.raw={URL}") == ManifestEntry(Path("disk=1.raw"), URL)
+    assert parse_pair(f"disk=1.raw={URL}") == ManifestEntry("disk=1.raw", URL)
     assert parse_pair("disk.raw") is None
     assert parse_pair("disk.raw=ftp://x/y") is None
 
@@ -23,11 +23,13 @@ def test_yaml_json_and_lines(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(f"- image: a.raw\n  to: '{URL}'\n  name: web\n")
     (tmp_path / "m.json").write_text(json.dumps([{"image": "/abs/b.raw", "url": URL}]))
     (tmp_path / "m.txt").write_text(f"# disks\n\n'with space.raw' {URL}\nc.raw {URL}\n")
-    assert read_manifest(tmp_path / "m.yaml") == [ManifestEntry(tmp_path / "a.raw", URL, "web")]
-    assert read_manifest(tmp_path / "m.json") == [ManifestEntry(Path("/abs/b.raw"), URL)]
+    assert read_manifest(tmp_path / "m.yaml") == [
+        ManifestEntry(str(tmp_path / "a.raw"), URL, "web")
+    ]
+    assert read_manifest(tmp_path / "m.json") == [ManifestEntry("/abs/b.raw", URL)]
     assert read_manifest(tmp_path / "m.txt") == [
-        ManifestEntry(tmp_path / "with space.raw", URL),
-        ManifestEntry(tmp_path / "c.raw", URL),
+        ManifestEntry(str(tmp_path / "with space.raw"), URL),
+        ManifestEntry(str(tmp_path / "c.raw"), URL),
     ]
 
 
@@ -76,8 +78,8 @@ def test_one_target_in_two_spellings_is_refused(other: str) -> None:
     from azrestore.jobs.manifest import check_distinct_targets
 
     entries = [
-        ManifestEntry(Path("a.raw"), BLOB + "?sv=1&sig=SECRET"),
-        ManifestEntry(Path("b.raw"), other),
+        ManifestEntry("a.raw", BLOB + "?sv=1&sig=SECRET"),
+        ManifestEntry("b.raw", other),
     ]
     with pytest.raises(InputError, match=r"b\.raw.*same blob as a\.raw") as caught:
         check_distinct_targets(entries)
@@ -106,7 +108,7 @@ def test_default_port_case_and_slashes(first: str, second: str) -> None:
 
     assert canonical_target(first) == canonical_target(second)
     with pytest.raises(InputError, match="same blob"):
-        check_distinct_targets([ManifestEntry(Path("a"), first), ManifestEntry(Path("b"), second)])
+        check_distinct_targets([ManifestEntry("a", first), ManifestEntry("b", second)])
 
 
 @pytest.mark.parametrize(
@@ -123,6 +125,28 @@ def test_default_port_case_and_slashes(first: str, second: str) -> None:
 def test_different_targets_are_kept(other: str) -> None:
     from azrestore.jobs.manifest import check_distinct_targets
 
-    check_distinct_targets(
-        [ManifestEntry(Path("a.raw"), BLOB), ManifestEntry(Path("b.raw"), other)]
+    check_distinct_targets([ManifestEntry("a.raw", BLOB), ManifestEntry("b.raw", other)])
+
+
+def test_entries_take_a_format_and_nbd_urls(tmp_path: Path) -> None:
+    nbd = "nbd+unix:///disk0?socket=/run/nbd.sock"
+    (tmp_path / "m.yaml").write_text(
+        f"- image: os.qcow2\n  to: '{URL}'\n  format: qcow2\n- image: '{nbd}'\n  to: '{URL}'\n"
     )
+    assert read_manifest(tmp_path / "m.yaml") == [
+        ManifestEntry(str(tmp_path / "os.qcow2"), URL, "", "qcow2"),
+        ManifestEntry(nbd, URL),  # a URL is not made relative to the manifest's folder
+    ]
+    (tmp_path / "m.txt").write_text(f"nbd://host:10809/disk0 {URL}\n")
+    assert read_manifest(tmp_path / "m.txt") == [ManifestEntry("nbd://host:10809/disk0", URL)]
+    assert parse_pair(f"{nbd}={URL}") == ManifestEntry(nbd, URL)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("qcow3", "entry 1: format: 'qcow3' is not an image format"), ("3", "'format' is not")],
+)
+def test_bad_entry_format(tmp_path: Path, value: str, message: str) -> None:
+    (tmp_path / "m.yaml").write_text(f"- image: a.raw\n  to: '{URL}'\n  format: {value}\n")
+    with pytest.raises(InputError, match=message):
+        read_manifest(tmp_path / "m.yaml")

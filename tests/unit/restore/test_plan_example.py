@@ -18,7 +18,7 @@ def test_example_plan_loads(tmp_path: Path) -> None:
     assert plan.target.disks == "managed"
     assert plan.proxy is not None and plan.proxy.idle_timeout == 300
     web, db = plan.vms
-    assert web.disks[0].path == tmp_path / "backups" / "web01-os.raw"
+    assert web.disks[0].path == str(tmp_path / "backups" / "web01-os.raw")
     assert (web.os, web.generation, web.power_on, web.wait_for_agent) == (
         "auto",
         "auto",

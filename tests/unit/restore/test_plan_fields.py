@@ -65,7 +65,7 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "unknown key",
         lambda d: _disk(d).update(sku_name="x"),
         "vms[0].disks[0].sku_name",
-        "unknown key (expected one of: path, role, lun",
+        "unknown key (expected one of: path, format, role, lun",
     ),
     (
         "unknown top key",

@@ -43,11 +43,11 @@ def test_relative_paths_are_relative_to_the_plan(
     plan = load_plan(Path("plans") / "plan.yaml")
     paths = [disk.path for disk in plan.vms[0].disks]
     assert paths == [
-        tmp_path / "images" / "os.raw",
-        Path("/srv/backups/data.raw"),
-        tmp_path / "plans" / "sub" / "data2.raw",
+        str(tmp_path / "images" / "os.raw"),
+        "/srv/backups/data.raw",
+        str(tmp_path / "plans" / "sub" / "data2.raw"),
     ]
-    assert all(path.is_absolute() for path in paths)
+    assert all(Path(path).is_absolute() for path in paths)
 
 
 def test_forgiving_spellings(in_tmp: Path) -> None:
