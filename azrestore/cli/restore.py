@@ -28,6 +28,7 @@ from ..jobs.emulated import emulator_environ, run_emulated_restore
 from ..restore.outcome import RestoreReport
 from ..restore.plan import ResolvedPlan
 from ..restore.settings import RestoreSettings
+from ..sources.locations import is_url
 from ..transfer.config import TransferConfig
 from ..transfer.progress import ProgressEvent
 from .environment import CONNECTION_STRING_ENV, STORAGE_ACCOUNT_ENV, default_journal_dir
@@ -84,7 +85,7 @@ class RestoreView:
             rate = row.sent / max(row.seconds, 1e-3)
             disks.add_row(
                 vm,
-                Path(disk).name,
+                disk if is_url(disk) else Path(disk).name,
                 f"{percent:5.1f}%",
                 format_size(row.sent),
                 f"{format_size(rate)}/s",
