@@ -36,8 +36,8 @@ def managed_disk_problem(disk_size: int) -> str | None:
     size = blob_size(disk_size)
     if not MIN_UPLOAD_SIZE <= size <= MAX_UPLOAD_SIZE:
         return (
-            f"a managed disk upload must be {MIN_UPLOAD_SIZE:,} to {MAX_UPLOAD_SIZE:,} bytes"
-            " (Azure's 20 MiB + 512 to 32 TiB + 512: a disk of 20 MiB to 32,767 GiB and the"
+            f"a managed disk upload must be between {MIN_UPLOAD_SIZE:,} and"
+            f" {MAX_UPLOAD_SIZE:,} bytes (Azure's 20 MiB + 512 to 32 TiB + 512: a disk of 20 MiB to 32,767 GiB and the"
             f" footer); this disk's VHD is {size:,} bytes ({format_size(size)})"
         )
     return None

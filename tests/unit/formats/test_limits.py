@@ -49,7 +49,7 @@ def test_managed_disk_takes_20_mib_to_32_tib(disk_size: int, allowed: bool) -> N
     problem = managed_disk_problem(disk_size)
     assert (problem is None) == allowed
     if problem is not None:
-        assert "20,972,032 to 35,183,298,347,520 bytes" in problem
+        assert "between 20,972,032 and 35,183,298,347,520 bytes" in problem
         assert f"{blob_size(disk_size):,} bytes" in problem
 
 

@@ -127,7 +127,7 @@ def test_convert_reads_a_source_through_read_into(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("size", "os_type", "generation", "message"),
     [
-        (33 * TiB, "none", "auto", "a managed disk upload must be 20,972,032 to"),
+        (33 * TiB, "none", "auto", "a managed disk upload must be between 20,972,032 and"),
         (32767 * GiB + 1, "none", "auto", "35,183,298,347,520 bytes"),
         (5 * TiB, "Linux", "V2", "an OS disk is at most 4 TiB"),
         (3 * TiB, "Windows", "V1", "an OS disk over 2 TiB needs generation V2"),
