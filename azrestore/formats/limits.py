@@ -35,10 +35,11 @@ def managed_disk_problem(disk_size: int) -> str | None:
     (virtual size + 512) is 20,972,032 to 35,183,298,347,520 bytes."""
     size = blob_size(disk_size)
     if not MIN_UPLOAD_SIZE <= size <= MAX_UPLOAD_SIZE:
+        rule = f"between {MIN_UPLOAD_SIZE:,} and {MAX_UPLOAD_SIZE:,} bytes"
         return (
-            f"a managed disk upload must be between {MIN_UPLOAD_SIZE:,} and"
-            f" {MAX_UPLOAD_SIZE:,} bytes (Azure's 20 MiB + 512 to 32 TiB + 512: a disk of 20 MiB to 32,767 GiB and the"
-            f" footer); this disk's VHD is {size:,} bytes ({format_size(size)})"
+            f"a managed disk upload must be {rule} (Azure's 20 MiB + 512 to 32 TiB + 512:"
+            " a disk of 20 MiB to 32,767 GiB and the footer); this disk's VHD is"
+            f" {size:,} bytes ({format_size(size)})"
         )
     return None
 
