@@ -158,3 +158,36 @@ def test_ctrl_c_is_exit_130_without_traceback(tmp_path: Path, storage: StorageTa
     assert child.returncode == 130, stderr
     assert stdout == ""
     assert stderr == "azrestore: error: interrupted\n"
+
+
+def test_formats_reach_every_upload_form(tmp_path: Path, storage: StorageTarget) -> None:
+    """``--format`` and a manifest entry's ``format:`` are what each disk is opened with:
+    raw uploads as raw; a format the image is not fails that disk alone (exit 2), before
+    its blob is created, and the others are uploaded; then verify takes --format too."""
+    one = make_sparse_image(tmp_path / "one.raw", 3 * MiB + 512, [(MiB, b"one" * 100)])
+    two = make_sparse_image(tmp_path / "two.raw", 2 * MiB, [(0, b"two" * 100)])
+    three = make_sparse_image(tmp_path / "three.raw", 2 * MiB, [(512, b"three")])
+    manifest = tmp_path / "disks.yaml"
+    manifest.write_text(
+        f"- {{image: two.raw, to: '{storage.sas_url('fmt-two.vhd')}', format: raw}}\n"
+        f"- {{image: three.raw, to: '{storage.sas_url('fmt-three.vhd')}', format: vmdk}}\n"
+    )
+    result = invoke(
+        "upload",
+        f"{one}={storage.sas_url('fmt-one.vhd')}",
+        "--manifest",
+        manifest,
+        "--format",
+        "raw",
+        "--json",
+    )
+    assert result.exit_code == 2, result.stderr
+    disks = {disk["name"]: disk for disk in json.loads(result.stdout)["disks"]}
+    assert disks[str(one)]["ok"] and disks[str(two)]["ok"]
+    failed = disks[str(three)]
+    assert not failed["ok"] and failed["exit_code"] == 2 and str(three) in failed["error"]
+    assert_blob_is_vhd_of(storage, "fmt-one.vhd", one)
+    assert_blob_is_vhd_of(storage, "fmt-two.vhd", two)
+    assert not storage.blob_client("fmt-three.vhd").exists()
+    checked = invoke("verify", one, "--to", storage.sas_url("fmt-one.vhd"), "--format", "raw")
+    assert checked.exit_code == 0, checked.stderr
