@@ -32,6 +32,7 @@ from ..azure.pageblob import open_page_blob
 from ..errors import ControlPlaneError, first_error
 from ..formats.sizes import blob_size
 from ..sources.base import DiskSource
+from ..sources.locations import is_url
 from ..sources.open import open_source
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
@@ -52,20 +53,27 @@ PREPARED_TAG = "azrestore-prepared"
 
 
 def source_tag(disk: ResolvedDisk) -> str:
-    """A short digest of the image's identity (path, size, inode and device, modification
-    and change times), stored as a tag on its managed disk."""
-    info = os.stat(disk.spec.path)
-    text = json.dumps(
-        [
-            str(disk.spec.path),
-            info.st_size,
-            info.st_mtime_ns,
-            info.st_ino,
-            info.st_dev,
-            info.st_ctime_ns,
-        ]
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """A short digest of the image's identity, stored as a tag on its managed disk: of
+    every file of its backing chain, the path, size, inode and device, modification and
+    change times (an NBD export: its URL, as written)."""
+    files = [link.path for link in disk.report.chain] or [disk.spec.path]
+    parts: list[object] = [disk.spec.format or disk.report.format]
+    for location in files:
+        if is_url(location):
+            parts.append(location)
+            continue
+        info = os.stat(location)
+        parts.append(
+            [
+                str(location),
+                info.st_size,
+                info.st_mtime_ns,
+                info.st_ino,
+                info.st_dev,
+                info.st_ctime_ns,
+            ]
+        )
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 class DiskUploads:

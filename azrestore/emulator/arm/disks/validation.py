@@ -38,7 +38,8 @@ __all__ = [
 
 MiB: Final = 1024**2
 MIN_UPLOAD: Final = 20 * MiB + FOOTER_BYTES  # 20,972,032
-MAX_UPLOAD: Final = 32 * 1024 * GiB + FOOTER_BYTES  # 35,183,298,347,520
+#: Azure's bound: 32,767 GiB + 512 (which Azure's own message calls "32 TiB + 512").
+MAX_UPLOAD: Final = 32_767 * GiB + FOOTER_BYTES  # 35,183,298,347,520
 MAX_DISK_GB: Final = 32_767
 MAX_GRANT_SECONDS: Final = 60 * 24 * 3600
 _SKUS: Final[Mapping[str, str]] = {
