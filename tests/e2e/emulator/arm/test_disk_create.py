@@ -125,9 +125,12 @@ async def test_upload_size_limits_are_inclusive(env: ArmEnv) -> None:
     smallest = await create_upload_disk(env, "smallest", 20 * MiB + 512)
     assert smallest.properties is not None
     assert smallest.properties.disk_state == "ReadyToUpload"
-    largest = await create_upload_disk(env, "largest", 32 * 1024 * 1024 * MiB + 512)
+    # Azure's bound, 35,183,298,347,520 bytes: 32,767 GiB + 512 ("32 TiB" in its message).
+    largest = await create_upload_disk(env, "largest", 32_767 * 1024 * MiB + 512)
     assert largest.properties is not None
-    assert largest.properties.disk_size_gb == 32 * 1024
+    assert largest.properties.disk_size_gb == 32_767
+    with pytest.raises(HttpResponseError):
+        await create_upload_disk(env, "too-large", 32 * 1024 * 1024 * MiB + 512)
 
 
 async def _refused(env: ArmEnv, disk: dict[str, Any]) -> pytest.ExceptionInfo[HttpResponseError]:
