@@ -78,7 +78,10 @@ def _export(parts: SplitResult) -> str:
     path = parts.path
     if path and not path.startswith("/"):
         raise NbdUrlError("the export name follows a '/'")
-    export = unquote(path[1:], errors="strict") if path else ""
+    try:
+        export = unquote(path[1:], errors="strict") if path else ""
+    except UnicodeDecodeError:
+        raise NbdUrlError("the export name is not UTF-8") from None
     if "\x00" in export or len(export.encode()) > 4096:
         raise NbdUrlError("not a valid export name")
     return export

@@ -97,6 +97,11 @@ def _sniff(path: str) -> str | None:
     if name is None:
         return None
     fmt = QEMU_FORMATS.get(name)
+    if name == "VHD (differencing)":
+        raise InputError(
+            f"{path}: is a {name} image, which azrestore does not read yet (merge it into"
+            " its parent first, e.g. with Hyper-V's Merge-VHD)"
+        )
     if fmt is None:
         raise InputError(
             f"{path}: is a {name} image, which azrestore does not read"
