@@ -32,7 +32,7 @@ def run(*command: str | Path) -> str:
     return done.stdout
 
 
-def qemu_io(image: Path, fmt: str, *commands: str) -> None:
+def qemu_io(image: Path | str, fmt: str, *commands: str) -> None:
     """Run qemu-io ``commands`` (``write -P 0xab 0 4k``, ``write -z ...``) on ``image``."""
     args: list[str | Path] = ["qemu-io", "-f", fmt]
     for command in commands:
