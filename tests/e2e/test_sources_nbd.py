@@ -60,25 +60,26 @@ async def test_a_server_that_takes_one_connection_is_shared_by_the_threads(
     image = convert(pattern_raw(tmp_path / "p.raw"), tmp_path / "disk.qcow2", "qcow2")
     expected = raw_view(image, "qcow2")
     port = free_port()
-    with serving(_qemu_nbd_tcp(image, port), port=port):
-        with await open_source(f"nbd://127.0.0.1:{port}/disk") as source:
-            chunk = 1 << 20
-            results: dict[int, bytes] = {}
+    with (
+        serving(_qemu_nbd_tcp(image, port), port=port),
+        await open_source(f"nbd://127.0.0.1:{port}/disk") as source,
+    ):
+        chunk = 1 << 20
+        results: dict[int, bytes] = {}
 
-            def read(offset: int) -> None:
-                results[offset] = source.read_at(offset, chunk)
+        def read(offset: int) -> None:
+            results[offset] = source.read_at(offset, chunk)
 
-            threads = [
-                threading.Thread(target=read, args=(offset,))
-                for offset in range(0, source.size, chunk)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(30)
-            assert b"".join(results[o] for o in sorted(results)) == expected
-            assert isinstance(source, NbdSource)
-            assert source._pool.limit == 1
+        threads = [
+            threading.Thread(target=read, args=(offset,)) for offset in range(0, source.size, chunk)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert b"".join(results[o] for o in sorted(results)) == expected
+        assert isinstance(source, NbdSource)
+        assert source._pool.limit == 1
 
 
 @needs("qemu-img", "qemu-nbd")
@@ -137,11 +138,13 @@ async def test_nbdkit_file_over_a_unix_socket(tmp_path: Path) -> None:
     raw = pattern_raw(tmp_path / "p.raw")
     sock = tmp_path / "nbdkit.sock"
     command = ["nbdkit", "--foreground", "--readonly", "--unix", str(sock), "file", str(raw)]
-    with serving(command, unix=sock):
-        with await open_source(f"nbd+unix:///?socket={sock}") as source:
-            assert read_all(source) == raw.read_bytes()
-            covered = bytearray(raw.read_bytes())
-            for offset, length in source.data_extents():
-                covered[offset : offset + length] = bytes(length)
-            assert not any(covered)
-            assert source.allocated_bytes() < AWKWARD_SIZE // 4
+    with (
+        serving(command, unix=sock),
+        await open_source(f"nbd+unix:///?socket={sock}") as source,
+    ):
+        assert read_all(source) == raw.read_bytes()
+        covered = bytearray(raw.read_bytes())
+        for offset, length in source.data_extents():
+            covered[offset : offset + length] = bytes(length)
+        assert not any(covered)
+        assert source.allocated_bytes() < AWKWARD_SIZE // 4

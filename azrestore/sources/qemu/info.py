@@ -20,6 +20,12 @@ from typing import Any
 from ...errors import InputError
 from ..base import ChainLink
 
+#: Formats ``qemu-img check`` checks (the others it says it cannot).
+CHECKED_FORMATS = ("qcow2", "vmdk", "vhdx", "vdi")
+#: Formats ``qemu-img check`` does not check, whose data all lies in the image file: their
+#: map must not point past its end.
+MAPPED_FORMATS = ("vdi", "vpc")
+_CHECK_TIMEOUT = 600.0
 #: Deepest backing chain followed (qemu itself has no smaller limit worth relying on).
 MAX_CHAIN = 256
 _TIMEOUT = 60.0
@@ -57,7 +63,10 @@ def _info(path: str, fmt: str | None, *, shown: str) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         raise InputError(f"{shown}: qemu-img info took more than {_TIMEOUT:.0f} s") from None
     if done.returncode != 0:
-        raise InputError(f"{shown}: {_qemu_message(done.stderr, path)}")
+        message = _qemu_message(done.stderr, path)
+        if not message.startswith("Could not open"):
+            message = f"qemu-img cannot open it: {message}"
+        raise InputError(f"{shown}: {message}")
     try:
         data = json.loads(done.stdout)
     except ValueError:
@@ -69,12 +78,64 @@ def _info(path: str, fmt: str | None, *, shown: str) -> dict[str, Any]:
 
 def _qemu_message(stderr: bytes, path: str) -> str:
     """qemu's error as one line, without its prefixes and the repeated file name."""
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
+    text = stderr.decode("utf-8", "replace")
+    lines = [line.strip().removeprefix("qemu-img: ") for line in text.splitlines()]
     text = "; ".join(line for line in lines if line) or "qemu-img cannot read it"
-    text = text.removeprefix("qemu-img: ")
     for prefix in (f"Could not open '{path}': ",) * 2:
         text = text.removeprefix(prefix)
     return text
+
+
+def check_image(path: str, fmt: str, *, shown: str) -> None:
+    """Refuse an image ``qemu-img check`` finds damaged (a truncated file, a table entry
+    pointing past its end): qemu would read the missing data as zeros."""
+    options: dict[str, Any] = {"driver": fmt, "file": {"driver": "file", "filename": path}}
+    if fmt in ("qcow2", "vmdk"):
+        options["backing"] = None  # this file alone: its backing file is checked on its own
+    command = [qemu_tool("qemu-img"), "check", "--output=json", "json:" + json.dumps(options)]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=_CHECK_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return  # no verdict in time: qemu's own checks at open and on reads remain
+    if done.returncode in (0, 3, 63):  # clean, leaked clusters only, or not checkable
+        return
+    try:
+        report = json.loads(done.stdout)
+        corruptions = int(report.get("corruptions", 0))
+    except (ValueError, TypeError, AttributeError):
+        corruptions = 0
+    if done.returncode == 2 or corruptions:
+        raise InputError(
+            f"{shown}: is damaged: qemu-img check finds {corruptions or 'some'} corrupt"
+            " entries (a truncated file, or a table pointing past its end)"
+        )
+    raise InputError(f"{shown}: is damaged: qemu-img check: {_qemu_message(done.stderr, path)}")
+
+
+def check_map(path: str, fmt: str, *, shown: str) -> None:
+    """Refuse an image whose allocation map points past the end of its file (truncated):
+    for the formats qemu-img check does not check."""
+    command = [qemu_tool("qemu-img"), "map", "--output=json", "-f", fmt, "--", path]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=_CHECK_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return
+    if done.returncode != 0:
+        raise InputError(f"{shown}: {_qemu_message(done.stderr, path)}")
+    try:
+        entries = json.loads(done.stdout)
+        end = max(
+            (int(e["offset"]) + int(e["length"]) for e in entries if "offset" in e and e["data"]),
+            default=0,
+        )
+    except (ValueError, TypeError, KeyError):
+        raise InputError(f"{shown}: qemu-img map said what is not a map") from None
+    size = os.path.getsize(path)
+    if end > size:
+        raise InputError(
+            f"{shown}: is truncated: its map holds data up to byte {end}, but the file"
+            f" ends at {size}"
+        )
 
 
 def inspect_image(path: str, fmt: str | None) -> ImageInfo:
@@ -85,6 +146,7 @@ def inspect_image(path: str, fmt: str | None) -> ImageInfo:
     seen: dict[str, str] = {}
     current, current_format, named_by = os.path.abspath(path), fmt, None
     top: dict[str, Any] | None = None
+    checks: list[tuple[str, str, str]] = []
     while True:
         shown = path if named_by is None else current
         real = os.path.realpath(current)
@@ -105,6 +167,7 @@ def inspect_image(path: str, fmt: str | None) -> ImageInfo:
                 f"{shown}: is an encrypted {found} image; azrestore does not read encrypted"
                 " images (decrypt it first, e.g. with qemu-img convert --object secret,...)"
             )
+        checks.append((current, found, shown))
         chain.append(ChainLink(shown, found))
         files.append(current)
         files.extend(_extra_files(info, current))
@@ -116,6 +179,12 @@ def inspect_image(path: str, fmt: str | None) -> ImageInfo:
         named_by = current
         current = os.path.join(os.path.dirname(current), str(backing))
         current_format = info.get("backing-filename-format")
+    # Each file on its own, once the chain is known to be whole and loop-free.
+    for name, found, shown in checks:
+        if found in CHECKED_FORMATS:
+            check_image(name, found, shown=shown)
+        if found in MAPPED_FORMATS:
+            check_map(name, found, shown=shown)
     size = top.get("virtual-size")
     if not isinstance(size, int) or size <= 0:
         raise InputError(f"{path}: has no virtual size (qemu-img info)")
