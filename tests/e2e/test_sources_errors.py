@@ -75,9 +75,8 @@ async def test_a_loop_in_the_chain(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("scheme", ["aes", "luks"])
-async def test_an_encrypted_image(tmp_path: Path, scheme: str) -> None:
-    image = tmp_path / "secret.qcow2"
+def encrypted_image(image: Path, scheme: str) -> Path:
+    """A qcow2 image encrypted with ``scheme`` (aes or luks)."""
     for attempt in range(5):  # luks times its key derivation, which a busy machine upsets
         done = subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pass",
@@ -87,6 +86,12 @@ async def test_an_encrypted_image(tmp_path: Path, scheme: str) -> None:
         if done.returncode == 0:
             break
         assert attempt < 4, done.stderr
+    return image
+
+
+@pytest.mark.parametrize("scheme", ["aes", "luks"])
+async def test_an_encrypted_image(tmp_path: Path, scheme: str) -> None:
+    image = encrypted_image(tmp_path / "secret.qcow2", scheme)
     message = await refused(image)
     assert message.startswith(f"{image}: is an encrypted qcow2 image;")
     assert "does not read encrypted images" in message
