@@ -169,3 +169,55 @@ async def test_a_differencing_vhd_is_refused_saying_so(tmp_path: Path) -> None:
         " (merge it into its parent first, e.g. with Hyper-V's"
         " Merge-VHD)"
     )
+
+
+def _descriptor(create_type: str, extents: list[str]) -> str:
+    return (
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n"
+        f'createType="{create_type}"\n\n# Extent description\n'
+        + "".join(f"{line}\n" for line in extents)
+        + '\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = "4"\n'
+        'ddb.adapterType = "lsilogic"\n'
+    )
+
+
+async def test_an_esxi_descriptor_with_its_flat_extent(tmp_path: Path) -> None:
+    """As ESXi writes them: a text descriptor (createType vmfs) beside NAME-flat.vmdk,
+    named relative to the descriptor, opened from another directory."""
+    folder = tmp_path / "datastore" / "vm"
+    folder.mkdir(parents=True)
+    flat = pattern_raw(folder / "vm-flat.vmdk")
+    sectors = AWKWARD_SIZE // 512
+    descriptor = folder / "vm.vmdk"
+    descriptor.write_text(_descriptor("vmfs", [f'RW {sectors} VMFS "vm-flat.vmdk"']))
+    with await open_source(descriptor) as source:
+        assert source.format == "vmdk"
+        assert read_all(source) == flat.read_bytes()
+        assert source.data_extents() == nonzero_map(descriptor, "vmdk")
+
+
+async def test_a_descriptor_of_several_extents(tmp_path: Path) -> None:
+    """Multi-extent: two flat extents and a sparse one, each named relative to it."""
+    pattern = pattern_raw(tmp_path / "p.raw").read_bytes()
+    first, second = 3 * MiB, 5 * MiB
+    (tmp_path / "s1.raw").write_bytes(pattern[:first])
+    (tmp_path / "s2.raw").write_bytes(pattern[first : first + second])
+    tail = tmp_path / "tail.raw"
+    tail.write_bytes(pattern[first + second :])
+    convert(tail, tmp_path / "s3.vmdk", "vmdk", "subformat=monolithicSparse")
+    rest = (len(pattern) - first - second) // 512
+    descriptor = tmp_path / "multi.vmdk"
+    descriptor.write_text(
+        _descriptor(
+            "monolithicFlat",
+            [
+                f'RW {first // 512} FLAT "s1.raw" 0',
+                f'RW {second // 512} FLAT "s2.raw" 0',
+                f'RW {rest} SPARSE "s3.vmdk"',
+            ],
+        )
+    )
+    with await open_source(descriptor) as source:
+        assert source.size == len(pattern)
+        assert read_all(source) == pattern
+        assert source.data_extents() == nonzero_map(descriptor, "vmdk")
