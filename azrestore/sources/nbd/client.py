@@ -216,7 +216,7 @@ class NbdClient:
             self._recv_into(view)
             return
         failure: NbdError | None = None
-        filled = 0
+        covered: list[tuple[int, int]] = []
         while True:
             header = self._reply_header(handle, length + 8 + 0xFFFF)
             if header.type == nbd.CHUNK_OFFSET_DATA:
@@ -227,14 +227,14 @@ class NbdClient:
                 if start < 0 or end > length:
                     raise NbdProtocolError("OFFSET_DATA chunk outside the request")
                 self._recv_into(view[start:end])
-                filled += end - start
+                covered.append((start, end))
             elif header.type == nbd.CHUNK_OFFSET_HOLE:
                 hole, size = nbd.parse_offset_hole(self._recv(header.length))
                 start = hole - offset
                 if start < 0 or start + size > length:
                     raise NbdProtocolError("OFFSET_HOLE chunk outside the request")
                 view[start : start + size] = bytes(size)
-                filled += size
+                covered.append((start, start + size))
             elif header.type & nbd.CHUNK_ERROR_BIT:
                 failure = self._error(header, f"read of {length} bytes at {offset}")
             elif header.type != nbd.CHUNK_NONE:
@@ -243,8 +243,7 @@ class NbdClient:
                 break
         if failure is not None:
             raise failure
-        if filled != length:
-            raise NbdProtocolError(f"read reply covered {filled} bytes of {length}")
+        _check_covered(covered, length)
 
     def block_status(self, offset: int, length: int) -> list[tuple[int, int]]:
         """``(length, flags)`` extents from ``offset`` (at least one; together they may end
@@ -321,3 +320,16 @@ class NbdClient:
             if got == 0:
                 raise ConnectionResetError("the NBD server closed the connection")
             done += got
+
+
+def _check_covered(covered: list[tuple[int, int]], length: int) -> None:
+    """Refuse a read reply whose chunks leave a gap or overlap: the buffer would hold
+    bytes the server never sent."""
+    position = 0
+    for start, end in sorted(covered):
+        if start != position:
+            problem = "overlapping chunks" if start < position else f"nothing at {position}"
+            raise NbdProtocolError(f"read reply of {length} bytes has {problem}")
+        position = end
+    if position != length:
+        raise NbdProtocolError(f"read reply covered {position} bytes of {length}")
