@@ -166,7 +166,7 @@ def _file_differences(
     if [item.path for item in recorded] != [item.path for item in now]:
         was = ", ".join(item.path for item in recorded) or "none"
         return [f"is made of other files now (its chain was: {was})"]
-    found = []
+    found: list[str] = []
     for then, current in zip(recorded, now, strict=True):
         found.extend(f"file {then.path} {change}" for change in then.differences(current))
     return found

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from azrestore.errors import InputError
-from azrestore.formats.sizes import KiB, MiB
+from azrestore.formats.sizes import MiB
 from azrestore.sources.base import ChainLink, DiskSource
 from azrestore.sources.open import open_source
 from tests.support.qemu import (
@@ -123,11 +123,38 @@ async def test_a_container_reads_as_qemu_reads_it(tmp_path: Path, case: str) -> 
         source.close()
 
 
-async def test_sparse_formats_skip_what_they_do_not_hold(tmp_path: Path) -> None:
-    image, _ = _converted("qcow2")(tmp_path)
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("qcow2", ()),
+        ("vmdk", ("subformat=monolithicSparse",)),
+        ("vmdk", ("subformat=streamOptimized",)),
+        ("vpc", ("subformat=dynamic",)),
+        ("vdi", ()),
+        pytest.param(
+            "vhdx",
+            ("subformat=dynamic", "block_size=1048576"),
+            marks=pytest.mark.xfail(
+                strict=True, reason="qemu's vhdx driver reports no block status: all is data"
+            ),
+        ),
+    ],
+)
+async def test_sparse_formats_skip_what_they_do_not_hold(
+    tmp_path: Path, fmt: str, options: tuple[str, ...]
+) -> None:
+    """Three small runs in a 64 MiB disk: what is read stays within three of the format's
+    blocks (VHD's, the largest, are 2 MiB)."""
+    raw = tmp_path / "sparse.raw"
+    with raw.open("wb") as handle:
+        handle.truncate(64 * MiB)
+        for offset in (0, 30 * MiB + 512, 64 * MiB - 512):
+            handle.seek(offset)
+            handle.write(b"\x42" * 512)
+    image = convert(raw, tmp_path / f"sparse.{fmt}", fmt, *options)
     with await open_source(image) as source:
-        assert source.allocated_bytes() <= 6 * 64 * KiB + 200 * KiB
-        assert source.allocated_bytes() < source.size // 10
+        assert read_all(source)[: 64 * MiB] == raw.read_bytes()
+        assert 3 * 512 <= source.allocated_bytes() <= 6 * MiB
 
 
 async def test_a_chain_lists_every_file_top_first(tmp_path: Path) -> None:
