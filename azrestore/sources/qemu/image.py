@@ -12,6 +12,7 @@ from ..nbd.pool import ConnectionPool
 from ..nbd.source import MAX_CONNECTIONS, NbdSource, connect_pool
 from .info import ImageInfo, inspect_image
 from .server import QemuNbd
+from .vhdx_map import vhdx_extents
 
 #: The formats read through qemu-nbd (qemu's names; ``vpc`` is VHD).
 CONTAINER_FORMATS = ("qcow2", "vmdk", "vhdx", "vpc", "vdi")
@@ -25,6 +26,8 @@ class ContainerImage(NbdSource):
         super().__init__(path, pool, info.size, format=info.format, chain=info.chain)
         self.files = info.files
         self._server = server
+        if info.format == "vhdx" and len(info.chain) == 1:
+            self._extents = vhdx_extents(info.chain[0].path)  # None: block status
 
     @property
     def server_pid(self) -> int | None:
