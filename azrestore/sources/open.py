@@ -67,7 +67,12 @@ def open_source_blocking(
         raise InputError(f"{text}: format nbd needs an nbd:// or nbd+unix:// URL")
     if image_format == "raw":
         return RawImage.open(text)
-    fmt = image_format if image_format is not None else _sniff(text)
+    name = _sniff(text)
+    if name == _FIXED_VHD and image_format in (None, "vpc"):
+        from .fixedvhd import FixedVhdImage
+
+        return FixedVhdImage.open(text)
+    fmt = image_format if image_format is not None else _qemu_format(text, name)
     if fmt is None:
         return RawImage.open(text)
     from .qemu import open_container
@@ -75,9 +80,14 @@ def open_source_blocking(
     return open_container(text, fmt)
 
 
+#: What :func:`_sniff` calls a fixed VHD with a whole 512-byte footer: read directly.
+_FIXED_VHD = "VHD (fixed)"
+
+
 def _sniff(path: str) -> str | None:
-    """The qemu format of the container image at ``path``, or None for a raw disk (and for
-    what :meth:`RawImage.open` refuses with its own words: missing, a directory...)."""
+    """The container format the signature of ``path`` shows (``detect_container``'s
+    name), or None for a raw disk (and for what :meth:`RawImage.open` refuses with its own
+    words: missing, a directory...)."""
     try:
         mode = os.stat(path).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
@@ -94,9 +104,17 @@ def _sniff(path: str) -> str | None:
     except OSError as exc:
         raise unreadable_file(path, exc, action="open") from None
     name = detect_container(head, tail)
+    if name == _FIXED_VHD and not tail.startswith(b"conectix"):
+        return "VHD (fixed, 511-byte footer)"  # Virtual PC's old footer: through qemu
+    return name
+
+
+def _qemu_format(path: str, name: str | None) -> str | None:
+    """qemu's name of the container format ``name``, None for raw; refuses the formats
+    azrestore does not read."""
     if name is None:
         return None
-    fmt = QEMU_FORMATS.get(name)
+    fmt = QEMU_FORMATS.get(name.replace(", 511-byte footer", ""))
     if name == "VHD (differencing)":
         raise InputError(
             f"{path}: is a {name} image, which azrestore does not read yet (merge it into"

@@ -12,7 +12,9 @@ import pytest
 
 from azrestore.errors import InputError
 from azrestore.formats.sizes import MiB
+from azrestore.formats.vhd import fixed_vhd_footer
 from azrestore.sources.base import ChainLink, DiskSource
+from azrestore.sources.fixedvhd import FixedVhdImage
 from azrestore.sources.open import open_source
 from tests.support.qemu import (
     AWKWARD_SIZE,
@@ -168,6 +170,25 @@ async def test_a_raw_backing_file_is_in_the_chain(tmp_path: Path) -> None:
     with await open_source(top) as source:
         assert [link.format for link in source.chain] == ["qcow2", "raw"]
         assert read_all(source) == raw_view(top, "qcow2")
+
+
+async def test_a_fixed_vhd_is_read_directly(tmp_path: Path) -> None:
+    """No qemu-nbd for a fixed VHD: its data is the file less the footer, as qemu reads
+    it; also one that azrestore itself wrote."""
+    image, _ = _converted("vpc", "subformat=fixed")(tmp_path)
+    own = tmp_path / "own.vhd"
+    data = pattern_raw(tmp_path / "p.raw").read_bytes()
+    own.write_bytes(data + fixed_vhd_footer(len(data)))
+    for path in (image, own):
+        with await open_source(path) as source:
+            assert isinstance(source, FixedVhdImage)
+            assert (source.format, source.chain) == ("vpc", (ChainLink(str(path), "vpc"),))
+            assert read_all(source) == raw_view(path, "vpc")
+            holes = bytearray(raw_view(path, "vpc"))
+            for offset, length in source.data_extents():
+                assert offset + length <= source.size
+                holes[offset : offset + length] = bytes(length)
+            assert not any(holes)
 
 
 async def test_the_format_can_be_forced(tmp_path: Path) -> None:
