@@ -41,7 +41,8 @@ async def open_source(
     try:
         return await anyio.to_thread.run_sync(work)
     except BaseException:
-        # Cancelled while the thread opened it: the source (and any qemu-nbd) is not lost.
+        # Should the opened source be lost to an exception on its way back (anyio returns
+        # it even when cancelled meanwhile), it is closed: no qemu-nbd outlives it.
         for source in opened:
             source.close()
         raise
