@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +198,35 @@ async def test_qemu_nbd_dying_is_a_source_error(tmp_path: Path) -> None:
         message = str(caught.value)
         assert message.startswith(f"{image}: cannot read ")
         assert "qemu-nbd stopped" in message
+
+
+def test_a_killed_azrestore_leaves_no_qemu_nbd(tmp_path: Path) -> None:
+    """kill -9 of the process that opened the image: the kernel closes its connections,
+    and qemu-nbd, which serves no one then, exits."""
+    image = convert(pattern_raw(tmp_path / "p.raw"), tmp_path / "d.qcow2", "qcow2")
+    script = (
+        "import sys, time\n"
+        "from azrestore.sources.open import open_source_blocking\n"
+        "source = open_source_blocking(sys.argv[1])\n"
+        "source.read_at(0, 4096)\n"
+        "print(source.server_pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(image)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        pid = int(child.stdout.readline())
+        assert alive(pid)
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(pid), "qemu-nbd outlived the process that started it"
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()

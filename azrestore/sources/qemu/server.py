@@ -2,6 +2,11 @@
 private temporary directory: started, waited for until its socket answers, and stopped
 (terminate, then kill) when :meth:`QemuNbd.stop` is called, also when starting fails.
 Blocking: call in a worker thread.
+
+It runs without ``--persistent``: it exits by itself when its last client (that finished
+the handshake) disconnects. The source keeps a connection open for as long as it is open,
+so should azrestore be killed (``kill -9``), the kernel closes that connection and
+qemu-nbd exits too, rather than serving the image forever.
 """
 
 from __future__ import annotations
@@ -46,7 +51,6 @@ class QemuNbd:
         command = [
             qemu_tool("qemu-nbd"),
             "--read-only",
-            "--persistent",
             f"--shared={self.shared}",
             f"--format={self.format}",
             f"--socket={self.socket_path}",
