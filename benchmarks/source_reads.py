@@ -3,7 +3,7 @@
 (NbdSource), as the pipeline reads them (worker threads, 4 MiB chunks over the data
 extents). Prints one JSON document; the machine is shared, so read the ratios.
 
-    .venv/bin/python -m benchmarks.sources [--data-gib 1] [--disk-gib 8] [--threads 4]
+    .venv/bin/python -m benchmarks.source_reads [--data-gib 1] [--disk-gib 8] [--threads 4]
 """
 
 from __future__ import annotations
