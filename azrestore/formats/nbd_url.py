@@ -1,5 +1,5 @@
 """NBD URLs (the NBD URI standard, doc/uri.md of NetworkBlockDevice/nbd), parsed strictly:
-``nbd://HOST[:PORT]/EXPORT`` (TCP) and ``nbd+unix:///EXPORT?socket=PATH`` (a Unix socket).
+``nbd://HOST[:PORT]/EXPORT`` (TCP; also spelt ``nbd+tcp://``) and ``nbd+unix:///EXPORT?socket=PATH`` (a Unix socket).
 
 TLS (``nbds``), user names and unknown query parameters are refused rather than ignored,
 so that a URL never means something else than it says.
@@ -34,7 +34,9 @@ class NbdAddress:
 def is_nbd_url(location: str) -> bool:
     """Whether ``location`` names an NBD export (any nbd scheme) rather than a file."""
     scheme, sep, _ = location.partition("://")
-    return bool(sep) and scheme.lower() in ("nbd", "nbd+unix", "nbds", "nbds+unix", "nbd+vsock")
+    return bool(sep) and scheme.lower() in (
+        "nbd", "nbd+tcp", "nbd+unix", "nbds", "nbds+tcp", "nbds+unix", "nbd+vsock", "nbds+vsock"
+    )  # fmt: skip
 
 
 def parse_nbd_url(url: str) -> NbdAddress:
@@ -45,6 +47,8 @@ def parse_nbd_url(url: str) -> NbdAddress:
     except ValueError as exc:
         raise NbdUrlError(f"not a valid NBD URL: {exc}") from None
     scheme = parts.scheme.lower()
+    if scheme == "nbd+tcp":  # the NBD URI standard's other name for nbd://
+        scheme = "nbd"
     if scheme.startswith("nbds"):
         raise NbdUrlError("NBD over TLS (nbds://) is not supported")
     if scheme not in ("nbd", "nbd+unix"):

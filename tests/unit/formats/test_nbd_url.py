@@ -16,6 +16,7 @@ from azrestore.formats.nbd_url import NbdAddress, NbdUrlError, is_nbd_url, parse
     [
         ("nbd://127.0.0.1/disk", NbdAddress("nbd://127.0.0.1/disk", "disk", host="127.0.0.1")),
         ("nbd://host:10810", NbdAddress("nbd://host:10810", "", host="host", port=10810)),
+        ("nbd+tcp://h/x", NbdAddress("nbd+tcp://h/x", "x", host="h")),
         ("nbd://[::1]:99/a%20b", NbdAddress("nbd://[::1]:99/a%20b", "a b", host="::1", port=99)),
         (
             "nbd+unix:///e?socket=/run/x.sock",
