@@ -1,5 +1,6 @@
 """NBD URLs (the NBD URI standard, doc/uri.md of NetworkBlockDevice/nbd), parsed strictly:
-``nbd://HOST[:PORT]/EXPORT`` (TCP; also spelt ``nbd+tcp://``) and ``nbd+unix:///EXPORT?socket=PATH`` (a Unix socket).
+``nbd://HOST[:PORT]/EXPORT`` (TCP; also spelt ``nbd+tcp://``) and
+``nbd+unix:///EXPORT?socket=PATH`` (a Unix socket).
 
 TLS (``nbds``), user names and unknown query parameters are refused rather than ignored,
 so that a URL never means something else than it says.
