@@ -88,6 +88,8 @@ STATE_ZERO = 2
 DEFAULT_MAX_BLOCK = 32 * 1024 * 1024
 #: Longest name or message azrestore accepts from a server (the spec's string limit).
 MAX_STRING = 4096
+#: Most replies azrestore takes to one option (a server sending more is looping).
+MAX_OPTION_REPLIES = 64
 #: Longest option reply azrestore reads (an INFO or META_CONTEXT reply is far smaller).
 MAX_OPTION_REPLY = 64 * 1024
 
@@ -105,6 +107,13 @@ ERRNO_NAMES = {
 
 class NbdProtocolError(ValueError):
     """What an NBD server sent breaks the protocol (or asks for what azrestore cannot do)."""
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """A server's message made fit for one line of an error: control characters and runs
+    of white space become one space, and it is cut at ``limit`` characters."""
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def errno_name(error: int) -> str:
@@ -334,7 +343,7 @@ def parse_error_chunk(data: bytes, kind: int) -> tuple[int, str]:
     tail = 8 if kind == CHUNK_ERROR_OFFSET else 0
     if len(data) != 6 + length + tail:
         raise NbdProtocolError("error chunk of the wrong length")
-    message = data[6 : 6 + length].decode("utf-8", "replace")
+    message = printable(data[6 : 6 + length].decode("utf-8", "replace"))
     if tail:
         (offset,) = struct.unpack_from(">Q", data, 6 + length)
         message = f"{message} (at offset {offset})" if message else f"at offset {offset}"

@@ -43,6 +43,7 @@ class NbdClient:
         self.context_id: int | None = None
         self._handle = 0
         self._header = bytearray(nbd.STRUCTURED_REPLY_SIZE)
+        self._replied, self._replies = -1, 0  # the option being answered, replies so far
 
     @classmethod
     def connect(
@@ -93,6 +94,10 @@ class NbdClient:
         self._sock.sendall(nbd.encode_option(option, data))
 
     def _option_reply(self, option: int) -> tuple[nbd.OptionReply, bytes]:
+        self._replies = self._replies + 1 if self._replied == option else 1
+        self._replied = option
+        if self._replies > nbd.MAX_OPTION_REPLIES:
+            raise NbdError(f"the server sent over {nbd.MAX_OPTION_REPLIES} replies to one option")
         header = nbd.parse_option_reply(self._recv(20), option)
         return header, self._recv(header.length)
 
@@ -150,7 +155,7 @@ class NbdClient:
             elif reply.type == nbd.REP_ERR_UNKNOWN:
                 raise NbdError(self._no_export())
             elif reply.is_error:
-                detail = data.decode("utf-8", "replace").strip()
+                detail = nbd.printable(data.decode("utf-8", "replace"))
                 raise NbdError(
                     f"the server refused the export: {reply.error_text()}"
                     + (f" ({detail})" if detail else "")

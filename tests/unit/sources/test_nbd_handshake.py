@@ -140,17 +140,28 @@ def test_an_old_server_without_go(serve: Callable[[Script], NbdAddress]) -> None
         (nbd.REP_FLAG_ERROR | 5, "the server refused the export: the server requires TLS"),
         (
             nbd.REP_FLAG_ERROR | 2,
-            "the server refused the export: forbidden by the server's policy (go away)",
+            "the server refused the export: forbidden by the server's policy (go away [31m now)",
         ),
     ],
 )
 def test_refusals_in_words(serve: Callable[[Script], NbdAddress], kind: int, message: str) -> None:
     def go(sock: socket.socket) -> None:
-        reply(sock, nbd.OPT_GO, kind, b"go away" if kind == nbd.REP_FLAG_ERROR | 2 else b"")
+        detail = b"go\naway\x1b[31m now" if kind == nbd.REP_FLAG_ERROR | 2 else b""
+        reply(sock, nbd.OPT_GO, kind, detail)
 
     with pytest.raises(NbdError) as caught:
         NbdClient.connect(serve(modern(go)))
     assert str(caught.value) == message
+
+
+def test_a_server_that_never_stops_answering(serve: Callable[[Script], NbdAddress]) -> None:
+    def go(sock: socket.socket) -> None:
+        info = struct.pack(">HQH", 0, 1 << 20, 3)
+        for _ in range(nbd.MAX_OPTION_REPLIES + 1):
+            reply(sock, nbd.OPT_GO, nbd.REP_INFO, info)
+
+    with pytest.raises(NbdError, match="replies to one option"):
+        NbdClient.connect(serve(modern(go)))
 
 
 def test_not_an_nbd_server(serve: Callable[[Script], NbdAddress]) -> None:
