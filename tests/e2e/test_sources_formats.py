@@ -16,6 +16,7 @@ from azrestore.formats.vhd import fixed_vhd_footer
 from azrestore.sources.base import ChainLink, DiskSource
 from azrestore.sources.fixedvhd import FixedVhdImage
 from azrestore.sources.open import open_source
+from azrestore.sources.raw import RawImage
 from tests.support.qemu import (
     AWKWARD_SIZE,
     convert,
@@ -263,3 +264,13 @@ async def test_a_descriptor_of_several_extents(tmp_path: Path) -> None:
         assert source.size == len(pattern)
         assert read_all(source) == pattern
         assert source.data_extents() == nonzero_map(descriptor, "vmdk")
+
+
+async def test_a_raw_file_keeps_the_direct_path(tmp_path: Path) -> None:
+    raw = pattern_raw(tmp_path / "p.raw")
+    with await open_source(raw) as source:
+        assert isinstance(source, RawImage)
+        assert (source.format, source.chain) == ("raw", (ChainLink(str(raw), "raw"),))
+    image, _ = _converted("qcow2")(tmp_path)
+    with pytest.raises(InputError, match="is a qcow2 image, not a raw disk"):
+        await open_source(image, image_format="raw")
