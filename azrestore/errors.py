@@ -21,6 +21,11 @@ class InputError(AzRestoreError):
     exit_code = 2
 
 
+class SourceError(AzRestoreError):
+    """A source that failed while it was read, after it was opened: an NBD server that
+    went away or answered a read with an error, a qemu-nbd that died."""
+
+
 class TransferError(AzRestoreError):
     """A transfer that failed: retries exhausted, or the service refused it for good."""
 

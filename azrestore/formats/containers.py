@@ -14,6 +14,18 @@ _VHD_COOKIE = b"conectix"
 _VHD_DISK_TYPES = {2: "VHD (fixed)", 3: "VHD (dynamic)", 4: "VHD (differencing)"}
 _VDI_SIGNATURE = 0xBEDA107F
 
+#: qemu's format name for each container :func:`detect_container` names that azrestore
+#: reads (through qemu-nbd); the others (qcow version 1, QED, Parallels, and differencing
+#: VHDs, which qemu does not read) it refuses.
+QEMU_FORMATS = {
+    "VHD (fixed)": "vpc",
+    "VHD (dynamic)": "vpc",
+    "VHDX": "vhdx",
+    "qcow2": "qcow2",
+    "VMDK": "vmdk",
+    "VDI": "vdi",
+}
+
 
 def _vhd_name(footer: bytes, default: str) -> str:
     if len(footer) >= 64:

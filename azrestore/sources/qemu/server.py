@@ -1,0 +1,123 @@
+"""One ``qemu-nbd`` child process exporting one image read-only on a Unix socket in a
+private temporary directory: started, waited for until its socket answers, and stopped
+(terminate, then kill) when :meth:`QemuNbd.stop` is called, also when starting fails.
+Blocking: call in a worker thread.
+
+It runs without ``--persistent``: it exits by itself when its last client (that finished
+the handshake) disconnects. The source keeps a connection open for as long as it is open,
+so should azrestore be killed (``kill -9``), the kernel closes that connection and
+qemu-nbd exits too, rather than serving the image forever.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from ...errors import InputError
+from .info import qemu_tool
+
+#: Seconds qemu-nbd may take to open an image and listen.
+START_TIMEOUT = 30.0
+#: Seconds it gets to exit after SIGTERM before SIGKILL.
+STOP_GRACE = 5.0
+
+
+class QemuNbd:
+    """A running ``qemu-nbd`` serving ``image`` (of ``fmt``) to up to ``shared`` clients
+    at :attr:`socket_path`."""
+
+    def __init__(self, image: str, fmt: str, *, shared: int, shown: str) -> None:
+        self.image = image
+        self.format = fmt
+        self.shared = shared
+        self.shown = shown
+        self._directory = tempfile.mkdtemp(prefix="azrestore-nbd-")
+        self.socket_path = os.path.join(self._directory, "sock")
+        self._log_path = os.path.join(self._directory, "log")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        """Start qemu-nbd and wait until its socket accepts; raises InputError with
+        qemu's message when it cannot serve the image (and leaves nothing running)."""
+        command = [
+            qemu_tool("qemu-nbd"),
+            "--read-only",
+            f"--shared={self.shared}",
+            f"--format={self.format}",
+            f"--socket={self.socket_path}",
+            "--cache=writeback",
+            "--aio=threads",
+            "--",
+            self.image,
+        ]
+        try:
+            with open(self._log_path, "wb") as log:
+                self._process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    close_fds=True,
+                    start_new_session=True,  # a terminal's Ctrl-C goes to azrestore alone
+                )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        delay = 0.005
+        while True:
+            if self._process.poll() is not None:
+                raise InputError(f"{self.shown}: qemu-nbd cannot serve it: {self.log()}")
+            if os.path.exists(self.socket_path):
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.connect(self.socket_path)
+                    return
+                except OSError:
+                    pass
+                finally:
+                    probe.close()
+            if time.monotonic() > deadline:
+                raise InputError(
+                    f"{self.shown}: qemu-nbd did not start serving it in {START_TIMEOUT:.0f} s"
+                )
+            time.sleep(delay)
+            delay = min(0.1, delay * 2)
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log(self) -> str:
+        """What qemu-nbd wrote, as one line."""
+        try:
+            with open(self._log_path, "rb") as log:
+                text = log.read(4096).decode("utf-8", "replace")
+        except OSError:
+            return "it said nothing"
+        lines = [line.strip().removeprefix("qemu-nbd: ") for line in text.splitlines()]
+        return "; ".join(line for line in lines if line) or "it exited and said nothing"
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and remove the private directory."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self._directory, ignore_errors=True)
