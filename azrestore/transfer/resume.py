@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
@@ -25,7 +25,7 @@ from .journal import (
 from .sink import PageSink, TargetIdentity
 
 if TYPE_CHECKING:
-    from ..sources.raw import RawImage
+    pass
 
 
 class ResumeRefused(InputError):
@@ -82,10 +82,8 @@ def _target_changes(recorded: TargetIdentity, now: TargetIdentity | None) -> lis
 
 
 def _source_identity(image: DiskSource) -> SourceIdentity:
-    """:func:`~azrestore.transfer.identity.source_identity` of any source. (The cast is
-    for the identity module's older signature, which took a raw image only; it goes once
-    that takes every :class:`DiskSource`.)"""
-    return source_identity(cast("RawImage", image))
+    """:func:`~azrestore.transfer.identity.source_identity` of any source."""
+    return source_identity(image)
 
 
 async def open_journal(

@@ -10,7 +10,6 @@ The pipeline's ``upload_disk`` opens only raw images by path until its callers m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -19,9 +18,8 @@ from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
 from azrestore.sources.base import DiskSource
 from azrestore.sources.open import open_source
-from azrestore.sources.raw import RawImage
 from azrestore.transfer.config import TransferConfig
-from azrestore.transfer.pipeline import _Upload
+from azrestore.transfer.pipeline import upload_disk
 from azrestore.transfer.progress import TransferResult
 from tests.e2e.test_sources_formats import CASES
 from tests.support.nbdserver import serving
@@ -36,10 +34,7 @@ pytestmark = [needs("qemu-img", "qemu-io", "qemu-nbd"), pytest.mark.anyio]
 async def upload(source: DiskSource, storage: StorageTarget, name: str) -> TransferResult:
     config = TransferConfig(chunk_size=MiB)
     async with open_page_blob(storage.sas_url(name)) as sink:
-        # The pipeline reads through the DiskSource interface alone (data_extents,
-        # read_into); its type still says RawImage.
-        job = _Upload(cast(RawImage, source), sink, config, None, None, None, None)
-        return await job.run()
+        return await upload_disk(source, sink, config=config)
 
 
 def check(storage: StorageTarget, name: str, expected: bytes, result: TransferResult) -> None:

@@ -37,10 +37,14 @@ def _empty(tmp_path: Path) -> Path:
     return tmp_path / "empty.img"
 
 
-def _qcow2(tmp_path: Path) -> Path:
+def _encrypted_qcow2(tmp_path: Path) -> Path:
     require("qemu-img")
     path = tmp_path / "disk.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "16M"], check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
+         "-o", "encrypt.format=luks,encrypt.key-secret=s0", str(path), "16M"],
+        check=True,
+    )  # fmt: skip
     return path
 
 
@@ -48,7 +52,7 @@ BAD_IMAGES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (_missing, "no such file"),
     "directory": (_directory, "directory"),
     "empty": (_empty, "empty"),
-    "qcow2": (_qcow2, "qcow2"),
+    "encrypted-qcow2": (_encrypted_qcow2, "encrypt"),
 }
 
 

@@ -96,7 +96,7 @@ async def test_inspect_image(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_inspect_image_refuses_what_is_not_a_raw_disk(tmp_path: Path) -> None:
+async def test_inspect_image_refuses_a_missing_file_and_reads_a_fixed_vhd(tmp_path: Path) -> None:
     from azrestore.errors import InputError
     from azrestore.formats.vhd import fixed_vhd_footer
     from azrestore.sources.report import inspect_image
@@ -108,5 +108,5 @@ async def test_inspect_image_refuses_what_is_not_a_raw_disk(tmp_path: Path) -> N
         file.truncate(MiB)
         file.seek(MiB)
         file.write(fixed_vhd_footer(MiB))
-    with pytest.raises(InputError, match="VHD"):
-        await inspect_image(vhd)
+    report = await inspect_image(vhd)  # a fixed VHD is read as the disk it holds
+    assert (report.format, report.disk_size) == ("vpc", MiB)

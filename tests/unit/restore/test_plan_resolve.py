@@ -108,8 +108,9 @@ async def test_image_problems_name_the_field(tmp_path: Path, images: dict[str, P
     source = tmp_path / "plan.yaml"
     assert [no_line(p) for p in caught.value.problems] == [
         f"{source}: vms[0].disks[1].path: {images['empty']}: is empty",
-        f"{source}: vms[0].disks[2].path: {images['vhd']}: is a VHD (fixed) image, not a raw disk"
-        " (convert it to raw first, e.g. qemu-img convert -O raw)",
+        # A fixed VHD is read as the disk it holds; this one is too small for Azure.
+        f"{source}: vms[0].disks[2].path: {images['vhd']} is 1.0 MiB: a managed disk is at"
+        " least 20 MiB",
         f"{source}: vms[1].disks[0].path: {missing}: no such file",
         f"{source}: vms[2].disks[0].role: {images['whole-ntfs']} has no partition table"
         " (a whole-disk ntfs file system): it cannot boot as an OS disk (use role: data)",
