@@ -1,0 +1,108 @@
+"""An upload from a container image killed with SIGKILL midway, then the same command:
+it continues and the blob ends identical to what qemu reads of the image; a backing file
+changed in between is refused (a real ``azrestore upload`` through the strict gateway into
+Azurite; qemu-img is the judge of what the image holds)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from azrestore.formats.sizes import MiB
+from azrestore.formats.vhd import VhdFooter
+from azrestore.transfer.journal import journal_path
+from tests.e2e.test_resume import upload_command, wait_for_journal, wait_for_records
+from tests.support.images import make_sparse_image
+from tests.support.qemu import convert, create, qemu_io, raw_view
+from tests.support.storage import StorageTarget
+from tests.support.tools import needs
+
+pytestmark = needs("qemu-img", "qemu-io", "qemu-nbd")
+SIZE = 40 * MiB + 3 * 512  # not a MiB multiple
+
+
+def _base(tmp_path: Path) -> Path:
+    rng = random.Random(7)
+    chunks = [(offset, rng.randbytes(3 * MiB)) for offset in range(0, 36 * MiB, 4 * MiB)]
+    chunks.append((SIZE - 512, b"L" * 512))  # the last sector
+    return make_sparse_image(tmp_path / "base.raw", SIZE, chunks)
+
+
+def qcow2_chain(tmp_path: Path) -> tuple[Path, str]:
+    """base.qcow2 <- top.qcow2, the top overwriting and discarding parts of the base."""
+    base = convert(_base(tmp_path), tmp_path / "base.qcow2", "qcow2")
+    top = create(tmp_path / "top.qcow2", "qcow2", None, backing=base, backing_format="qcow2")
+    qemu_io(top, "qcow2", "write -P 0x5a 1M 2M", "write -z 9M 1M", "write -P 0x33 30M 64k")
+    return top, "qcow2"
+
+
+def vmdk(tmp_path: Path) -> tuple[Path, str]:
+    image = convert(_base(tmp_path), tmp_path / "disk.vmdk", "vmdk", "subformat=monolithicSparse")
+    return image, "vmdk"
+
+
+def assert_blob_is_view(storage: StorageTarget, name: str, view: bytes) -> None:
+    data = storage.blob_client(name).download_blob().readall()
+    padded = -(-len(view) // MiB) * MiB
+    assert len(data) == padded + 512
+    assert data[: len(view)] == view, "the blob differs from qemu's view of the image"
+    assert not any(data[len(view) : padded])
+    assert VhdFooter.parse(data[-512:]).current_size == padded
+
+
+def _killed_midway(image: Path, url: str, journals: Path) -> None:
+    """Start the upload slowly, SIGKILL it once its journal has a few records."""
+    args = upload_command(image, url, journals, "--max-bandwidth", "8MiB")
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        journal = journal_path(journals, url.split("?", 1)[0])
+        wait_for_journal(journal, child)
+        wait_for_records(journal, child, 4)
+        assert child.poll() is None, "the upload ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=60)
+
+
+@pytest.mark.parametrize("make", [qcow2_chain, vmdk], ids=["qcow2-chain", "vmdk"])
+def test_killed_upload_from_a_container_continues_identical(
+    storage: StorageTarget, tmp_path: Path, make: Callable[[Path], tuple[Path, str]]
+) -> None:
+    image, fmt = make(tmp_path)
+    journals = tmp_path / "journals"
+    url = storage.sas_url("resumed.vhd")
+    _killed_midway(image, url, journals)
+    again = subprocess.run(
+        upload_command(image, url, journals), capture_output=True, text=True, timeout=180
+    )
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["bytes_resumed"] > 0, report  # the killed run's work was kept
+    assert_blob_is_view(storage, "resumed.vhd", raw_view(image, fmt))
+    # No qemu-nbd outlives the uploads.
+    left = subprocess.run(["pgrep", "-f", f"qemu-nbd.*{image.name}"], capture_output=True)
+    assert left.returncode == 1, left.stdout
+
+
+def test_a_changed_backing_file_is_refused(storage: StorageTarget, tmp_path: Path) -> None:
+    top, _ = qcow2_chain(tmp_path)
+    journals = tmp_path / "journals"
+    url = storage.sas_url("chain.vhd")
+    _killed_midway(top, url, journals)
+    qemu_io(tmp_path / "base.qcow2", "qcow2", "write -P 0x77 20M 4k")  # under the top
+    refused = subprocess.run(
+        upload_command(top, url, journals), capture_output=True, text=True, timeout=180
+    )
+    assert refused.returncode == 2, refused.stderr
+    line = refused.stderr.strip()
+    assert len(refused.stderr.splitlines()) == 1 and "cannot be continued" in line, line
+    assert "base.qcow2" in line, line
+    assert "sig=" not in line.replace("sig=REDACTED", "")
