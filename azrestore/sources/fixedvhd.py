@@ -11,14 +11,15 @@ import stat
 from ..errors import InputError, unreadable_file
 from ..formats.sizes import FOOTER_SIZE, SECTOR
 from .base import ChainLink
+from .closing import ClosedOnExit
 from .raw import RawImage, _check_kind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 
-class FixedVhdImage:
+class FixedVhdImage(ClosedOnExit):
     """The data of a fixed VHD (format ``vpc``): a raw image without its footer."""
 
     def __init__(self, raw: RawImage, size: int) -> None:
@@ -92,17 +93,6 @@ class FixedVhdImage:
 
     def close(self) -> None:
         self._raw.close()
-
-    def __enter__(self) -> FixedVhdImage:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"FixedVhdImage({self.path!r}, size={self.size})"

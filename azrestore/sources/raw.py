@@ -13,17 +13,16 @@ import stat
 from ..errors import InputError, unreadable_file
 from ..formats.containers import detect_container
 from ..formats.sizes import SECTOR, KiB
+from .closing import ClosedOnExit
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .base import ChainLink
 
 _HEAD = 64 * KiB
 
 
-class RawImage:
+class RawImage(ClosedOnExit):
     """An open raw disk image. Use :func:`open_raw_image` (or :meth:`open`) to get one.
 
     ``path`` is the path it was opened by, as a string (no pathlib: ``convert`` starts
@@ -146,17 +145,6 @@ class RawImage:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def __enter__(self) -> RawImage:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"RawImage({self.path!r}, size={self.size})"

@@ -14,10 +14,11 @@ import socket
 from ...formats import nbd
 from ...formats.nbd import NbdProtocolError
 from ...formats.nbd_url import NbdAddress
+from ..closing import ClosedOnExit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 #: Seconds a connection may take to be made and to answer the handshake, and any reply.
 CONNECT_TIMEOUT = 30.0
@@ -28,7 +29,7 @@ class NbdError(Exception):
     """The server refused something, or sent what the protocol does not allow."""
 
 
-class NbdClient:
+class NbdClient(ClosedOnExit):
     """One connection to one export, after its handshake: :attr:`size`, the block sizes,
     whether block status is available; :meth:`read_into`, :meth:`block_status`."""
 
@@ -299,17 +300,6 @@ class NbdClient:
             pass
         finally:
             self._sock.close()
-
-    def __enter__(self) -> NbdClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # Socket I/O.
 

@@ -15,12 +15,13 @@ from ...errors import InputError, SourceError
 from ...formats import nbd
 from ...formats.nbd_url import NbdAddress, NbdUrlError, parse_nbd_url
 from ..base import ChainLink
+from ..closing import ClosedOnExit
 from .client import NbdClient, NbdError
 from .pool import ConnectionPool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 #: Connections to one export at most: the pipeline's default concurrency.
 MAX_CONNECTIONS = 16
@@ -28,7 +29,7 @@ MAX_CONNECTIONS = 16
 _STATUS_SPAN = 1 << 30
 
 
-class NbdSource:
+class NbdSource(ClosedOnExit):
     """A disk read from an NBD export. ``path`` is what the user named it by (the URL, or
     for a container image served by qemu-nbd, the image's path); ``format`` ``nbd`` or the
     image's format; ``chain`` the files behind it."""
@@ -114,17 +115,6 @@ class NbdSource:
 
     def close(self) -> None:
         self._pool.close()
-
-    def __enter__(self) -> NbdSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"NbdSource({self.path!r}, size={self.size}, format={self.format!r})"

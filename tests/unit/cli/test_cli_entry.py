@@ -181,4 +181,6 @@ def test_full_command_line_keeps_numpy_to_one_blas_thread(
     assert setting == expected
     assert preloaded == "False"  # so loading it below is what starts (or not) BLAS threads
     if given is None:
-        assert started == "0"  # no OpenBLAS worker to spin next to the main thread
+        # No OpenBLAS worker to spin next to the main thread (an idle worker thread of the
+        # command may end meanwhile: fewer threads, never more).
+        assert int(started) <= 0
