@@ -26,7 +26,9 @@ def emulator(
     """Run a local Azure until Ctrl-C or SIGTERM.
 
     It runs Azurite behind the strict storage gateway and the Resource Manager simulator,
-    and prints where they are and the environment that points azrestore at them.
+    and prints where they are and the environment that points azrestore at them. Its
+    helpers answer azrestore's preparation scripts as `restore --emulator` does, so a plan
+    restores into it the same way.
     """
     with reporting(ctx):
         if time_factor <= 0:
@@ -36,8 +38,11 @@ def emulator(
 
 async def _serve_emulator(as_json: bool, time_factor: float) -> None:
     from ...emulator import Emulator
+    from ...jobs.emulated import emulated_preparation
 
-    async with Emulator(time_factor=time_factor) as local_azure:
+    async with Emulator(
+        time_factor=time_factor, run_command_rules=emulated_preparation()
+    ) as local_azure:
         info = local_azure.info()
         if as_json:
             print(json.dumps(info), flush=True)
