@@ -11,6 +11,7 @@ back writes a valid footer first, then revokes and deletes.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 import anyio
@@ -22,7 +23,7 @@ from ..sources.base import DiskSource
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
 from ..transfer.pipeline import upload_disk
-from ..transfer.progress import ProgressCallback, TransferResult
+from ..transfer.progress import Accounting, ProgressCallback, TransferResult
 from ..transfer.resume import ResumeOptions, start_journal
 from ..transfer.sink import TargetIdentity
 from .controlplane import ControlPlane
@@ -36,6 +37,10 @@ ACCESS_SECONDS = 24 * 3600
 _REVOKE_TIMEOUT = 600.0
 #: The disk states of a disk created for upload whose upload has not ended.
 OPEN_STATES = frozenset({"ReadyToUpload", "ActiveUpload"})
+#: The tag that names the upload which created a disk: a random id, written in the
+#: journal before the disk is created, so that a run killed while the disk is being
+#: created leaves a disk that the same command knows as its own.
+UPLOAD_TAG = "azrestore-upload"
 
 
 def disk_key(disk_id: str) -> str:
@@ -46,9 +51,19 @@ def disk_key(disk_id: str) -> str:
 
 def disk_identity(disk: DiskInfo) -> TargetIdentity:
     """A disk's identity for a journal: its resource id, upload size, and what changes
-    when it is deleted and re-created (uniqueId and timeCreated)."""
-    created = " ".join(part for part in (disk.unique_id, disk.time_created) if part) or None
+    when it is deleted and re-created: the upload id a run tagged it with when it created
+    it (:data:`UPLOAD_TAG`, known before the disk exists), else uniqueId and timeCreated."""
+    tag = disk.tags.get(UPLOAD_TAG)
+    if tag:
+        created: str | None = f"upload {tag}"
+    else:
+        created = " ".join(part for part in (disk.unique_id, disk.time_created) if part) or None
     return TargetIdentity(disk_key(disk.id), disk.upload_size_bytes or -1, created)
+
+
+def new_upload_tag() -> dict[str, str]:
+    """A fresh upload id, as the tag a disk about to be created carries."""
+    return {UPLOAD_TAG: secrets.token_hex(8)}
 
 
 @dataclass
@@ -72,6 +87,12 @@ class DiskUploadStatus:
         """What an interrupted run leaves in Azure, in words (for its error line)."""
         if self.disk_state is None:
             return f"the managed disk {self.disk_id} was not created"
+        if self.disk_state == "Creating" and self.journal is not None:
+            return (
+                f"the managed disk {self.disk_id} was being created and may exist"
+                " (ReadyToUpload); run the same command again to continue it, or with"
+                " --restart to start over"
+            )
         if self.disk_state == "Creating":
             return (
                 f"the managed disk {self.disk_id} was being created and may exist"
@@ -126,16 +147,13 @@ class DiskUploadSink:
 
 
 async def begin_disk_journal(
-    control: ControlPlane, image: DiskSource, disk_id: str, resume: ResumeOptions
+    image: DiskSource, disk_id: str, upload_size: int, tags: dict[str, str], resume: ResumeOptions
 ) -> str:
-    """Start the journal of an upload into ``disk_id``, just created, before access is
-    granted: a run killed after this leaves a disk that the same command continues."""
-    disk = await control.get_disk(disk_id)
-    if disk is None:
-        raise AzRestoreError(f"{disk_id}: the managed disk is gone right after it was created")
-    path = await start_journal(
-        image, disk_key(disk_id), disk_identity(disk), resume, virtual_size(image.size)
-    )
+    """Start the journal of an upload into ``disk_id`` before the disk is created (with
+    ``tags``, from :func:`new_upload_tag`, and ``upload_size``): a run killed from here
+    on, even while the disk is being created, leaves a disk the same command continues."""
+    identity = TargetIdentity(disk_key(disk_id), upload_size, f"upload {tags[UPLOAD_TAG]}")
+    path = await start_journal(image, disk_key(disk_id), identity, resume, virtual_size(image.size))
     return str(path)
 
 
@@ -209,6 +227,23 @@ async def upload_into_ready_disk(
     await control.revoke(disk_id)
     status.disk_state, status.access_open = "Unattached", False
     return transfer
+
+
+def nothing_left(
+    image: DiskSource, disk_id: str, on_progress: ProgressCallback | None = None
+) -> TransferResult:
+    """The result of an upload that an earlier run finished: the whole VHD resumed,
+    nothing sent."""
+    size = blob_size(image.size)
+    accounting = Accounting(
+        disk_size=image.size,
+        virtual_size=virtual_size(image.size),
+        blob_size=size,
+        subscribers=[on_progress] if on_progress is not None else [],
+    )
+    accounting.start()
+    accounting.resumed(0, size)
+    return TransferResult(accounting.finish(), disk_id)
 
 
 async def take_back_open_disk(

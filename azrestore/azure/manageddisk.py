@@ -32,6 +32,8 @@ from .diskupload import (
     begin_disk_journal,
     disk_identity,
     disk_key,
+    new_upload_tag,
+    nothing_left,
     take_back_open_disk,
     upload_into_ready_disk,
 )
@@ -153,6 +155,15 @@ async def create_disk_and_upload(
         existing = await control.get_disk(disk_id)
         if existing is not None:
             status.disk_state = existing.state
+            if resume is not None and await _uploaded_before(image, existing, resume, size):
+                # A run stopped after it revoked access: the disk is done.
+                return ManagedDiskResult(
+                    disk_id=existing.id,
+                    disk_state=existing.state,
+                    os_type=existing.os_type,
+                    hyper_v_generation=existing.hyper_v_generation,
+                    transfer=nothing_left(image, existing.id, on_progress),
+                )
         continuing = False
         if existing is not None and existing.state in OPEN_STATES and resume is not None:
             continuing = await may_continue_upload(image, existing, resume, size)
@@ -167,6 +178,12 @@ async def create_disk_and_upload(
         if not continuing:
             if resume is not None:
                 await forget_journal(disk_key(disk_id), resume)  # of a disk that is gone
+            all_tags = dict(tags or {})
+            if resume is not None:
+                # The journal first, naming the upload id the disk is tagged with: a run
+                # killed while the disk is being created leaves a disk this journal fits.
+                all_tags.update(new_upload_tag())
+                status.journal = await begin_disk_journal(image, disk_id, size, all_tags, resume)
             status.disk_state = "Creating"
             await control.create_upload_disk(
                 disk_id,
@@ -175,11 +192,9 @@ async def create_disk_and_upload(
                 os_type=chosen_os,
                 hyper_v_generation=generation,
                 sku=sku,
-                tags=tags,
+                tags=all_tags,
             )
             status.disk_state, status.created = "ReadyToUpload", True
-            if resume is not None:
-                status.journal = await begin_disk_journal(control, image, disk_id, resume)
         transfer = await upload_into_ready_disk(
             control,
             image,
@@ -197,6 +212,21 @@ async def create_disk_and_upload(
         hyper_v_generation=final.hyper_v_generation if final and continuing else generation,
         transfer=transfer,
     )
+
+
+async def _uploaded_before(
+    image: DiskSource, disk: DiskInfo, resume: ResumeOptions, size: int
+) -> bool:
+    """Whether ``disk``, found Unattached, is this very upload finished by an earlier run
+    (its journal complete, of this image into this disk): a run stopped after it revoked
+    access, before it said so, leaves nothing to do."""
+    if resume.restart or disk.state != "Unattached" or disk.upload_size_bytes != size:
+        return False
+    try:
+        found = await journal_status(image, disk_key(disk.id), disk_identity(disk), resume)
+    except JournalError:
+        return False  # damaged or held: the disk exists, as it is refused below
+    return found.matches and found.complete
 
 
 async def may_continue_upload(

@@ -58,12 +58,27 @@ async def test_to_disk_one_command(emulator: Emulator, tmp_path: Path) -> None:
     disk = emulator.arm.state().disk("web01-os")
     assert disk.upload_size_bytes == 65 * MiB + 512
     assert (disk.os_type, disk.hyper_v_generation, disk.disk_state) == ("Linux", "V2", "Unattached")
-    # An existing disk is not overwritten.
+    # The same command again (as after a run killed once it had revoked access): its
+    # journal says the upload is done; nothing is sent, no access granted.
+    emulator.gateway.reset_statistics()
+    before = len(emulator.arm.log(polls=False))
     again = await azrestore(
+        emulator, "upload", str(image), "--to-disk", disk_id, "--location", "westeurope", "--json"
+    )
+    assert again.returncode == 0, again.stderr
+    repeat = json.loads(again.stdout)
+    assert repeat["bytes_uploaded"] == 0 and repeat["bytes_resumed"] == 65 * MiB + 512
+    assert repeat["disk_state"] == "Unattached"
+    assert emulator.gateway.statistics().requests.get("PutPage", 0) == 0
+    log = emulator.arm.log(polls=False)[before:]
+    assert {e.operation for e in log if e.kind == "request"} <= {"disks/read"}
+    # An existing disk is not overwritten by another image.
+    put(image, 20 * MiB, b"changed")
+    other = await azrestore(
         emulator, "upload", str(image), "--to-disk", disk_id, "--location", "westeurope"
     )
-    assert again.returncode == 2
-    assert b"already exists" in again.stderr
+    assert other.returncode == 2
+    assert b"already exists" in other.stderr
 
 
 async def test_step_by_step_through_the_sdk(emulator: Emulator, tmp_path: Path) -> None:

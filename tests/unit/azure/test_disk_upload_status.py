@@ -6,7 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 from azrestore.azure.disks import DiskInfo
-from azrestore.azure.diskupload import DiskUploadStatus, disk_identity, disk_key
+from azrestore.azure.diskupload import (
+    UPLOAD_TAG,
+    DiskUploadStatus,
+    disk_identity,
+    disk_key,
+    new_upload_tag,
+)
 from azrestore.cli.edge import error_message, exit_code_of
 
 DISK = (
@@ -49,3 +55,32 @@ def test_journal_key_and_identity_of_a_disk() -> None:
     assert identity.key == disk_key(DISK) and identity.size == 21 * 1024 * 1024 + 512
     recreated = disk_identity(dataclasses.replace(info, unique_id="u2"))
     assert recreated.created != identity.created
+
+
+def test_a_disk_tagged_by_its_upload_is_known_by_the_tag() -> None:
+    """The journal is written before the disk is created, naming the upload id the disk
+    is then tagged with: the identity it records is the one the disk has once created."""
+    tags = new_upload_tag()
+    info = DiskInfo(
+        id=DISK,
+        state="ReadyToUpload",
+        size_bytes=None,
+        os_type=None,
+        hyper_v_generation=None,
+        managed_by=None,
+        tags={"owner": "ops", **tags},
+        upload_size_bytes=21 * 1024 * 1024 + 512,
+        unique_id="u1",
+        time_created="2026-12-03T12:00:00Z",
+    )
+    identity = disk_identity(info)
+    assert identity.created == f"upload {tags[UPLOAD_TAG]}"
+    assert disk_identity(dataclasses.replace(info, unique_id="u2")) == identity
+    retagged = disk_identity(dataclasses.replace(info, tags=new_upload_tag()))
+    assert retagged.created != identity.created  # created again by another run
+    assert disk_identity(dataclasses.replace(info, tags={})).created != identity.created
+
+
+def test_interrupted_while_created_with_a_journal_says_to_continue() -> None:
+    text = DiskUploadStatus(DISK, disk_state="Creating", journal="/j/x.journal").left_behind()
+    assert "may exist" in text and "same command again to continue" in text
