@@ -18,15 +18,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from azure.mgmt.compute.models import GrantAccessData
-from azure.storage.blob.aio import BlobClient
 
 from azrestore.emulator import Emulator
 from azrestore.emulator.storage import GatewayThread
 from azrestore.formats.sizes import MiB, blob_size
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.config import TransferConfig
-from tests.support.compute import compute_client
+from tests.support.compute import disk_state, read_disk
 from tests.support.images import expected_vhd_body
 from tests.support.pages import page_span
 from tests.support.soak import Soak, bytes_needed, journal_bytes, qemu_compare, scattered_image
@@ -86,30 +84,6 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield local_azure
 
 
-async def disk_state(emulator: Emulator) -> str:
-    """The disk's state as azure-mgmt-compute reads it."""
-    async with compute_client(emulator) as compute:
-        disk = await compute.disks.get("rg", NAME)
-    state = disk.disk_state
-    return str(getattr(state, "value", state))
-
-
-async def read_disk(emulator: Emulator) -> bytes:
-    """The disk's bytes, as a user reads them: a read grant (azure-mgmt-compute), a
-    download through the gateway (azure-storage-blob), access revoked."""
-    async with compute_client(emulator) as compute:
-        poller = await compute.disks.begin_grant_access(
-            "rg", NAME, GrantAccessData(access="Read", duration_in_seconds=600)
-        )
-        sas = (await poller.result()).access_sas
-        assert sas is not None
-        try:
-            async with BlobClient.from_blob_url(sas) as blob:
-                return await (await blob.download_blob()).readall()
-        finally:
-            await (await compute.disks.begin_revoke_access("rg", NAME)).result()
-
-
 async def test_upload_to_disk_interrupted_ten_times(emulator: Emulator, tmp_path: Path) -> None:
     image = scattered_image(tmp_path / "disk.raw", 40 * MiB, 32 * MiB, SEED)
     journals = tmp_path / "journals"
@@ -142,10 +116,11 @@ async def test_upload_to_disk_interrupted_ten_times(emulator: Emulator, tmp_path
             assert DISK_ID in run.stderr and "left open" in run.stderr, context
 
     # No access left open: the SDK and the simulator's own state agree.
-    assert await disk_state(emulator) == "Unattached", context
+    assert await disk_state(emulator, "rg", NAME) == "Unattached", context
     assert emulator.arm.state().disk(NAME).disk_state == "Unattached", context
-    assert_vhd_is(await read_disk(emulator), image, tmp_path, context)
-    assert await disk_state(emulator) == "Unattached", context  # the read grant went too
+    assert_vhd_is(await read_disk(emulator, "rg", NAME), image, tmp_path, context)
+    # The read grant went too.
+    assert await disk_state(emulator, "rg", NAME) == "Unattached", context
 
     # Resumed, not started over: each interruption cost at most what was in flight.
     needed = bytes_needed(image, CONFIG)
