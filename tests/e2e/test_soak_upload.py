@@ -102,18 +102,23 @@ async def test_upload_to_disk_interrupted_ten_times(emulator: Emulator, tmp_path
         *common_options(journals),
     )
     env = {**os.environ, **{k: str(v) for k, v in emulator.info()["env"].items()}}
-    soak = Soak(args, env, lambda: journal_bytes(journals), SEED)
+
+    def created() -> bool:  # the first run is stopped while the disk is created, or just after
+        return NAME in {disk.name for disk in emulator.arm.state().disks.values()}
+
+    soak = Soak(args, env, lambda: journal_bytes(journals), SEED, first_when=created)
     last = await soak.run_all()
     context = soak.context()
     assert last.code == 0, context
     result = json.loads(last.stdout)
     assert result["disk_id"] == DISK_ID and result["disk_state"] == "Unattached", context
     assert result["bytes_resumed"] > 0, context
-    for run in soak.runs[:-1]:  # each interrupted run left the disk open, and said so
+    for run in soak.runs[:-1]:  # each stopped run said which disk it left, and the way on
         if run.how is not None and run.how.name == "SIGINT":
             report = json.loads(run.stdout)
-            assert report["interrupted"] and report["disk_state"] == "ActiveUpload", context
-            assert DISK_ID in run.stderr and "left open" in run.stderr, context
+            assert report["interrupted"] and report["disk_id"] == DISK_ID, context
+            assert report["disk_state"] in {"Creating", "ReadyToUpload", "ActiveUpload"}, context
+            assert DISK_ID in run.stderr and "same command again to continue" in run.stderr, context
 
     # No access left open: the SDK and the simulator's own state agree.
     assert await disk_state(emulator, "rg", NAME) == "Unattached", context
@@ -170,6 +175,11 @@ async def test_manifest_upload_interrupted_ten_times(
         "--json",
         *common_options(journals),
     )
+
+    # Every run is stopped after some progress: one stopped between a blob's creation and
+    # its journal leaves a blob the same command refuses, for ever (a known bug:
+    # tests/e2e/test_page_blob_windows.py, xfail), which a first_when run would hit at
+    # some seeds.
     soak = Soak(args, dict(os.environ), lambda: journal_bytes(journals), SEED)
     last = await soak.run_all()
     context = soak.context()

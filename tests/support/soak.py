@@ -59,7 +59,10 @@ class Soak:
     record): each interrupted run waits until ``min_step`` to ``max_step`` more bytes are
     recorded, then a random 0 to ``max_delay`` seconds more, then gets its signal, so
     that every run makes progress and the signals land at varied moments (requests in
-    flight, waiting for bandwidth, between chunks, mid-append).
+    flight, waiting for bandwidth, between chunks, mid-append). With ``first_when``, the
+    first run instead gets its signal a random 0 to ``first_delay`` seconds after
+    ``first_when()`` is true (say: the target exists), before any progress: while the
+    target is being created, prepared or leased.
     """
 
     args: Sequence[str]
@@ -70,6 +73,8 @@ class Soak:
     min_step: int = MiB // 4
     max_step: int = MiB
     max_delay: float = 0.3
+    first_when: Callable[[], bool] | None = None
+    first_delay: float = 0.05
     runs: list[Run] = field(default_factory=list)
 
     def signals(self) -> list[signal.Signals]:
@@ -88,17 +93,21 @@ class Soak:
     async def run_all(self) -> Run:
         """Every interrupted run, then the run to the end; the last run."""
         rng = random.Random(self.seed + 1)
-        for how in self.signals():
-            run = await self.run_once(how, rng.randint(self.min_step, self.max_step), rng)
+        for n, how in enumerate(self.signals()):
+            step = rng.randint(self.min_step, self.max_step)
+            run = await self.run_once(how, None if n == 0 and self.first_when else step, rng)
             self.runs.append(run)
             assert run.code == EXIT_CODES[how], self.context()
         last = await self.run_once(None, 0, rng)
         self.runs.append(last)
         return last
 
-    async def run_once(self, how: signal.Signals | None, step: int, rng: random.Random) -> Run:
-        """One run: ``how`` sent once ``step`` more bytes are recorded (and a random
-        delay); None lets it finish. Whatever happens, the child is ended here."""
+    async def run_once(
+        self, how: signal.Signals | None, step: int | None, rng: random.Random
+    ) -> Run:
+        """One run: ``how`` sent once ``step`` more bytes are recorded (None: once
+        ``first_when()``), and a random delay; ``how`` None lets it finish. Whatever
+        happens, the child is ended here."""
         start = self.progress()
         process = await anyio.open_process(
             list(self.args), env=dict(self.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -112,7 +121,9 @@ class Soak:
                     tasks.start_soon(_drain, process.stdout, out)
                     tasks.start_soon(_drain, process.stderr, err)
                     if how is not None:
-                        sent_after = await self._interrupt(process, how, start + step, rng)
+                        ready = self._ready(start, step)
+                        delay = self.first_delay if step is None else self.max_delay
+                        sent_after = await self._interrupt(process, how, ready, delay, rng)
                     await process.wait()
         except TimeoutError:
             raise AssertionError(f"a run did not end in {RUN_TIMEOUT}s\n{self.context()}") from None
@@ -124,13 +135,24 @@ class Soak:
             how, sent_after, self.progress(), code, b"".join(out).decode(), b"".join(err).decode()
         )
 
+    def _ready(self, start: int, step: int | None) -> Callable[[], bool]:
+        if step is None:
+            assert self.first_when is not None
+            return self.first_when
+        return lambda: self.progress() >= start + step
+
     async def _interrupt(
-        self, process: Process, how: signal.Signals, target: int, rng: random.Random
+        self,
+        process: Process,
+        how: signal.Signals,
+        ready: Callable[[], bool],
+        delay: float,
+        rng: random.Random,
     ) -> float | None:
         began = anyio.current_time()
-        while process.returncode is None and self.progress() < target:  # noqa: ASYNC110
+        while process.returncode is None and not ready():  # noqa: ASYNC110
             await anyio.sleep(0.005)  # polling a file another process writes
-        await anyio.sleep(rng.uniform(0.0, self.max_delay))
+        await anyio.sleep(rng.uniform(0.0, delay))
         if process.returncode is not None:
             return None
         process.send_signal(how)
