@@ -27,6 +27,9 @@ from .sink import PageSink, TargetIdentity
 if TYPE_CHECKING:
     pass
 
+#: The target identity of a journal written before its target is created.
+PENDING = "pending: being created"
+
 
 class ResumeRefused(InputError):
     """The journal of an interrupted upload does not fit what is there now (the source or
@@ -111,6 +114,11 @@ async def open_journal(
     source = await anyio.to_thread.run_sync(_source_identity, image)
     old: Journal | None = None
     journal = await anyio.to_thread.run_sync(Journal.load_if_exists, path)
+    if journal is not None and journal.header.target.created == PENDING and not options.restart:
+        adopted = await _adopt_pending(journal, source, sink, blob_size)
+        if adopted is not None:
+            return adopted
+        journal = None
     if journal is not None:
         if options.restart:
             old = journal  # dropped once its pages are cleared, not before
@@ -128,21 +136,40 @@ async def open_journal(
             if keep:
                 return journal
             await anyio.to_thread.run_sync(journal.discard)
+    # A pending journal first, naming the lease id to be taken: a run stopped from here
+    # on, even between the blob's creation and its lease, leaves a blob the same command
+    # knows as its own (see _adopt_pending).
+    proposed = _new_lease_id() if getattr(sink, "leasing", False) else None
+    pending_header = JournalHeader(
+        source=source,
+        target=TargetIdentity(key, blob_size, PENDING),
+        virtual_size=virtual_size,
+        lease_id=proposed,
+    )
+    pending: Journal | None = None
     try:
         if old is not None and old.header.lease_id is not None:
             # Starting over on the blob this journal's upload leased: take its lease back,
             # so that the blob can be replaced (Azure refuses Put Blob without the id).
             await _take_lease(sink, old.header.lease_id)
-        await sink.prepare(blob_size)
+        if old is not None:
+            await anyio.to_thread.run_sync(old.close)
+        pending = await anyio.to_thread.run_sync(Journal.create, path, pending_header)
+        try:
+            await sink.prepare(blob_size)
+        except Exception:
+            # Refused (the blob exists, a lease conflict...): not this upload's blob.
+            await anyio.to_thread.run_sync(pending.discard)
+            raise
         if old is not None and old.done and not old.complete and not getattr(sink, "fresh", True):
             await _clear(sink, old.done)
     finally:
-        if old is not None:
-            await anyio.to_thread.run_sync(old.discard)
+        if pending is not None:
+            await anyio.to_thread.run_sync(pending.close)
     try:
         acquire = getattr(sink, "acquire_lease", None)
         if acquire is not None and getattr(sink, "lease_id", None) is None:
-            await acquire(None)  # a new lease, for as long as this journal lives
+            await acquire(proposed)  # a new lease, for as long as this journal lives
         target = await _identity(sink)
         if target is None:
             raise InputError(f"{sink.description}: the target is gone right after it was prepared")
@@ -155,6 +182,46 @@ async def open_journal(
         return await anyio.to_thread.run_sync(Journal.create, path, header)
     except BaseException:
         # No journal records the lease: nobody could take it back, so give it up.
+        await give_up_lease(sink)
+        raise
+
+
+def _new_lease_id() -> str:
+    """A random lease id in the GUID form Azure wants (not through ``uuid``, which would
+    load ``platform`` and ``re`` into the quick start)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+async def _adopt_pending(
+    journal: Journal, source: SourceIdentity, sink: PageSink, blob_size: int
+) -> Journal | None:
+    """The journal of a run stopped while it created its target (before anything was
+    written): the target, if it is there, is that run's, so it is leased again with the
+    id the journal names (someone else's lease is refused) and the upload goes on in it,
+    from nothing; None when there is no target (start as if there were no journal)."""
+    header = journal.header
+    await anyio.to_thread.run_sync(journal.close)
+    try:
+        now = await _identity(sink)
+        if now is None or header.source.differences(source):
+            await anyio.to_thread.run_sync(journal.discard)
+            return None
+        if now.size != blob_size:
+            raise ResumeRefused(
+                f"{sink.description}: is {now.size} bytes, not {blob_size}: an interrupted"
+                f" upload (journal {journal.path}) cannot be continued into it; use"
+                " --restart to start over"
+            )
+        await _take_lease(sink, header.lease_id)
+        renewed = JournalHeader(
+            source=header.source,
+            target=now,
+            virtual_size=header.virtual_size,
+            lease_id=getattr(sink, "lease_id", None),
+        )
+        return await anyio.to_thread.run_sync(Journal.create, journal.path, renewed)
+    except BaseException:
         await give_up_lease(sink)
         raise
 
