@@ -147,6 +147,20 @@ class DiskUploadSink:
 
 
 async def begin_disk_journal(
+    control: ControlPlane, image: DiskSource, disk_id: str, resume: ResumeOptions
+) -> str:
+    """Start the journal of an upload into ``disk_id``, just created, before access is
+    granted: a run killed after this leaves a disk that the same command continues."""
+    disk = await control.get_disk(disk_id)
+    if disk is None:
+        raise AzRestoreError(f"{disk_id}: the managed disk is gone right after it was created")
+    path = await start_journal(
+        image, disk_key(disk_id), disk_identity(disk), resume, virtual_size(image.size)
+    )
+    return str(path)
+
+
+async def begin_pending_disk_journal(
     image: DiskSource, disk_id: str, upload_size: int, tags: dict[str, str], resume: ResumeOptions
 ) -> str:
     """Start the journal of an upload into ``disk_id`` before the disk is created (with

@@ -29,7 +29,7 @@ from .disks import DiskInfo
 from .diskupload import (
     OPEN_STATES,
     DiskUploadStatus,
-    begin_disk_journal,
+    begin_pending_disk_journal,
     disk_identity,
     disk_key,
     new_upload_tag,
@@ -183,7 +183,9 @@ async def create_disk_and_upload(
                 # The journal first, naming the upload id the disk is tagged with: a run
                 # killed while the disk is being created leaves a disk this journal fits.
                 all_tags.update(new_upload_tag())
-                status.journal = await begin_disk_journal(image, disk_id, size, all_tags, resume)
+                status.journal = await begin_pending_disk_journal(
+                    image, disk_id, size, all_tags, resume
+                )
             status.disk_state = "Creating"
             await control.create_upload_disk(
                 disk_id,
