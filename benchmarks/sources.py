@@ -25,6 +25,7 @@ from azure.storage.blob import BlobServiceClient
 from azrestore.emulator.azurite import AzuriteProcess
 
 from . import results
+from .images import warm
 from .blobcheck import CONTAINER, sas_url
 from .children import Child, last_json, note, run_child
 from .tools import compile_package, find_azrestore, tool_version
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             for index in range(args.repeat):
                 for label, image in images.items():
                     url = sas_url(azurite.account_url, f"{label}-{index}.vhd")
+                    warm(image)  # every tool starts with the image in the page cache
                     child = run_child(
                         [azrestore, "upload", str(image), "--to", url, "--json", "--overwrite",
                          "--restart", "--journal-dir", str(work / "journals")],
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     note(f"upload {label} #{index}: {child.wall_s:.2f} s")
                     out = work / "out.vhd"
                     out.unlink(missing_ok=True)
+                    warm(image)
                     child = run_child(
                         [azrestore, "convert", str(image), str(out), "--json"],
                         log_dir=logs, label=f"convert-{label}-{index}", timeout=1800,
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         return 1
                     converts[label].append(_measured(child))
                     out.unlink(missing_ok=True)
+                    warm(image)
                     child = run_child(
                         ["qemu-img", "convert", "-O", "vpc", "-o", "subformat=fixed,force_size",
                          str(image), str(out)],
