@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +35,7 @@ from tests.support.cli import assert_one_line_error, azrestore_script, invoke
 from tests.support.disks import needs_tools
 from tests.support.plans import SUB, helpers, target, vm_id, write
 from tests.support.restore import TIME_FACTOR
-from tests.support.tools import require
+from tests.support.tools import needs, require
 
 MARKER = "AZRESTORE_TEST_MARKER"
 #: Seconds a command under test may take (they take a few).
@@ -320,11 +320,22 @@ async def test_a_failed_vm_is_exit_1(images: Path, tmp_path: Path) -> None:
 
 # -- make demo ---------------------------------------------------------------------------
 
-DEMO_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs")
-needs_demo_tools = pytest.mark.skipif(
-    any(shutil.which(tool) is None for tool in DEMO_TOOLS),
-    reason=f"needs {', '.join(DEMO_TOOLS)}",
-)
+#: The disk tools the demo builds its images with, and qemu-utils: qemu-img writes the
+#: exports (and judges them here), qemu-nbd is how azrestore reads them.
+DEMO_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs", "qemu-img", "qemu-nbd")
+needs_demo_tools = needs(*DEMO_TOOLS)
+
+
+def qemu_info(image: Path) -> dict[str, Any]:
+    """What qemu-img (not azrestore) says the image is."""
+    result = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info: dict[str, Any] = json.loads(result.stdout)
+    return info
 
 
 def demo_command(*args: str) -> list[str]:
@@ -350,14 +361,35 @@ async def test_demo_quick_runs_to_the_end(tmp_path: Path) -> None:
     stdout, stderr = result.stdout.decode(), result.stderr.decode()
     assert result.returncode == 0, stdout[-3000:] + stderr
     assert "demo done" in stdout
-    # inspect of the Linux image, the dry run, and the report of both VMs
+    # what each backup is, inspect of the Linux export, the dry run, and the report
+    assert "web01: streamOptimized VMDK (OVA export)" in stdout
+    assert "dc01: dynamic VHDX (Hyper-V export)" in stdout
+    assert re.search(r"^\s*format\s+vmdk\s*$", stdout, re.M), stdout[-3000:]
     assert "uefi" in stdout and "V2" in stdout
     assert "web01: linux, generation V2" in stdout
     assert "dc01: windows, generation V1" in stdout
     assert "restore report" in stdout
+    for vm in ("web01", "dc01"):
+        assert re.search(rf"^│ {vm}\s+│ succeeded\s+│", stdout, re.M), stdout[-3000:]
+    assert "failed" not in stdout
+
+    # The plan points at the exports, and the exports are what qemu-img says they are:
+    # a streamOptimized VMDK, and a dynamic VHDX (a file far smaller than its disk).
     plan = load_plan(out / "plan.yaml")
     assert [vm.name for vm in plan.vms] == ["web01", "dc01"]
-    assert {p.name for p in out.iterdir()} >= {"web01-os.raw", "dc01-os.raw", "plan.yaml"}
+    disks = [Path(vm.disks[0].path) for vm in plan.vms]
+    assert disks == [out / "web01-os.vmdk", out / "dc01-os.vhdx"]
+    vmdk, vhdx = qemu_info(disks[0]), qemu_info(disks[1])
+    assert vmdk["format"] == "vmdk"
+    assert vmdk["format-specific"]["data"]["create-type"] == "streamOptimized"
+    assert vhdx["format"] == "vhdx"
+    assert disks[1].stat().st_size < vhdx["virtual-size"] // 10
+    # the raw intermediates are gone: demo-out/ holds the exports and the plan
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "web01-os.vmdk",
+        "dc01-os.vhdx",
+        "plan.yaml",
+    }
     assert marked_processes(marker) == []
 
 

@@ -3,14 +3,17 @@
 Runs as ``python -m azrestore.cli.demo [--quick] [--out DIR]`` from the repository.
 Everything goes to ``./demo-out/``:
 
-1. two sample backups, sparse raw disk images as a backup product would hand them over:
-   ``web01-os.raw``, a Linux GPT/UEFI disk (an EFI system partition, FAT32, holding an
-   ``EFI/BOOT`` tree; an ext4 root made by ``mkfs.ext4 -d`` from a small Linux tree with
-   ``/etc/fstab`` naming ``/dev/sda`` devices, as a restore has to fix), and
-   ``dc01-os.raw``, a Windows MBR/BIOS disk (one active NTFS partition by ``mkntfs``,
-   with a few files copied in by ``ntfscp`` when it is installed). They are reused when
-   ``demo-out/`` holds this demo's images already;
-2. ``azrestore inspect`` of the Linux image (UEFI, Linux, generation V2);
+1. two sample backups, as backup products hand them over: ``web01-os.vmdk``, a
+   streamOptimized VMDK (as an OVA export holds) of a Linux GPT/UEFI disk (an EFI system
+   partition, FAT32, holding an ``EFI/BOOT`` tree; an ext4 root made by ``mkfs.ext4 -d``
+   from a small Linux tree with ``/etc/fstab`` naming ``/dev/sda`` devices, as a restore
+   has to fix), and ``dc01-os.vhdx``, a dynamic VHDX (as a Hyper-V export writes) of a
+   Windows MBR/BIOS disk (one active NTFS partition by ``mkntfs``, with a few files copied
+   in by ``ntfscp`` when it is installed). Each disk is built as a sparse raw image, then
+   converted by ``qemu-img convert`` and the raw image removed. They are reused when
+   ``demo-out/`` holds this demo's exports already;
+2. ``azrestore inspect`` of the Linux export (its format, VMDK; UEFI, Linux,
+   generation V2);
 3. ``demo-out/plan.yaml``: both VMs, a proxy and the Linux and Windows helpers;
 4. ``azrestore restore demo-out/plan.yaml --emulator --dry-run``, then the real run
    against a fresh local emulator (Azurite behind the strict gateway, and the Resource
@@ -23,5 +26,6 @@ SIGTERM or an error: the demo is a child subreaper, so that even a grandchild su
 Azurite, which runs in its own session, comes back to it if its parent dies.
 
 The script is :mod:`.__main__`; the images come from :mod:`.images` (the EFI partition's
-files by :mod:`.fat32`), the processes are kept in hand by :mod:`.processes`.
+files by :mod:`.fat32`, the exports by ``qemu-img`` through :mod:`.tools`), the processes
+are kept in hand by :mod:`.processes`.
 """

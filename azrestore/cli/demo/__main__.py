@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ...emulator.arm import DEFAULT_SUBSCRIPTION
 from ..edge import report_error
-from .images import LINUX_IMAGE, WINDOWS_IMAGE, make_backups
+from .images import LINUX_EXPORT, LINUX_IMAGE, WINDOWS_EXPORT, WINDOWS_IMAGE, make_backups
 from .processes import become_subreaper, run_child, stopping_everything, terminated
 from .terminal import console, say, step
 from .tools import DemoError, preflight
@@ -98,13 +98,13 @@ helpers:
   - name: web01
     size: Standard_D2s_v5
     # os and generation: auto (Linux, V2 from the EFI system partition)
-    disks:
+    disks:   # a {LINUX_EXPORT.what}: the format is found from the file's signature
       - {{path: {LINUX_IMAGE}, role: os}}
     tags: {{app: web}}
   - name: dc01
     size: Standard_D2s_v5
     # os and generation: auto (Windows, V1 from the active MBR partition)
-    disks:
+    disks:   # a {WINDOWS_EXPORT.what}
       - {{path: {WINDOWS_IMAGE}, role: os}}
     tags: {{app: directory}}
 """
@@ -122,10 +122,16 @@ def demo(options: Options) -> None:
     preflight()
     options.out.mkdir(parents=True, exist_ok=True)
 
-    step(f"making two sample backups in {options.out}/ (sparse raw disk images)")
+    step(
+        f"making two sample backups in {options.out}/ as backup products hand them over:"
+        f" a {LINUX_EXPORT.what} and a {WINDOWS_EXPORT.what}"
+    )
     linux, _ = make_backups(options.out, options.random_mib)
 
-    step("inspecting the Linux backup: what it holds and the Azure VM it can become")
+    step(
+        f"inspecting web01's {LINUX_EXPORT.subformat} {LINUX_EXPORT.format.upper()}:"
+        " its format, what the disk in it holds and the Azure VM it can become"
+    )
     run_azrestore("inspect", str(linux), what="azrestore inspect")
 
     step(f"writing the restore plan {options.out / PLAN}: two VMs, a proxy, two helpers")
@@ -139,7 +145,8 @@ def demo(options: Options) -> None:
         " and the Resource Manager simulator)"
     )
     say(
-        "Both VMs run at once: upload the disk through the proxy, mount it on the helper"
+        "Both VMs run at once: upload the disk through the proxy (read out of its VMDK or"
+        " VHDX by qemu-nbd, only the allocated parts), mount it on the helper"
         " of its OS, prepare it, unmount, register the VM, power it on and wait for its"
         f" agent. Simulated Azure here is {1 / options.time_factor:g} times faster than Azure."
     )

@@ -1,6 +1,10 @@
-"""The demo's two sample backups, sparse raw disk images as a backup product would hand
-them over: a Linux GPT/UEFI disk and a Windows MBR/BIOS disk (see :mod:`azrestore.cli.demo`).
-They are reused when the output directory holds this demo's images already."""
+"""The demo's two sample backups, as backup products hand them over: a Linux GPT/UEFI disk
+in a streamOptimized VMDK (as an OVA export holds) and a Windows MBR/BIOS disk in a dynamic
+VHDX (as a Hyper-V export writes), each built as a sparse raw image and converted by
+``qemu-img`` (see :mod:`azrestore.cli.demo`).
+
+They are reused when the output directory holds this demo's exports already; the raw
+images are intermediates, removed once converted."""
 
 from __future__ import annotations
 
@@ -8,20 +12,22 @@ import errno
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...formats.sizes import GiB, KiB, MiB, format_size
 from .fat32 import Fat32, Tree
-from .terminal import say
-from .tools import run_tool
+from .terminal import say, show_command
+from .tools import export_image, run_tool
 
 #: Bump when the images change, so that an older demo-out/ is rebuilt.
-LAYOUT = "2"
+LAYOUT = "3"
 STAMP = ".demo-images"
-LINUX_IMAGE = "web01-os.raw"
-WINDOWS_IMAGE = "dc01-os.raw"
-#: Left in demo-out/ by the demo before restores were shown; removed.
-OLD_FILES = ("disk.img", "disk.vhd", "parts")
+LINUX_IMAGE = "web01-os.vmdk"
+WINDOWS_IMAGE = "dc01-os.vhdx"
+#: Left in demo-out/ by earlier demos (before restores were shown; before the backups
+#: were exports); removed.
+OLD_FILES = ("disk.img", "disk.vhd", "parts", "web01-os.raw", "dc01-os.raw")
 
 #: 2 GiB and 64 KiB: not a whole MiB, so the inspect table shows the VHD's padding.
 LINUX_SIZE = 2 * GiB + 64 * KiB
@@ -29,6 +35,26 @@ LINUX_ESP = (1 * MiB, 100 * MiB)  # (offset, size)
 LINUX_ROOT_START = LINUX_ESP[0] + LINUX_ESP[1]
 WINDOWS_SIZE = 3 * GiB
 WINDOWS_PART_START = 1 * MiB
+
+
+@dataclass(frozen=True)
+class Export:
+    """How one VM's backup is handed over: the file, its format and subformat for
+    ``qemu-img convert -O FORMAT -o subformat=SUBFORMAT``, and what makes such a file."""
+
+    vm: str
+    name: str
+    format: str
+    subformat: str
+    kind: str
+
+    @property
+    def what(self) -> str:
+        return f"{self.subformat} {self.format.upper()} ({self.kind})"
+
+
+LINUX_EXPORT = Export("web01", LINUX_IMAGE, "vmdk", "streamOptimized", "OVA export")
+WINDOWS_EXPORT = Export("dc01", WINDOWS_IMAGE, "vhdx", "dynamic", "Hyper-V export")
 
 
 def make_empty(path: Path, size: int) -> Path:
@@ -195,8 +221,16 @@ def _stamp(random_mib: int) -> str:
     return json.dumps({"layout": LAYOUT, "random_mib": random_mib})
 
 
+def _export(raw: Path, out: Path, export: Export) -> None:
+    target = out / export.name
+    show_command(
+        f"qemu-img convert -f raw -O {export.format} -o subformat={export.subformat} {raw} {target}"
+    )
+    export_image(raw, target, export.format, export.subformat)
+
+
 def make_backups(out: Path, random_mib: int) -> tuple[Path, Path]:
-    """Build both images in ``out`` (``random_mib`` MiB of incompressible data in each),
+    """Build both exports in ``out`` (``random_mib`` MiB of incompressible data in each),
     or reuse those an earlier run of this demo built."""
     linux, windows = out / LINUX_IMAGE, out / WINDOWS_IMAGE
     stamp = out / STAMP
@@ -215,20 +249,25 @@ def make_backups(out: Path, random_mib: int) -> tuple[Path, Path]:
         work = out / "build"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            say(f"{linux}: GPT, EFI system partition (FAT32) and ext4 root (mkfs.ext4 -d)")
-            make_linux_image(work, linux, random_mib)
-            say(f"{windows}: MBR, one active NTFS partition (mkntfs)")
-            if not make_windows_image(work, windows, random_mib):
+            raw = work / "web01-os.raw"
+            say("web01: GPT, EFI system partition (FAT32) and ext4 root (mkfs.ext4 -d)")
+            make_linux_image(work, raw, random_mib)
+            _export(raw, out, LINUX_EXPORT)
+            raw.unlink()
+            raw = work / "dc01-os.raw"
+            say("dc01: MBR, one active NTFS partition (mkntfs)")
+            if not make_windows_image(work, raw, random_mib):
                 say("  ntfscp (ntfs-3g) not found: the NTFS partition stays empty")
+            _export(raw, out, WINDOWS_EXPORT)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)  # the raw images too
         stamp.write_text(_stamp(random_mib))
     else:
-        say(f"reusing the images in {out}/ (delete it to rebuild them)")
-    for image in (linux, windows):
-        allocated = os.stat(image).st_blocks * 512
+        say(f"reusing the backups in {out}/ (delete it to rebuild them)")
+    for export, size in ((LINUX_EXPORT, LINUX_SIZE), (WINDOWS_EXPORT, WINDOWS_SIZE)):
+        path = out / export.name
         say(
-            f"  {image.name}: {format_size(image.stat().st_size)} disk,"
-            f" {format_size(allocated)} allocated (the rest are holes, read as zeros)"
+            f"{export.vm}: {export.what}, {path.name}: a {format_size(size)} disk"
+            f" in a {format_size(path.stat().st_size)} file"
         )
     return linux, windows
