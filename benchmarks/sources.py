@@ -25,9 +25,9 @@ from azure.storage.blob import BlobServiceClient
 from azrestore.emulator.azurite import AzuriteProcess
 
 from . import results
-from .images import warm
 from .blobcheck import CONTAINER, sas_url
 from .children import Child, last_json, note, run_child
+from .images import warm
 from .tools import compile_package, find_azrestore, tool_version
 
 #: The formats compared with raw: (label, qemu-img's -O and -o).

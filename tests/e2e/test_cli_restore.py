@@ -193,10 +193,15 @@ async def test_dry_run_json_is_one_object(images: Path, tmp_path: Path) -> None:
 # -- bad plans: exit 2, one line naming the field ------------------------------------------
 
 
-def _qcow2(directory: Path) -> Path:
+def _encrypted_qcow2(directory: Path) -> Path:
+    """A qcow2 image is read, but an encrypted one is refused, saying so."""
     require("qemu-img")
     path = directory / "web01.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
+         "-o", "encrypt.format=luks,encrypt.key-secret=s0", str(path), "64M"],
+        check=True,
+    )  # fmt: skip
     return path
 
 
@@ -217,9 +222,9 @@ def _bad_plan(kind: str, directory: Path) -> tuple[dict[str, Any], list[str]]:
     if kind == "missing image":
         vm["disks"][0]["path"] = str(directory / "nope.raw")
         return data, ["vms[0].disks[0].path", "nope.raw", "no such file"]
-    if kind == "qcow2 image":
-        vm["disks"][0]["path"] = str(_qcow2(directory))
-        return data, ["vms[0].disks[0].path", "qcow2"]
+    if kind == "encrypted qcow2":
+        vm["disks"][0]["path"] = str(_encrypted_qcow2(directory))
+        return data, ["vms[0].disks[0].path", "web01.qcow2", "encrypt"]
     assert kind == "two problems"
     del vm["size"]
     vm["disks"][0]["role"] = "boot"
@@ -228,7 +233,7 @@ def _bad_plan(kind: str, directory: Path) -> tuple[dict[str, Any], list[str]]:
 
 @pytest.mark.parametrize("flags", [["--dry-run"], [], ["--emulator"]], ids=["dry", "run", "emu"])
 @pytest.mark.parametrize(
-    "kind", ["missing field", "bad lun", "missing image", "qcow2 image", "two problems"]
+    "kind", ["missing field", "bad lun", "missing image", "encrypted qcow2", "two problems"]
 )
 def test_bad_plan_is_exit_2_with_one_line(tmp_path: Path, kind: str, flags: list[str]) -> None:
     data, expected = _bad_plan(kind, tmp_path)
