@@ -34,6 +34,7 @@ CHAIN = [
     "virtualMachines/start",  # the helper
     "virtualMachines/runCommand",
     "virtualMachines/write",  # detach from the helper
+    "disks/update",  # the azrestore-prepared tag
     "networkInterfaces/write",
     "virtualMachines/write",  # register the VM
 ]
