@@ -25,6 +25,7 @@ from ..formats.limits import vhd_file_problem
 from ..formats.sizes import MiB, blob_size, virtual_size
 from ..formats.vhd_footer import fixed_vhd_footer
 from ..sources.raw import RawImage
+from . import copypieces
 from .fileblocks import clone_extents, preallocate
 
 # What ``azrestore convert`` imports is kept light: its quick start (cli/entry.py) runs a
@@ -32,15 +33,13 @@ from .fileblocks import clone_extents, preallocate
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
     from ..sources.base import DiskSource
 
 #: Bytes per read and write (qemu-img's size; 4 MiB was slower on one thread here).
 _BLOCK = 2 * MiB
-#: Bytes a worker copies between two looks at the cancel flag and two progress calls.
-_PIECE = 32 * MiB
 #: Copies in flight by default.
 DEFAULT_WORKERS = 2
 
@@ -278,16 +277,16 @@ def _copy(
             cloned, extents = clone_extents(source_fd, out_fd, extents)
 
             def copy_piece(offset: int, length: int, buffer: bytearray) -> None:
-                _copy_piece(source_fd, out_fd, offset, length, buffer, write_lock)
+                copypieces.copy_piece(source_fd, out_fd, offset, length, buffer, write_lock)
 
         else:  # any other source: through its read_into
             cloned = 0
 
             def copy_piece(offset: int, length: int, buffer: bytearray) -> None:
-                _read_piece(image, out_fd, offset, length, buffer, write_lock)
+                copypieces.read_piece(image, out_fd, offset, length, buffer, write_lock)
 
         preallocate(out_fd, extents)
-        pieces = _pieces(extents)
+        pieces = copypieces.pieces(extents)
         done = cloned
         if cloned and on_progress is not None:
             on_progress(done, total)
@@ -310,7 +309,7 @@ def _copy(
             except BaseException as exc:  # re-raised below, in the calling thread
                 errors.append(exc)
 
-        _run_on_threads(worker, workers, errors)
+        copypieces.run_on_threads(worker, workers, errors)
         if errors:
             raise errors[0]
         if stopped():
@@ -323,92 +322,3 @@ def _copy(
     except OSError as exc:
         raise TransferError(f"writing the VHD failed: {exc.strerror or exc}") from None
     return done, cloned
-
-
-def _run_on_threads(work: Callable[[], None], count: int, errors: list[BaseException]) -> None:
-    """Run ``work`` on ``count`` threads, this one among them, and return when all are done,
-    even through an interrupt or a thread that would not start (``work`` stops at its next
-    piece once ``errors`` holds one): none may write to the output after it is closed."""
-    finished = []
-    try:
-        for _ in range(count - 1):
-            signal = _thread.allocate_lock()
-            signal.acquire()
-            _thread.start_new_thread(_then_release, (work, signal))
-            finished.append(signal)
-        work()
-    except BaseException as exc:
-        errors.append(exc)
-    finally:
-        for signal in finished:
-            while True:
-                try:
-                    signal.acquire()
-                    break
-                except BaseException as exc:
-                    errors.append(exc)
-
-
-def _then_release(work: Callable[[], None], signal: _thread.LockType) -> None:
-    try:
-        work()
-    finally:
-        signal.release()
-
-
-def _pieces(extents: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    """The extents cut into ``(offset, length)`` pieces of at most _PIECE bytes."""
-    for offset, length in extents:
-        for start in range(offset, offset + length, _PIECE):
-            yield start, min(_PIECE, offset + length - start)
-
-
-def _copy_piece(
-    src: int,
-    dst: int,
-    offset: int,
-    length: int,
-    buffer: bytearray,
-    write_lock: _thread.LockType,
-) -> None:
-    """Worker thread: copy one range to the same offset, in blocks through ``buffer``.
-
-    Reads overlap; writes take turns under ``write_lock``, as qemu-img's in-order writes
-    do. Writes into one file queue on its inode lock anyway, and the kernel spins there:
-    this lock about halved the CPU time of dense conversions, and sparse ones were no
-    slower (docs/benchmarks.md)."""
-    view = memoryview(buffer)
-    end = offset + length
-    while offset < end:
-        got = os.preadv(src, [view[: min(len(view), end - offset)]], offset)
-        if got == 0:  # the source ended early (it shrank): the rest stays zero
-            return
-        written = 0
-        with write_lock:
-            while written < got:
-                written += os.pwrite(dst, view[written:got], offset + written)
-        offset += got
-
-
-def _read_piece(
-    image: DiskSource,
-    dst: int,
-    offset: int,
-    length: int,
-    buffer: bytearray,
-    write_lock: _thread.LockType,
-) -> None:
-    """Worker thread: :func:`_copy_piece` for a source that is not a raw file, read with
-    its ``read_into`` (which may itself block on its reader: a qemu-nbd child, a server)."""
-    view = memoryview(buffer)
-    end = offset + length
-    while offset < end:
-        want = min(len(view), end - offset)
-        got = image.read_into(view[:want], offset)
-        if got == 0:  # past the source's end: the rest stays zero
-            return
-        written = 0
-        with write_lock:
-            while written < want:
-                written += os.pwrite(dst, view[written:want], offset + written)
-        offset += want

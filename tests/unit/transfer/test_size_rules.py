@@ -5,7 +5,6 @@ the rule, before the output or anything in Azure is created."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
@@ -14,6 +13,7 @@ from azrestore.azure.manageddisk import create_disk_and_upload
 from azrestore.errors import InputError
 from azrestore.formats.sizes import GiB, MiB, TiB
 from azrestore.sources.base import ChainLink
+from azrestore.sources.closing import ClosedOnExit
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.convert import convert_file
 
@@ -23,7 +23,7 @@ DISK = (
 )
 
 
-class ClaimedSize:
+class ClaimedSize(ClosedOnExit):
     """A source of ``size`` zeros that holds no data (a DiskSource)."""
 
     def __init__(self, size: int, path: str = "nbd://backup.example/huge") -> None:
@@ -51,17 +51,6 @@ class ClaimedSize:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> ClaimedSize:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def test_convert_refuses_more_than_azure_takes(tmp_path: Path) -> None:
