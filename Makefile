@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools
 AZURITE_VERSION := 3.35.0
 AZCOPY_NPM := @azure-tools/azcopy-linux
-APT_PACKAGES := qemu-utils nbdkit gdisk fdisk e2fsprogs ntfs-3g dosfstools xfsprogs libsecret-1-0 shellcheck
+APT_PACKAGES := qemu-utils nbdkit gdisk fdisk e2fsprogs ntfs-3g dosfstools xfsprogs libsecret-1-0 shellcheck lvm2 libhivex-bin
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -30,7 +30,8 @@ $(TOOLS)/.azurite-$(AZURITE_VERSION):
 # qemu-img is the independent reader of every VHD we write, and qemu-nbd serves container images
 # (qcow2, VMDK, VHDX, VHD, VDI) as sources; nbdkit serves NBD exports to the tests;
 # sgdisk/sfdisk/mkfs build test images
-# (mkfs.xfs: a file system with reflink, for convert's clone path).
+# (mkfs.xfs: a file system with reflink, for convert's clone path); lvm2 and hivex
+# (hivexsh, hivexget) prepare restored disks in the emulator's helpers and read them back.
 .apt-installed:
 	@missing=""; \
 	command -v qemu-img >/dev/null || missing=1; command -v sgdisk >/dev/null || missing=1; \
@@ -38,7 +39,8 @@ $(TOOLS)/.azurite-$(AZURITE_VERSION):
 	command -v mkfs.ext4 >/dev/null || missing=1; command -v shellcheck >/dev/null || missing=1; \
 	command -v mkfs.vfat >/dev/null || missing=1; command -v ntfscp >/dev/null || missing=1; \
 	command -v mkfs.xfs >/dev/null || missing=1; command -v qemu-nbd >/dev/null || missing=1; \
-	command -v nbdkit >/dev/null || missing=1; \
+	command -v nbdkit >/dev/null || missing=1; command -v lvm >/dev/null || missing=1; \
+	command -v hivexsh >/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
