@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -24,7 +25,7 @@ from ..azure.arm import ArmSettings
 from ..azure.proxy import ProxySettings
 from ..formats.sizes import format_size
 from ..jobs import restore as restore_job
-from ..jobs.emulated import emulator_environ, run_emulated_restore
+from ..jobs.emulated import ScriptsChoice, emulator_environ, run_emulated_restore
 from ..restore.outcome import RestoreReport
 from ..restore.plan import ResolvedPlan
 from ..restore.settings import RestoreSettings
@@ -151,11 +152,13 @@ async def run_restore(
     proxy: ProxySettings | None = None,
     journal_dir: Path | None = None,
     restart: bool = False,
+    scripts: str = "auto",
 ) -> RestoreReport:
     """Resolve the plan, then run it against the Azure the environment names, or against
     a fresh local emulator; through the forward proxies ``proxy`` names. Journals go in
     ``journal_dir``, else the default folder the environment names (a fresh emulator's
-    runs keep none: nothing of theirs outlives them)."""
+    runs keep none: nothing of theirs outlives them). ``scripts``: how the emulator's
+    Linux helper answers the preparation scripts (run, record, auto)."""
     if emulator:
         return await run_emulated_restore(
             plan_path,
@@ -163,6 +166,8 @@ async def run_restore(
             config_override=config_override,
             observer=view,
             proxy=proxy,
+            scripts=cast(ScriptsChoice, scripts),
+            notice=lambda message: print(f"note: {message}", file=sys.stderr, flush=True),
         )
     settings = RestoreSettings(
         storage_connection_string=os.environ.get(CONNECTION_STRING_ENV) or None,

@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
+
 from azrestore.emulator.arm import (
     DEFAULT_SUBSCRIPTION,
     ArmFaultRule,
@@ -20,7 +22,9 @@ from azrestore.emulator.arm import (
     RunCommandRule,
     StorageConfig,
 )
+from azrestore.emulator.arm.core import ScriptsMode
 from azrestore.emulator.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteProcess
+from azrestore.emulator.guest.availability import sandbox_unavailable
 from azrestore.emulator.lifecycle import AsyncStartStop
 from azrestore.emulator.storage import FaultRule, SasRefusal, StorageGateway
 
@@ -36,6 +40,12 @@ class Emulator(AsyncStartStop):
     Ports default to free ones. The Resource Manager simulator accepts only the bearer token
     ``token`` (a random one for each emulator when not given), which :meth:`info` hands out
     as ``AZRESTORE_ARM_TOKEN``.
+
+    ``scripts`` says what a Linux VM's RunShellScript that no rule matches does: ``run``
+    runs it for real as root in a guest sandbox over its data disks (start fails where the
+    machine cannot: not root, no loop devices), ``record`` only marks the data disks
+    prepared, ``auto`` (the default) runs where the machine can and records elsewhere,
+    saying why once (a logged warning, and :meth:`info`'s ``scripts``).
     """
 
     def __init__(
@@ -51,7 +61,11 @@ class Emulator(AsyncStartStop):
         gateway_port: int = 0,
         azurite_port: int = 0,
         token: str | None = None,
+        scripts: ScriptsMode = "auto",
     ) -> None:
+        if scripts not in ("run", "record", "auto"):
+            raise ValueError(f"scripts must be run, record or auto, not {scripts!r}")
+        self._scripts = scripts
         self._time_factor = time_factor
         self._subscription_id = subscription_id
         self._arm_rules = tuple(arm_rules)
@@ -96,6 +110,11 @@ class Emulator(AsyncStartStop):
         """Start Azurite, the gateway and the simulator (in that order)."""
         if self._stack is not None:
             return
+        if self._scripts != "record":
+            # Probed once, off the event loop; later answers come from the cache.
+            reason = await anyio.to_thread.run_sync(sandbox_unavailable)
+            if reason is not None and self._scripts == "run":
+                raise RuntimeError(f"scripts='run', but guest scripts cannot run here: {reason}")
         stack = contextlib.AsyncExitStack()
         self._stack = stack
         try:
@@ -123,6 +142,7 @@ class Emulator(AsyncStartStop):
                 # Azurite's data goes with it.
                 delete_blobs_on_close=False,
                 token=self._token,
+                scripts=self._scripts,
             )
             await stack.enter_async_context(arm)
             self._arm = arm
@@ -140,13 +160,24 @@ class Emulator(AsyncStartStop):
             self._arm = self._gateway = None
             self._azurite = None
 
+    def scripts(self) -> dict[str, Any]:
+        """How Linux run command scripts are answered: ``{"mode", "run", "reason"}``."""
+        reason = None if self._scripts == "record" else sandbox_unavailable()
+        return {
+            "mode": self._scripts,
+            "run": self._scripts != "record" and reason is None,
+            "reason": reason,
+        }
+
     def info(self) -> dict[str, Any]:
         """Where everything is, and the environment that points azrestore at it.
 
         Keys: ``arm_endpoint``, ``blob_endpoint`` (the account URL through the gateway),
         ``storage_connection_string`` (through the gateway), ``ca_bundle``,
         ``subscription_id``, ``storage_account_id`` (for disk Import), ``token``,
-        ``azurite_blob_endpoint`` (direct, bypassing the gateway), ``time_factor``, ``env``.
+        ``azurite_blob_endpoint`` (direct, bypassing the gateway), ``time_factor``, ``env``,
+        ``scripts`` (``mode``; ``run``: whether Linux scripts run for real; ``reason``: why
+        not, when they could not).
         """
         arm, gateway, azurite = self.arm, self.gateway, self.azurite
         connection_string = (
@@ -163,6 +194,7 @@ class Emulator(AsyncStartStop):
             "token": arm.token,
             "azurite_blob_endpoint": azurite.account_url,
             "time_factor": arm.time_factor,
+            "scripts": self.scripts(),
             "env": {
                 "AZRESTORE_ARM_ENDPOINT": arm.endpoint,
                 "AZRESTORE_CA_BUNDLE": arm.ca_bundle,

@@ -1,12 +1,15 @@
 """The restore job against a fresh local emulator: start it, create in it what the plan
-expects to exist (subnets, proxy, helpers), answer the preparation scripts as a helper
-would, and run the plan; the emulator is gone when the job returns."""
+expects to exist (subnets, proxy, helpers), have its helpers run the preparation scripts
+(for real on the Linux helper where the machine can, else answered as a helper would),
+and run the plan; the emulator is gone when the job returns."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -21,6 +24,11 @@ from .restore import load_and_resolve, restore_resolved
 if TYPE_CHECKING:
     from ..azure.proxy import ProxySettings
     from ..emulator import Emulator, RunCommandRule
+
+_log = logging.getLogger("azrestore.emulator")
+
+#: How the emulator answers Linux scripts: see :class:`azrestore.emulator.Emulator`.
+ScriptsChoice = Literal["run", "record", "auto"]
 
 #: The marketplace images the emulator's helpers and proxy are created from.
 _LINUX_IMAGE = {
@@ -52,16 +60,30 @@ async def run_emulated_restore(
     config_override: TransferConfig | None = None,
     observer: RestoreObserver | None = None,
     proxy: ProxySettings | None = None,
+    scripts: ScriptsChoice = "auto",
+    notice: Callable[[str], None] | None = None,
 ) -> RestoreReport:
     """Resolve the plan, then run it against a fresh local emulator whose simulated
     durations are multiplied by ``time_factor``, through the forward proxies ``proxy``
-    names (the emulator's setup itself is not proxied)."""
+    names (the emulator's setup itself is not proxied).
+
+    ``scripts``: the Linux helper runs the preparation scripts for real (``run``; the
+    restored disks must then be real), answers them as a helper would (``record``), or
+    runs them where the machine can (``auto``). When ``auto`` cannot, ``notice`` (else a
+    logged warning) hears why, once."""
     from ..emulator import Emulator
 
     # The plan and images are checked before the emulator starts.
     resolved = await load_and_resolve(plan_path, emulator_environ())
+    rules, reason = await emulated_rules(scripts)
+    if reason is not None:
+        message = f"the emulator's helpers record the preparation scripts: {reason}"
+        if notice is not None:
+            notice(message)
+        else:
+            _log.warning("%s", message)
     async with Emulator(
-        time_factor=time_factor, run_command_rules=emulated_preparation()
+        time_factor=time_factor, run_command_rules=rules, scripts=scripts
     ) as local_azure:
         info = local_azure.info()
         arm = ArmSettings.from_env({k: str(v) for k, v in info["env"].items()})
@@ -144,16 +166,38 @@ async def _appliance(
         await control.deallocate_vm(vm_id)
 
 
-def emulated_preparation() -> list[RunCommandRule]:
+async def emulated_rules(scripts: ScriptsChoice) -> tuple[list[RunCommandRule], str | None]:
+    """The Run Command rules for an emulator whose scripts mode is ``scripts``, and why
+    Linux scripts are not run for real when ``auto`` finds they cannot be. Where they run,
+    only the Windows helper's PowerShell is answered by a rule (it cannot run here)."""
+    import anyio.to_thread
+
+    from ..emulator.guest.availability import sandbox_unavailable
+
+    if scripts == "record":
+        return emulated_preparation(), None
+    reason = await anyio.to_thread.run_sync(sandbox_unavailable)
+    if reason is not None:
+        if scripts == "run":
+            from ..errors import InputError
+
+            raise InputError(f"scripts 'run': guest scripts cannot run here: {reason}")
+        return emulated_preparation(), reason
+    return emulated_preparation(command_id="RunPowerShellScript"), None
+
+
+def emulated_preparation(*, command_id: str | None = None) -> list[RunCommandRule]:
     """Run Command rules that answer azrestore's preparation scripts in the emulator as a
-    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line. (The
-    simulator runs no script; it marks the attached disks prepared.)"""
+    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line (only for
+    ``command_id`` when given). (The simulator runs no script for them; it marks the
+    attached disks prepared.)"""
     from ..emulator import RunCommandOutcome, RunCommandRule
 
     result = 'AZRESTORE-RESULT {"ok": true, "emulated": true}'
     return [
         RunCommandRule(
             script=r"AZRESTORE-RESULT",
+            command_id=command_id,
             outcome=RunCommandOutcome(stdout=f"prepared by the emulated helper\n{result}\n"),
         )
     ]

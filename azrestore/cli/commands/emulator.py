@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 import signal
-from typing import Annotated
+import sys
+from typing import Annotated, Literal, cast
 
 import anyio
 import typer
@@ -22,26 +23,44 @@ def emulator(
             help="Multiplies every simulated Azure duration (0.01 for tests, 1 for real pace)."
         ),
     ] = 1.0,
+    scripts: Annotated[
+        str,
+        typer.Option(
+            metavar="run|record|auto",
+            help="Linux helpers' Run Command scripts: run them for real as root in a sandbox"
+            " over the VM's data disks (needs root and loop devices), record them (the disks"
+            " are only marked prepared), or auto: run where this machine can.",
+        ),
+    ] = "auto",
 ) -> None:
     """Run a local Azure until Ctrl-C or SIGTERM.
 
     It runs Azurite behind the strict storage gateway and the Resource Manager simulator,
     and prints where they are and the environment that points azrestore at them. Its
-    helpers answer azrestore's preparation scripts as `restore --emulator` does, so a plan
-    restores into it the same way.
+    Linux helpers run azrestore's preparation scripts for real where this machine can
+    (root, loop devices; see --scripts), as `restore --emulator` does, so a plan restores
+    into it the same way.
     """
     with reporting(ctx):
         if time_factor <= 0:
             raise typer.BadParameter("--time-factor must be positive")
-        run(_serve_emulator(as_json, time_factor))
+        if scripts not in ("run", "record", "auto"):
+            raise typer.BadParameter("--scripts must be run, record or auto")
+        mode = cast(Literal["run", "record", "auto"], scripts)
+        run(_serve_emulator(as_json, time_factor, mode))
 
 
-async def _serve_emulator(as_json: bool, time_factor: float) -> None:
+async def _serve_emulator(
+    as_json: bool, time_factor: float, scripts: Literal["run", "record", "auto"]
+) -> None:
     from ...emulator import Emulator
-    from ...jobs.emulated import emulated_preparation
+    from ...jobs.emulated import emulated_rules
 
+    rules, reason = await emulated_rules(scripts)
+    if reason is not None:
+        print(f"Guest scripts are recorded, not run: {reason}", file=sys.stderr, flush=True)
     async with Emulator(
-        time_factor=time_factor, run_command_rules=emulated_preparation()
+        time_factor=time_factor, run_command_rules=rules, scripts=scripts
     ) as local_azure:
         info = local_azure.info()
         if as_json:

@@ -46,6 +46,16 @@ def restore(
         float,
         typer.Option(help="With --emulator: multiplies every simulated Azure duration."),
     ] = 0.05,
+    emulator_scripts: Annotated[
+        str,
+        typer.Option(
+            "--emulator-scripts",
+            metavar="run|record|auto",
+            help="With --emulator: the Linux helper runs the preparation scripts for real"
+            " (needs root and loop devices; the images must be real disks), records them,"
+            " or auto: runs them where this machine can.",
+        ),
+    ] = "auto",
     journal_dir: Annotated[
         Path | None,
         typer.Option(
@@ -75,6 +85,8 @@ def restore(
     with reporting(ctx):
         if time_factor <= 0:
             raise typer.BadParameter("--time-factor must be positive")
+        if emulator_scripts not in ("run", "record", "auto"):
+            raise typer.BadParameter("--emulator-scripts must be run, record or auto")
         if dry_run:
             from ..restore import dry_run_steps, resolve_plan_file
 
@@ -104,6 +116,7 @@ def restore(
                         proxy=proxy_settings(ctx),
                         journal_dir=journal_dir,
                         restart=restart,
+                        scripts=emulator_scripts,
                     )
                 )
         except KeyboardInterrupt:

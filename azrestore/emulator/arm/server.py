@@ -27,7 +27,7 @@ from aiohttp import web
 
 from azrestore.emulator.arm.auth import BearerTokenCheck, new_token
 from azrestore.emulator.arm.clock import Clock
-from azrestore.emulator.arm.core import Core
+from azrestore.emulator.arm.core import Core, ScriptsMode
 from azrestore.emulator.arm.disks.routes import DiskHandlers
 from azrestore.emulator.arm.emulator_endpoints import EmulatorEndpoints
 from azrestore.emulator.arm.faults import ArmFaultRule, ArmFaultRules
@@ -64,7 +64,9 @@ class ArmSimulator(AsyncStartStop):
     Any subscription id is accepted; ``subscription_id`` names the emulated storage
     account's subscription (:attr:`storage_account_id`). Only requests with the bearer
     token ``token`` are (a random one when not given: :attr:`token`), the simulator's own
-    ``/_emulator`` endpoints too; others get ARM's 401.
+    ``/_emulator`` endpoints too; others get ARM's 401. ``scripts`` says how Linux run
+    command scripts no rule matches are answered (:data:`~.core.ScriptsMode`; ``record``
+    by default here, as the simulator alone is used with disks that are not real).
 
     Operations run in a task group the simulator enters on start: use it as an async context
     manager (or call :meth:`start` and :meth:`aclose` from the same task).
@@ -83,6 +85,7 @@ class ArmSimulator(AsyncStartStop):
         port: int = 0,
         delete_blobs_on_close: bool = True,
         token: str | None = None,
+        scripts: ScriptsMode = "record",
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("the ARM simulator only listens on 127.0.0.1")
@@ -103,6 +106,7 @@ class ArmSimulator(AsyncStartStop):
             storage=self._storage,
             storage_account_id=self.storage_account_id,
             run_command_rules=tuple(run_command_rules),
+            scripts=scripts,
         )
         self._disks = DiskHandlers(self._core)
         self._fault_rules = ArmFaultRules(rules)

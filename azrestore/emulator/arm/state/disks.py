@@ -14,7 +14,11 @@ __all__ = ["DiskRecord", "DiskView", "Grant", "PreparedMark"]
 
 @dataclass(frozen=True)
 class PreparedMark:
-    """Which run command prepared a disk (attached as a data disk to the VM that ran it)."""
+    """Which run command prepared a disk (attached as a data disk to the VM that ran it).
+
+    ``evidence`` is what the emulator's own inspection found on the disk after a script
+    that really ran (empty when the run was recorded).
+    """
 
     vm_id: str
     command_id: str
@@ -22,6 +26,7 @@ class PreparedMark:
     parameters: tuple[tuple[str, str], ...]
     operation_id: str
     time: datetime
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,9 @@ class RunCommandView:
     stderr: str
     error_code: str | None
     prepared_disks: tuple[str, ...]
+    ran: bool = False
+    """Whether the script really ran (in a guest sandbox), not answered by a rule or
+    recorded."""
 
 
 @dataclass
@@ -149,6 +152,7 @@ class RunCommandRecord:
     stdout: str = ""
     stderr: str = ""
     prepared_disks: tuple[str, ...] = ()
+    ran: bool = False
 
     def view(self) -> RunCommandView:
         """A frozen snapshot."""
@@ -166,4 +170,5 @@ class RunCommandRecord:
             stderr=self.stderr,
             error_code=self.operation.error.code if self.operation.error else None,
             prepared_disks=self.prepared_disks,
+            ran=self.ran,
         )

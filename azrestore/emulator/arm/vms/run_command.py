@@ -1,9 +1,12 @@
 """Run Command: a script run through the guest agent, one at a time per VM.
 
-The result is scripted by :class:`~azrestore.emulator.arm.run_command_rules.RunCommandRule`
-rules.  A successful run command gives every data disk of the VM that ran it the "prepared"
-mark (a helper appliance preparing restored disks), which lets a VM made from such a disk
-report its guest agent (see :mod:`.agent`).
+A matching :class:`~azrestore.emulator.arm.run_command_rules.RunCommandRule` scripts the
+result.  Otherwise a Linux VM's RunShellScript runs for real when the simulator's scripts
+mode allows it (see :mod:`.guest_scripts`): its streams and exit status are the script's
+own, and only the data disks the emulator's inspection then finds to be OS disks with a
+working agent get the "prepared" mark.  Else (recorded) a successful run command gives
+every data disk of the VM the mark (a helper appliance preparing restored disks).  The mark
+lets a VM made from such a disk report its guest agent (see :mod:`.agent`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from azrestore.emulator.arm.run_command_rules import RunCommandInvocation, RunCo
 from azrestore.emulator.arm.state.disks import PreparedMark
 from azrestore.emulator.arm.state.vms import RunCommandRecord, VmRecord
 from azrestore.emulator.arm.vms.agent import wait_for_agent
+from azrestore.emulator.arm.vms.guest_scripts import mark_inspected, run_for_real, runs_for_real
 from azrestore.emulator.arm.vms.resources import MARKED_FOR_DELETION, VmResources
 
 __all__ = ["VmRunCommands"]
@@ -138,6 +142,8 @@ class VmRunCommands(VmResources):
             record = holder[0]
             await wait_for_agent(self.core, vm)
             rule = self.core.run_command_rules.pick(lambda r: r.matches(invocation))
+            if rule is None and runs_for_real(self.core, vm, command_id):
+                return await self._run_for_real(vm, record)
             outcome = rule.result(invocation) if rule is not None else RunCommandOutcome()
             if rule is not None and rule.duration is not None:
                 await anyio.sleep(self.clock.scale(rule.duration))
@@ -182,6 +188,36 @@ class VmRunCommands(VmResources):
         self.registry.run_commands.append(record)
         vm.run_command = operation
         return self.core.operations.accepted(call, operation)
+
+    async def _run_for_real(self, vm: VmRecord, record: RunCommandRecord) -> dict[str, Any]:
+        simulated = self.clock.duration("virtualMachines/runCommand")
+        started = anyio.current_time()
+        run = await run_for_real(self.core, vm, record.script, record.parameters)
+        # The simulated duration still holds when the real run was quicker.
+        await anyio.sleep(max(0.0, simulated - (anyio.current_time() - started)))
+        record.ran = True
+        record.stdout, record.stderr = run.stdout, run.stderr
+        record.exit_code = run.exit_code
+        if run.exit_code is None:
+            raise ArmError(
+                409,
+                "VMExtensionProvisioningError",
+                "VM has reported a failure when processing extension 'RunCommandLinux'. "
+                'Error message: "Enable failed: failed to execute command: command timed '
+                f'out\n[stdout]\n{run.stdout}\n[stderr]\n{run.stderr}\n".',
+            )
+        mark_inspected(self.core, vm, record, run)
+        self.core.notify()
+        if run.exit_code != 0:
+            raise ArmError(
+                409,
+                "VMExtensionProvisioningError",
+                "VM has reported a failure when processing extension 'RunCommandLinux'. "
+                'Error message: "Enable failed: failed to execute command: command '
+                f"terminated with exit status={run.exit_code}\n[stdout]\n{run.stdout}\n"
+                f'[stderr]\n{run.stderr}\n".',
+            )
+        return _run_command_result(True, run.stdout, run.stderr)
 
     def _mark_prepared(self, vm: VmRecord, record: RunCommandRecord) -> tuple[str, ...]:
         marked: list[str] = []

@@ -1,0 +1,260 @@
+"""The emulator's own look at the disks a guest script left behind: which of them is now
+an OS disk with a working guest agent, by Azure's rules, never by what the script said.
+
+Run inside a guest sandbox (``python -m azrestore.emulator.guest.inspect``): it mounts
+every file system of the sandbox's data disks read-only (LVM volumes activated first),
+judges it, and prints one JSON object ``{"LUN": {"ready": bool, "os": ..., "evidence":
+[...], "problems": [...]}}``. Standard library only; blocking (it is its own process).
+
+Linux: a root file system (ext2/3/4, xfs, btrfs, also on LVM) with an os-release file,
+whose systemd enables sshd and a guest agent (waagent/walinuxagent or cloud-init linked in
+a ``*.wants`` directory, or azrestore's first-boot agent installer). Windows (NTFS, read
+with ntfs-3g and hivexget): the SYSTEM hive's current control set allows RDP
+(``fDenyTSConnections`` = 0) and has the WindowsAzureGuestAgent service, or a first-boot
+agent installer is in ``ProgramData/AzRestore/FirstBoot``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+_AZURE: Final = Path("/dev/disk/azure/scsi1")
+_LINUX_FS: Final = {
+    "ext2": "ro,noload",
+    "ext3": "ro,noload",
+    "ext4": "ro,noload",
+    "xfs": "ro,norecovery",
+    "btrfs": "ro,nologreplay",
+}
+_AGENTS: Final = ("walinuxagent.service", "waagent.service")
+_CLOUD_INIT: Final = ("cloud-init.service", "cloud-init-local.service")
+_HOOK: Final = "azrestore-install-agent.service"
+_HOOK_PROGRAM: Final = "/usr/local/sbin/azrestore-install-agent"
+_SSHD: Final = ("ssh.service", "sshd.service", "ssh.socket", "sshd.socket")
+_UNIT_DIRS: Final = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+@dataclass
+class Verdict:
+    """What was found on one disk."""
+
+    ready: bool = False
+    os: str | None = None
+    evidence: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(command), capture_output=True, text=True, check=False)
+
+
+def inside(root: Path, path: str) -> Path:
+    """Where ``path`` of the system at ``root`` is, following its links inside ``root``."""
+    parts = [p for p in path.split("/") if p]
+    out: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        candidate = root.joinpath(*out, part)
+        if candidate.is_symlink() and hops < 40:
+            hops += 1
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                out = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        out.append(part)
+    return root.joinpath(*out)
+
+
+def _enabled(root: Path, names: tuple[str, ...]) -> list[str]:
+    """``wants-dir/unit`` for each unit of ``names`` linked in a ``*.wants`` directory
+    whose link leads to a unit file that exists."""
+    found = []
+    for unit_dir in _UNIT_DIRS:
+        base = inside(root, unit_dir)
+        if not base.is_dir():
+            continue
+        for wants in sorted(base.glob("*.wants")):
+            for name in names:
+                link = wants / name
+                if not (link.is_symlink() or link.exists()):
+                    continue
+                if link.is_symlink():
+                    target = os.readlink(link)
+                    if not target.startswith("/"):
+                        target = f"{unit_dir}/{wants.name}/{target}"
+                    if not inside(root, target).is_file():
+                        continue
+                found.append(f"{unit_dir}/{wants.name}/{name}")
+    return found
+
+
+def judge_linux(root: Path, verdict: Verdict) -> None:
+    """Judge a mounted Linux root file system."""
+    release = next(
+        (p for p in ("/etc/os-release", "/usr/lib/os-release") if inside(root, p).is_file()),
+        None,
+    )
+    if release is None:
+        verdict.problems.append("no os-release")
+        return
+    text = inside(root, release).read_text(errors="replace")
+    distro = re.search(r"^ID=\"?([^\"\n]*)", text, re.M)
+    verdict.os = "Linux"
+    verdict.evidence.append(f"os-release: {distro.group(1) if distro else 'unknown'}")
+    sshd = _enabled(root, _SSHD)
+    agent = _enabled(root, _AGENTS) + _enabled(root, _CLOUD_INIT)
+    hook = _enabled(root, (_HOOK,))
+    if hook and inside(root, _HOOK_PROGRAM).is_file():
+        agent += [f"{hook[0]} (first-boot agent installer)"]
+    verdict.evidence += [f"sshd: {u}" for u in sshd] + [f"agent: {u}" for u in agent]
+    if not sshd:
+        verdict.problems.append("sshd is not enabled")
+    if not agent:
+        verdict.problems.append("no guest agent (waagent or cloud-init) is enabled")
+    verdict.ready = bool(sshd and agent)
+
+
+def _find(root: Path, *names: str) -> Path | None:
+    """``root/names...`` matched case-insensitively (NTFS names)."""
+    here = root
+    for name in names:
+        if not here.is_dir():
+            return None
+        match = next((c for c in here.iterdir() if c.name.lower() == name.lower()), None)
+        if match is None:
+            return None
+        here = match
+    return here
+
+
+def _hive_value(hive: Path, key: str, name: str) -> str | None:
+    done = _run("hivexget", str(hive), key, name)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def judge_windows(root: Path, verdict: Verdict) -> None:
+    """Judge a mounted NTFS volume holding Windows."""
+    hive = _find(root, "Windows", "System32", "config", "SYSTEM")
+    if hive is None:
+        verdict.problems.append("no Windows SYSTEM hive")
+        return
+    verdict.os = "Windows"
+    current = _hive_value(hive, "\\Select", "Current")
+    if current is None or not re.fullmatch(r"(0x)?[0-9a-fA-F]+", current.split(":")[-1]):
+        verdict.problems.append(f"SYSTEM hive: no Select\\Current ({current})")
+        return
+    raw = current.split(":")[-1]
+    control_set = f"ControlSet{int(raw, 16 if raw.startswith('0x') or ':' in current else 10):03d}"
+    verdict.evidence.append(f"SYSTEM: current control set {control_set}")
+    deny = _hive_value(hive, f"\\{control_set}\\Control\\Terminal Server", "fDenyTSConnections")
+    rdp = deny is not None and deny.split(":")[-1].strip() in ("0", "0x0", "00000000")
+    if rdp:
+        verdict.evidence.append("RDP: fDenyTSConnections = 0")
+    else:
+        verdict.problems.append(f"RDP is not allowed (fDenyTSConnections = {deny})")
+    agent_key = _run("hivexget", str(hive), f"\\{control_set}\\Services\\WindowsAzureGuestAgent")
+    agent = agent_key.returncode == 0
+    if agent:
+        verdict.evidence.append("agent: service WindowsAzureGuestAgent")
+    first_boot = _find(root, "ProgramData", "AzRestore", "FirstBoot")
+    installers = sorted(p.name for p in first_boot.iterdir()) if first_boot is not None else []
+    if installers:
+        verdict.evidence.append(f"agent: first-boot installer {installers[0]}")
+        agent = True
+    if not agent:
+        verdict.problems.append("no guest agent service and no first-boot agent installer")
+    verdict.ready = rdp and agent
+
+
+def _blkid_type(device: str) -> str:
+    return _run("blkid", "-p", "-s", "TYPE", "-o", "value", device).stdout.strip()
+
+
+def _volumes(lun_link: Path) -> tuple[list[str], list[str]]:
+    """The disk's devices to look at (itself, partitions, LVM volumes) and its VGs."""
+    devices = [str(lun_link.resolve())]
+    devices += [str(p.resolve()) for p in sorted(_AZURE.glob(f"{lun_link.name}-part*"))]
+    groups: list[str] = []
+    for device in list(devices):
+        if _blkid_type(device) != "LVM2_member":
+            continue
+        group = _run("pvs", "--noheadings", "-o", "vg_name", device).stdout.strip()
+        if not group or group in groups:
+            continue
+        if _run("vgchange", "-ay", group).returncode != 0:
+            continue
+        groups.append(group)
+        lvs = _run("lvs", "--noheadings", "-o", "lv_path", group).stdout.split()
+        devices += lvs
+    return devices, groups
+
+
+def judge_disk(lun_link: Path) -> Verdict:
+    """Judge one data disk of the sandbox."""
+    verdict = Verdict()
+    devices, groups = _volumes(lun_link)
+    try:
+        for device in devices:
+            kind = _blkid_type(device)
+            if kind not in _LINUX_FS and kind != "ntfs":
+                continue
+            with tempfile.TemporaryDirectory(prefix="azrestore-inspect.") as where:
+                if kind == "ntfs":
+                    mount = _run("ntfs-3g", "-o", "ro", device, where)
+                else:
+                    mount = _run("mount", "-t", kind, "-o", _LINUX_FS[kind], device, where)
+                if mount.returncode != 0:
+                    verdict.problems.append(f"cannot mount {device} ({kind})")
+                    continue
+                try:
+                    found = Verdict()
+                    if kind == "ntfs":
+                        judge_windows(Path(where), found)
+                    else:
+                        judge_linux(Path(where), found)
+                finally:
+                    _run("umount", where)
+            if found.os is not None:
+                found.evidence.insert(0, f"{found.os} on {device} ({kind})")
+                return found
+    finally:
+        for group in groups:
+            _run("vgchange", "-an", group)
+    verdict.problems.append("no operating system found")
+    return verdict
+
+
+def main() -> None:
+    """Judge every data disk of the sandbox; print the verdicts as JSON."""
+    verdicts = {}
+    for link in sorted(_AZURE.glob("lun*")):
+        if "-part" in link.name:
+            continue
+        verdict = judge_disk(link)
+        verdicts[link.name.removeprefix("lun")] = {
+            "ready": verdict.ready,
+            "os": verdict.os,
+            "evidence": verdict.evidence,
+            "problems": verdict.problems,
+        }
+    json.dump(verdicts, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

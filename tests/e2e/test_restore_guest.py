@@ -1,0 +1,143 @@
+"""Whole-VM restores whose Linux preparation really runs: the emulator's Linux helper runs
+prepare-linux.sh as root in its guest sandbox over the restored OS disk (a real GPT disk
+with an ext4 root), and the disk read back from storage shows what the script did
+(checked with debugfs, not with azrestore's code)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from azrestore.emulator import Emulator
+from azrestore.jobs.emulated import emulated_preparation
+from tests.support import plans
+from tests.support.disks import needs_tools
+from tests.support.guestimages import (
+    debugfs,
+    exists,
+    linux_disk,
+    lvm_disk,
+    noise_disk,
+    partition,
+    require_sandbox,
+)
+from tests.support.restore import TIME_FACTOR, resolve, run_plan
+from tests.support.restoreruns import disk_bytes
+
+pytestmark = [pytest.mark.anyio, needs_tools]
+
+_FOOTER = 512
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    require_sandbox()
+    async with Emulator(
+        time_factor=TIME_FACTOR,
+        scripts="run",
+        run_command_rules=emulated_preparation(command_id="RunPowerShellScript"),
+    ) as local_azure:
+        yield local_azure
+
+
+def _plan(directory: Path, vms: dict[str, Path]) -> Path:
+    plan: dict[str, Any] = {
+        "target": plans.target(),
+        "helpers": plans.helpers(),
+        "vms": [
+            {
+                "name": name,
+                "size": "Standard_D2s_v5",
+                "disks": [{"path": str(image), "role": "os"}],
+            }
+            for name, image in vms.items()
+        ],
+    }
+    path = directory / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+async def _root_fs(emulator: Emulator, vm: str, work: Path, number: int = 2) -> Path:
+    """The restored OS disk's root partition, read back from its managed disk's blob."""
+    disk_name = emulator.arm.state().vm(vm).os_disk_id.rsplit("/", 1)[-1]
+    data = await disk_bytes(emulator, disk_name)
+    image = work / f"{vm}.restored.raw"
+    image.write_bytes(data[:-_FOOTER])
+    return partition(image, number, work / f"{vm}.root.fs")
+
+
+def _assert_prepared(fs: Path, *, agent_unit: str) -> None:
+    grub = debugfs(fs, "cat /etc/default/grub")
+    assert "console=ttyS0" in grub, grub
+    modules = debugfs(fs, "cat /etc/initramfs-tools/modules")
+    assert all(m in modules for m in ("hv_vmbus", "hv_storvsc", "hv_netvsc")), modules
+    fstab = debugfs(fs, "cat /etc/fstab")
+    mounts = [line.split() for line in fstab.splitlines() if line and not line.startswith("#")]
+    assert all(fields[0].startswith("UUID=") for fields in mounts), fstab
+    assert not exists(fs, "/etc/udev/rules.d/70-persistent-net.rules")
+    wants = debugfs(fs, "ls -l /etc/systemd/system/multi-user.target.wants")
+    assert "ssh.service" in wants and agent_unit in wants, wants
+    rules = debugfs(fs, "cat /etc/iptables/rules.v4")
+    assert "--dport 22 -j ACCEPT" in rules, rules
+
+
+async def test_linux_vms_prepared_for_real(emulator: Emulator, tmp_path: Path) -> None:
+    images = {
+        "deb01": linux_disk(tmp_path, "deb01-os.raw", agent=True),
+        "deb02": linux_disk(tmp_path, "deb02-os.raw", agent=False),
+    }
+    resolved = await resolve(_plan(tmp_path, images))
+    report = await run_plan(emulator, resolved)
+    assert report.succeeded, [vm.error for vm in report.vms]
+    state = emulator.arm.state()
+    ran = [rc for rc in state.run_commands if rc.command_id == "RunShellScript"]
+    assert len(ran) == 2 and all(rc.ran and rc.exit_code == 0 for rc in ran)
+    assert all("AZRESTORE-RESULT" in rc.stdout for rc in ran)
+    for name in images:
+        vm = state.vm(name)
+        assert vm.power_state == "running" and vm.agent_status == "Ready"
+        mark = state.disk(vm.os_disk_id.rsplit("/", 1)[-1]).prepared
+        assert mark is not None and any(e.startswith("sshd: ") for e in mark.evidence)
+    _assert_prepared(await _root_fs(emulator, "deb01", tmp_path), agent_unit="walinuxagent")
+    fs = await _root_fs(emulator, "deb02", tmp_path)
+    _assert_prepared(fs, agent_unit="azrestore-install-agent.service")
+    assert exists(fs, "/usr/local/sbin/azrestore-install-agent")
+
+    # A second run finds the disks prepared already: no script runs, nothing changes.
+    again = await run_plan(emulator, resolved)
+    assert again.succeeded, [vm.error for vm in again.vms]
+    assert all(d.reused and d.bytes_uploaded == 0 for vm in again.vms for d in vm.disks)
+    assert all("prepare" not in vm.steps for vm in again.vms)
+    for name in images:
+        disk = emulator.arm.state().disk(f"{name}-osdisk")
+        assert "azrestore-prepared" in disk.tags, disk.tags
+    assert len(emulator.arm.state().run_commands) == len(state.run_commands)
+
+
+async def test_a_disk_the_script_cannot_read_fails_that_vm_alone(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    noise = noise_disk(tmp_path, "noise-os.raw")
+    images = {"deb01": linux_disk(tmp_path, "deb01-os.raw", agent=True), "noise01": noise}
+    report = await run_plan(emulator, await resolve(_plan(tmp_path, images)))
+    status = {vm.name: vm.status for vm in report.vms}
+    assert status == {"deb01": "succeeded", "noise01": "failed"}, [vm.error for vm in report.vms]
+    failed = next(vm for vm in report.vms if vm.name == "noise01")
+    # The report carries the script's own tails: its result line and its stderr.
+    assert '"ok":false' in (failed.error or ""), failed.error
+    assert "[stderr]\nerror: no Linux root file system" in (failed.error or ""), failed.error
+    state = emulator.arm.state()
+    assert state.vm("deb01").agent_status == "Ready"
+    assert "noise01" not in {vm.name for vm in state.virtual_machines.values()}
+
+
+async def test_root_on_lvm(emulator: Emulator, tmp_path: Path) -> None:
+    images = {"lvm01": lvm_disk(tmp_path, "lvm01-os.raw")}
+    report = await run_plan(emulator, await resolve(_plan(tmp_path, images)))
+    assert report.succeeded, [vm.error for vm in report.vms]
+    assert emulator.arm.state().vm("lvm01").agent_status == "Ready"

@@ -1,0 +1,149 @@
+"""Real Linux disk images for the tests whose scripts run for real in the emulator's
+guest sandbox (a GPT disk with an ESP and an ext4 root made by ``mkfs.ext4 -d`` from a
+fake distribution tree, or its root on LVM), and reading a restored one back with debugfs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+
+from azrestore.emulator.guest.availability import sandbox_unavailable
+from azrestore.formats.sizes import MiB
+from tests.support.disks import mkfs, new_disk, put, run, sfdisk
+from tests.support.restore import ESP, LINUX_FS
+from tests.support.tools import require, unavailable
+
+LVM_TYPE = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
+
+
+def require_sandbox() -> None:
+    """Skip (in CI, fail) where guest scripts cannot run for real, saying why."""
+    require("unshare", "losetup", "partx", "mkfs.ext4", "debugfs", "sfdisk")
+    reason = sandbox_unavailable()
+    if reason is not None:
+        unavailable(reason)
+
+
+def require_device_mapper() -> None:
+    """Skip (in CI, fail) where the kernel has no device-mapper (LVM cannot activate)."""
+    require("pvcreate", "vgcreate", "lvcreate", "dmsetup")
+    if not Path("/sys/class/misc/device-mapper").exists():
+        unavailable("the kernel has no device-mapper: LVM volumes cannot be activated here")
+
+
+def distro_tree(root: Path, *, agent: bool) -> Path:
+    """A Debian-like root file system: sshd (not enabled), an iptables policy that drops,
+    GRUB defaults, fstab by /dev/sda names, persistent net rules, initramfs-tools; with
+    waagent installed when ``agent``."""
+    files = {
+        "etc/os-release": 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\n',
+        "usr/lib/systemd/system/ssh.service": "[Unit]\nDescription=OpenBSD Secure Shell\n",
+        "usr/sbin/sshd": "",
+        "etc/ssh/sshd_config": "#Port 22\nPermitRootLogin no\n",
+        "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX="quiet"\n',
+        "etc/fstab": (
+            "/dev/sda2 / ext4 errors=remount-ro 0 1\n/dev/sda1 /boot/efi vfat umask=0077 0 1\n"
+        ),
+        "etc/udev/rules.d/70-persistent-net.rules": (
+            'SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", NAME="eth0"\n'
+        ),
+        "etc/initramfs-tools/modules": "# modules for the initramfs\n",
+        "etc/iptables/rules.v4": (
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
+        ),
+        "etc/network/interfaces": "auto lo\niface lo inet loopback\n",
+    }
+    if agent:
+        files["usr/sbin/waagent"] = "#!/bin/sh\n"
+        files["usr/lib/systemd/system/walinuxagent.service"] = "[Unit]\nDescription=Azure agent\n"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (root / "boot/efi").mkdir(parents=True, exist_ok=True)
+    (root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def linux_disk(work: Path, name: str, *, agent: bool, size: int = 64 * MiB) -> Path:
+    """A GPT disk: ESP (16 MiB, vfat) and an ext4 root made from :func:`distro_tree`."""
+    tree = distro_tree(work / f"{name}.tree", agent=agent)
+    disk = new_disk(work, size, name)
+    sfdisk(disk, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LINUX_FS}\n")
+    put(disk, MiB, mkfs(work, "vfat", 16 * MiB))
+    root = work / f"{name}.root.fs"
+    with root.open("wb") as file:
+        file.truncate(size - 18 * MiB)
+    run("mkfs.ext4", "-q", "-F", "-d", str(tree), str(root))
+    put(disk, 17 * MiB, root)
+    root.unlink()
+    return disk
+
+
+def noise_disk(work: Path, name: str, *, size: int = 48 * MiB) -> Path:
+    """A GPT disk (an ESP, then a Linux partition) whose Linux partition holds random
+    bytes: no file system a script can recognise."""
+    disk = new_disk(work, size, name)
+    sfdisk(disk, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LINUX_FS}\n")
+    put(disk, MiB, mkfs(work, "vfat", 16 * MiB))
+    put(disk, 17 * MiB, random.Random(7).randbytes(size - 18 * MiB))
+    return disk
+
+
+def lvm_disk(work: Path, name: str, *, size: int = 96 * MiB) -> Path:
+    """A GPT disk whose second partition is an LVM PV (VG ``azrvg``, LV ``root``, ext4
+    from :func:`distro_tree` with an agent). Built on a loop device, torn down after."""
+    require_device_mapper()
+    tree = distro_tree(work / f"{name}.tree", agent=True)
+    (tree / "etc/fstab").write_text("/dev/mapper/azrvg-root / ext4 defaults 0 1\n")
+    disk = new_disk(work, size, name)
+    sfdisk(disk, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LVM_TYPE}\n")
+    loop = run("losetup", "--find", "--show", "--partscan", str(disk)).strip()
+    try:
+        subprocess.run(["partx", "--add", loop], capture_output=True, check=False)
+        part = f"{loop}p2"
+        if not os.path.exists(part):
+            major, minor = (
+                Path(f"/sys/block/{Path(loop).name}/{Path(part).name}/dev").read_text().split(":")
+            )
+            os.mknod(part, 0o60600, os.makedev(int(major), int(minor)))
+        run("pvcreate", "-q", part)
+        run("vgcreate", "-q", "azrvg", part)
+        run("lvcreate", "-q", "-l", "100%FREE", "-n", "root", "azrvg")
+        run("mkfs.ext4", "-q", "-F", "-d", str(tree), "/dev/azrvg/root")
+    finally:
+        subprocess.run(["vgchange", "-an", "azrvg"], capture_output=True, check=False)
+        subprocess.run(["losetup", "--detach", loop], capture_output=True, check=False)
+    return disk
+
+
+def partition(image: Path, number: int, into: Path) -> Path:
+    """Partition ``number`` of the raw disk ``image`` copied into the file ``into``."""
+    table = json.loads(run("sfdisk", "--json", str(image)))["partitiontable"]
+    part = table["partitions"][number - 1]
+    with image.open("rb") as source, into.open("wb") as target:
+        source.seek(part["start"] * 512)
+        target.write(source.read(part["size"] * 512))
+    return into
+
+
+def debugfs(fs: Path, request: str) -> str:
+    """What ``debugfs -R request`` says of the ext4 image ``fs`` (read-only)."""
+    done = subprocess.run(
+        ["debugfs", "-R", request, str(fs)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def exists(fs: Path, path: str) -> bool:
+    """Whether ``path`` exists in the ext4 image ``fs`` (by debugfs)."""
+    done = subprocess.run(
+        ["debugfs", "-R", f"stat {path}", str(fs)], capture_output=True, text=True, check=False
+    )
+    return "File not found" not in done.stderr + done.stdout
