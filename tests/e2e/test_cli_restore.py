@@ -258,8 +258,17 @@ def test_missing_plan_file_is_exit_2(tmp_path: Path) -> None:
 async def test_emulator_run_json_report(images: Path, tmp_path: Path) -> None:
     plan = write(tmp_path, plan_data(images))
     env, marker = command_env()
+    # The images are not bootable Linux disks: the helper records their preparation.
     result = await run_cli(
-        "restore", plan, "--emulator", "--json", "--time-factor", str(TIME_FACTOR), env=env
+        "restore",
+        plan,
+        "--emulator",
+        "--emulator-scripts",
+        "record",
+        "--json",
+        "--time-factor",
+        str(TIME_FACTOR),
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

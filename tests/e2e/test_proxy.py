@@ -225,7 +225,15 @@ def test_restore_emulator_through_the_environments_proxy(
     plan_path.write_text(yaml.safe_dump(plan, sort_keys=False))
     env = child_env(HTTPS_PROXY=proxy.url(), HTTP_PROXY=proxy.url())
     done = azrestore(
-        "restore", str(plan_path), "--emulator", "--json", "--time-factor", "0.002", env=env
+        "restore",
+        str(plan_path),
+        "--emulator",
+        "--emulator-scripts",
+        "record",
+        "--json",
+        "--time-factor",
+        "0.002",
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert_no_password(done, proxy)

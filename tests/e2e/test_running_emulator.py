@@ -33,7 +33,9 @@ async def _first_line(stream: ByteReceiveStream) -> bytes:
 async def test_a_plan_restores_into_a_running_emulator(backups: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "azrestore.cli.app"]
     async with await anyio.open_process(
-        [*command, "emulator", "--json", "--time-factor", "0.002"], stderr=None
+        # The backups are not bootable Linux disks: their preparation is recorded.
+        [*command, "emulator", "--json", "--time-factor", "0.002", "--scripts", "record"],
+        stderr=None,
     ) as emulator:
         try:
             assert emulator.stdout is not None

@@ -148,7 +148,10 @@ def demo(options: Options) -> None:
         "Both VMs run at once: upload the disk through the proxy (read out of its VMDK or"
         " VHDX by qemu-nbd, only the allocated parts), mount it on the helper"
         " of its OS, prepare it, unmount, register the VM, power it on and wait for its"
-        f" agent. Simulated Azure here is {1 / options.time_factor:g} times faster than Azure."
+        " agent. The Linux helper runs azrestore's preparation script for real (as root, in"
+        " a sandbox over the disk's bytes) where this machine can; the Windows helper's"
+        " PowerShell is answered as a helper would."
+        f" Simulated Azure here is {1 / options.time_factor:g} times faster than Azure."
     )
     run_azrestore(
         "restore",

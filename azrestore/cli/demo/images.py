@@ -21,7 +21,7 @@ from .terminal import say, show_command
 from .tools import export_image, run_tool
 
 #: Bump when the images change, so that an older demo-out/ is rebuilt.
-LAYOUT = "3"
+LAYOUT = "4"
 STAMP = ".demo-images"
 LINUX_IMAGE = "web01-os.vmdk"
 WINDOWS_IMAGE = "dc01-os.vhdx"
@@ -121,6 +121,17 @@ def linux_tree(root: Path, random_mib: int) -> None:
             "Subsystem sftp /usr/lib/openssh/sftp-server\n",
             "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_DISTRIBUTOR="Ubuntu"\n'
             'GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"\nGRUB_CMDLINE_LINUX="root=/dev/sda2"\n',
+            # An OpenSSH server that is not enabled, the old NIC's persistent name, an
+            # initramfs without Hyper-V drivers: the Linux helper's script (run for real
+            # by the emulator where it can) enables sshd, removes the rule, adds the
+            # drivers, and installs the Azure agent at first boot.
+            "usr/lib/systemd/system/ssh.service": "[Unit]\nDescription=OpenBSD Secure Shell"
+            " server\n\n[Service]\nExecStart=/usr/sbin/sshd -D\n\n[Install]\n"
+            "WantedBy=multi-user.target\n",
+            "usr/sbin/sshd": "#!/bin/sh\n",
+            "etc/udev/rules.d/70-persistent-net.rules": 'SUBSYSTEM=="net", ACTION=="add",'
+            ' ATTR{address}=="00:50:56:9a:10:21", NAME="eth0"\n',
+            "etc/initramfs-tools/modules": "# modules to include in the initramfs\n",
             "etc/network/interfaces": "auto eth0\niface eth0 inet static\n"
             "    address 192.168.10.21/24\n    gateway 192.168.10.1\n",
             "usr/bin/hello": "#!/bin/sh\necho hello from web01, restored by azrestore\n",

@@ -1,0 +1,142 @@
+"""The guest sandbox for real: a script run as root in a private mount namespace sees the
+VM's data disks as block devices where Azure shows them; what it writes goes back to the
+disk blobs in Azurite (only the chunks that changed); its exit status and output tails are
+its own; nothing of it (mounts, loop devices, files) is left on the host."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from azrestore.emulator.arm.storage import DISK_BLOB, DiskStorage, StorageConfig
+from azrestore.emulator.azurite import AzuriteProcess
+from azrestore.emulator.guest.runner import AttachedDisk, run_guest_script
+from tests.support.guestimages import require_sandbox
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+FOOTER = b"conectix".ljust(512, b"\x01")
+
+
+@pytest.fixture
+async def storage(azurite: AzuriteProcess) -> AsyncIterator[DiskStorage]:
+    require_sandbox()
+    disks = DiskStorage(StorageConfig(azurite.account_url, azurite.account_url))
+    await disks.open()
+    try:
+        yield disks
+    finally:
+        await disks.close()
+
+
+async def _disk(storage: DiskStorage, name: str, size: int, writes: dict[int, bytes]) -> str:
+    await storage.create_blob(name, size + 512)
+    blob = storage.service.get_blob_client(name, DISK_BLOB)
+    for offset, data in writes.items():
+        await blob.upload_page(data, offset=offset, length=len(data))
+    await storage.write_tail(name, size + 512, FOOTER)
+    return name
+
+
+async def _read(storage: DiskStorage, name: str, offset: int, length: int) -> bytes:
+    blob = storage.service.get_blob_client(name, DISK_BLOB)
+    return await (await blob.download_blob(offset=offset, length=length)).readall()
+
+
+def _host_state() -> tuple[list[str], list[str], list[Path]]:
+    """What a sandbox could leave on the host: mounts of its own (the machine is shared:
+    others' mounts and loop devices come and go), loop devices over its files, its work
+    directories."""
+    ours = ("azrestore-", "guest", "/var/lib/azrestore", "/etc/lvm")
+    mounts = [
+        line
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if any(mark in line for mark in ours)
+    ]
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+    return (
+        mounts,
+        [l for l in loops.splitlines() if "azrestore-guest." in l],
+        sorted(Path("/var/tmp").glob("azrestore-guest.*")),
+    )
+
+
+SCRIPT = r"""
+set -eu
+[ -b /dev/disk/azure/scsi1/lun0 ] && [ -b /dev/disk/azure/scsi1/lun3 ] && echo "luns: block"
+[ -b /dev/sdc ] && [ -b /dev/sdd ] && echo "sdc sdd: block"
+[ "$(stat -Lc %t:%T /dev/sdc)" = "$(stat -Lc %t:%T /dev/disk/azure/scsi1/lun0)" ] && echo same
+echo "size: $(blockdev --getsize64 /dev/disk/azure/scsi1/lun0)"
+dd if=/dev/sdc bs=512 skip=2048 count=1 status=none | head -c 5; echo
+printf 'written by the guest' | dd of=/dev/sdc bs=512 seek=6144 conv=notrunc status=none
+dd if=/dev/zero of=/dev/sdc bs=1M seek=1 count=1 conv=notrunc status=none
+mkdir -p /mnt/guest && mount -t tmpfs guest /mnt/guest && touch /tmp/guest-file
+echo "lun: $AZRESTORE_LUN, args: $*"
+echo "to stderr" >&2
+sync
+"""
+
+
+async def test_the_script_sees_its_disks_and_what_it_writes_goes_back(
+    storage: DiskStorage,
+) -> None:
+    first = await _disk(storage, "guestdisk0", 8 * MiB, {MiB: b"hello".ljust(4096, b"h")})
+    second = await _disk(storage, "guestdisk3", 4 * MiB, {})
+    before = _host_state()
+    run = await run_guest_script(
+        storage,
+        [AttachedDisk(3, "disk3", second), AttachedDisk(0, "disk0", first)],
+        SCRIPT,
+        [("AZRESTORE_LUN", "0"), ("", "one"), ("", "two")],
+    )
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "luns: block",
+        "sdc sdd: block",
+        "same",
+        f"size: {8 * MiB}",  # the footer is not part of the disk
+        "hello",
+        "lun: 0, args: one two",
+    ]
+    assert run.stderr == "to stderr\n"
+    assert await _read(storage, first, 3 * MiB, 20) == b"written by the guest"
+    assert await _read(storage, first, MiB, MiB) == bytes(MiB)
+    assert await _read(storage, first, 8 * MiB, 512) == FOOTER
+    # One chunk written, one cleared; the untouched disk not at all.
+    assert (run.written["disk0"].uploaded, run.written["disk0"].cleared) == (1, 1)
+    assert (run.written["disk3"].uploaded, run.written["disk3"].cleared) == (0, 0)
+    assert run.downloaded == MiB
+    assert _host_state() == before
+    assert not Path("/tmp/guest-file").exists()
+
+
+async def test_exit_status_and_output_tails_are_the_scripts(storage: DiskStorage) -> None:
+    disk = await _disk(storage, "guestdisk-tails", 4 * MiB, {})
+    script = "head -c 10000 /dev/zero | tr '\\0' a; echo END; echo oops >&2; exit 7\n"
+    run = await run_guest_script(storage, [AttachedDisk(0, "d", disk)], script, [])
+    assert run.exit_code == 7
+    assert len(run.stdout.encode()) == 4096 and run.stdout.endswith("aaaEND\n")
+    assert run.stderr == "oops\n"
+
+
+async def test_a_script_past_its_time_is_stopped(storage: DiskStorage) -> None:
+    disk = await _disk(storage, "guestdisk-slow", 4 * MiB, {})
+    before = _host_state()
+    run = await run_guest_script(
+        storage, [AttachedDisk(0, "d", disk)], "echo started; sleep 60 & wait\n", [], time_limit=1
+    )
+    assert run.exit_code is None and run.stdout == "started\n"
+    assert _host_state() == before
+
+
+async def test_a_cancelled_run_leaves_nothing_behind(storage: DiskStorage) -> None:
+    disk = await _disk(storage, "guestdisk-cancel", 4 * MiB, {})
+    before = _host_state()
+    with anyio.move_on_after(2):
+        await run_guest_script(storage, [AttachedDisk(0, "d", disk)], "sleep 60\n", [])
+    assert _host_state() == before
