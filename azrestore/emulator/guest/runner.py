@@ -70,12 +70,14 @@ def _verdicts(work: Path, disks: Sequence[AttachedDisk]) -> dict[str, Verdict]:
         found = {}
     verdicts = {}
     for disk in disks:
-        entry = found.get(str(disk.lun)) or {}
+        entry = found.get(str(disk.lun))
+        if not isinstance(entry, dict):
+            entry = {"problems": ["the emulator could not inspect the disk"]}
         verdicts[disk.disk_id] = Verdict(
             ready=bool(entry.get("ready")),
             os=entry.get("os"),
             evidence=tuple(entry.get("evidence") or ()),
-            problems=tuple(entry.get("problems") or ("not inspected",)),
+            problems=tuple(entry.get("problems") or ()),
         )
     return verdicts
 

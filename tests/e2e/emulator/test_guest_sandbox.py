@@ -5,6 +5,7 @@ its own; nothing of it (mounts, loop devices, files) is left on the host."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,9 +62,14 @@ def _host_state() -> tuple[list[str], list[str], list[Path]]:
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
     return (
         mounts,
-        [l for l in loops.splitlines() if "azrestore-guest." in l],
+        [line for line in loops.splitlines() if "azrestore-guest." in line],
         sorted(Path("/var/tmp").glob("azrestore-guest.*")),
     )
+
+
+def _left_in_tmp() -> bool:
+    """Whether the file the script made in its private /tmp is in the host's."""
+    return os.path.exists("/tmp/guest-file")
 
 
 SCRIPT = r"""
@@ -112,7 +118,7 @@ async def test_the_script_sees_its_disks_and_what_it_writes_goes_back(
     assert (run.written["disk3"].uploaded, run.written["disk3"].cleared) == (0, 0)
     assert run.downloaded == MiB
     assert _host_state() == before
-    assert not Path("/tmp/guest-file").exists()
+    assert not _left_in_tmp()
 
 
 async def test_exit_status_and_output_tails_are_the_scripts(storage: DiskStorage) -> None:
