@@ -14,6 +14,7 @@ from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.network.aio import NetworkManagementClient
 
 from azrestore.emulator.arm import ArmFaultRule, ArmSimulator, RunCommandRule, StorageConfig
+from azrestore.emulator.arm.core import ScriptsMode
 from azrestore.emulator.azurite import AzuriteProcess
 from azrestore.emulator.storage import SasRefusal, StorageGateway
 
@@ -70,6 +71,7 @@ async def arm_env(
     run_command_rules: Sequence[RunCommandRule] = (),
     durations: Mapping[str, float] | None = None,
     time_factor: float = TIME_FACTOR,
+    scripts: ScriptsMode = "record",
 ) -> AsyncIterator[ArmEnv]:
     """A simulator on the session's Azurite, its own strict gateway, and SDK clients."""
     holder: list[ArmSimulator] = []
@@ -88,6 +90,7 @@ async def arm_env(
             rules=rules,
             run_command_rules=run_command_rules,
             durations=durations,
+            scripts=scripts,
         ) as sim:
             holder.append(sim)
             options: dict[str, Any] = {
