@@ -1,6 +1,6 @@
 #!/bin/bash
 # azrestore emulator: set up a guest sandbox in the private mount (and PID) namespace this
-# runs in, then run one phase's program there.
+# runs in, then run one phase's program there (as root; the host's / read-only).
 #   launcher.sh WORK PHASE
 # WORK/devices: "lun sdname loopname major minor" lines, partitions as "lun-partN" lines
 # with the partition's node name. WORK/PHASE.sh runs with WORK/PHASE.env (NAME=VALUE, NUL
@@ -67,6 +67,14 @@ activation {
 }
 CONF
 if [ -d /etc/lvm ]; then mount --bind "$WORK/lvm" /etc/lvm; fi
+
+# The host's root file system is read-only in here: only this run's work directory, the
+# private tmpfs above and /mnt (where Azure mounts the resource disk) are writable.
+mount -t tmpfs -o mode=755,nosuid,nodev azrestore-mnt /mnt
+mount --bind "$WORK" "$WORK"
+# Reopened through the work directory's own mount: no file open for writing on / then.
+exec 2>>"$WORK/$PHASE.launcher.err"
+mount -o remount,bind,ro /
 
 env=() args=()
 while IFS= read -r -d '' item; do env+=("$item"); done <"$WORK/$PHASE.env"
