@@ -53,12 +53,20 @@ def _host_state() -> tuple[list[str], list[str], list[Path]]:
     """What a sandbox could leave on the host: mounts of its own (the machine is shared:
     others' mounts and loop devices come and go), loop devices over its files, its work
     directories."""
-    ours = ("azrestore-", "guest", "/var/lib/azrestore", "/etc/lvm")
-    mounts = [
-        line
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if any(mark in line for mark in ours)
-    ]
+    sources = {f"azrestore-{n}" for n in ("dev", "shm", "tmp", "run", "state", "mnt")}
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        where, (_, source, *_) = line.split()[4], line.split(" - ")[1].split()
+        if (
+            source in sources | {"guest"}
+            or "azrestore-guest." in where
+            or where
+            in (
+                "/etc/lvm",
+                "/var/lib/azrestore",
+            )
+        ):
+            mounts.append(line)
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
     return (
         mounts,
