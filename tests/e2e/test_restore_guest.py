@@ -109,6 +109,7 @@ async def test_linux_vms_prepared_for_real(emulator: Emulator, tmp_path: Path) -
     assert exists(fs, "/usr/local/sbin/azrestore-install-agent")
 
     # A second run finds the disks prepared already: no script runs, nothing changes.
+    before = {name: await disk_bytes(emulator, f"{name}-osdisk") for name in images}
     again = await run_plan(emulator, resolved)
     assert again.succeeded, [vm.error for vm in again.vms]
     assert all(d.reused and d.bytes_uploaded == 0 for vm in again.vms for d in vm.disks)
@@ -116,6 +117,7 @@ async def test_linux_vms_prepared_for_real(emulator: Emulator, tmp_path: Path) -
     for name in images:
         disk = emulator.arm.state().disk(f"{name}-osdisk")
         assert "azrestore-prepared" in disk.tags, disk.tags
+        assert await disk_bytes(emulator, f"{name}-osdisk") == before[name]
     assert len(emulator.arm.state().run_commands) == len(state.run_commands)
 
 

@@ -41,6 +41,7 @@ from azrestore.emulator.arm.state.snapshot import SimulatorState
 from azrestore.emulator.arm.storage import DiskStorage, StorageConfig
 from azrestore.emulator.arm.vms.routes import VmHandlers
 from azrestore.emulator.azurite import AZURITE_ACCOUNT
+from azrestore.emulator.guest.availability import sandbox_unavailable
 from azrestore.emulator.lifecycle import AsyncStartStop
 from azrestore.emulator.storage import SasRefusal
 
@@ -207,6 +208,9 @@ class ArmSimulator(AsyncStartStop):
         """Make the CA, open storage, start the task group and listen."""
         if self._runner is not None:
             return
+        if self._core.scripts != "record":
+            # Whether guest scripts can run is probed once, here, off the event loop.
+            await anyio.to_thread.run_sync(sandbox_unavailable)
         self._tmp = tempfile.mkdtemp(prefix="azrestore-arm-")
         try:
             ca = trustme.CA(organization_name="azrestore emulator")
