@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from tests.support.disks import mkfs, new_disk, put, run, sfdisk
 from tests.support.restore import ESP, LINUX_FS
 from tests.support.tools import require, unavailable
 
+#: hivex's own minimal hive (``images/minimal`` of libguestfs/hivex, LGPL-2.1-or-later: a
+#: root key only, as hivex cannot create an empty hive).
+MINIMAL_HIVE = Path(__file__).parent / "data" / "hivex-minimal.hive"
 LVM_TYPE = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
 
 
@@ -147,3 +151,66 @@ def exists(fs: Path, path: str) -> bool:
         ["debugfs", "-R", f"stat {path}", str(fs)], capture_output=True, text=True, check=False
     )
     return "File not found" not in done.stderr + done.stdout
+
+
+def hive(path: Path, keys: dict[str, dict[str, str]]) -> None:
+    """The minimal hive with ``keys`` (parents first) and their values (hivexsh syntax)."""
+    shutil.copyfile(MINIMAL_HIVE, path)
+    commands: list[str] = []
+    made: set[str] = set()
+    for key, values in keys.items():
+        parts = key.split("\\")
+        for depth in range(len(parts)):
+            sub = "\\".join(parts[: depth + 1])
+            if sub not in made:
+                parent = "\\".join(parts[:depth])
+                commands += [f"cd \\{parent}", f"add {parts[depth]}"]
+                made.add(sub)
+        if values:
+            commands += [f"cd \\{key}", f"setval {len(values)}"]
+            for name, value in values.items():
+                commands += [name, value]
+    commands.append("commit")
+    subprocess.run(
+        ["hivexsh", "-w", str(path)], input="\n".join(commands) + "\n", text=True, check=True
+    )
+
+
+def windows_tree(root: Path, *, deny: int, agent: bool, installer: bool) -> Path:
+    """A Windows volume's files as the inspection reads them: a SYSTEM hive whose current
+    control set (ControlSet002) has ``fDenyTSConnections`` = ``deny`` and, when
+    ``agent``, the WindowsAzureGuestAgent service; a first-boot installer when
+    ``installer``."""
+    config = root / "Windows/System32/config"
+    config.mkdir(parents=True)
+    keys: dict[str, dict[str, str]] = {
+        "Select": {"Current": "dword:00000002"},
+        "ControlSet001\\Control\\Terminal Server": {"fDenyTSConnections": "dword:00000000"},
+        "ControlSet002\\Control\\Terminal Server": {"fDenyTSConnections": f"dword:{deny:08x}"},
+    }
+    if agent:
+        keys["ControlSet002\\Services\\WindowsAzureGuestAgent"] = {"Start": "dword:00000002"}
+    hive(config / "SYSTEM", keys)
+    if installer:
+        (root / "ProgramData/AzRestore/FirstBoot").mkdir(parents=True)
+        (root / "ProgramData/AzRestore/FirstBoot/install-agent.cmd").write_text("rem\r\n")
+    return root
+
+
+def ntfs_disk(work: Path, name: str, files: Path, *, size: int = 48 * MiB) -> Path:
+    """An MBR disk whose one NTFS partition (made by mkntfs) holds the tree ``files``
+    (copied in through an ntfs-3g mount)."""
+    require("mkntfs", "ntfs-3g", "sfdisk")
+    disk = new_disk(work, size, name)
+    sfdisk(disk, "label: dos\nstart=2048, type=7, bootable\n")
+    volume = mkfs(work, "ntfs", size - MiB)
+    where = work / f"{name}.mnt"
+    where.mkdir()
+    run("ntfs-3g", str(volume), str(where))
+    try:
+        shutil.copytree(files, where, dirs_exist_ok=True)
+    finally:
+        run("umount", str(where))
+    put(disk, MiB, volume)
+    volume.unlink()
+    return disk

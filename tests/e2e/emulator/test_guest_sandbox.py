@@ -16,7 +16,13 @@ import pytest
 from azrestore.emulator.arm.storage import DISK_BLOB, DiskStorage, StorageConfig
 from azrestore.emulator.azurite import AzuriteProcess
 from azrestore.emulator.guest.runner import AttachedDisk, run_guest_script
-from tests.support.guestimages import require_sandbox
+from tests.support.guestimages import (
+    linux_disk,
+    noise_disk,
+    ntfs_disk,
+    require_sandbox,
+    windows_tree,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -156,3 +162,46 @@ async def test_a_cancelled_run_leaves_nothing_behind(storage: DiskStorage) -> No
     with anyio.move_on_after(2):
         await run_guest_script(storage, [AttachedDisk(0, "d", disk)], "sleep 60\n", [])
     assert _host_state() == before
+
+
+async def _upload(storage: DiskStorage, name: str, image: Path) -> str:
+    data = await anyio.Path(image).read_bytes()
+    writes = {
+        offset: data[offset : offset + MiB]
+        for offset in range(0, len(data), MiB)
+        if data[offset : offset + MiB].count(0) != MiB
+    }
+    return await _disk(storage, name, len(data), writes)
+
+
+async def test_the_emulator_judges_each_disk_itself(storage: DiskStorage, tmp_path: Path) -> None:
+    """Whatever the script says: a prepared Linux root and a Windows volume with RDP and
+    an agent are ready; random bytes are not."""
+    linux = linux_disk(tmp_path, "linux.raw", agent=True)
+    windows = ntfs_disk(
+        tmp_path,
+        "windows.raw",
+        windows_tree(tmp_path / "win", deny=0, agent=True, installer=False),
+    )
+    noise = noise_disk(tmp_path, "noise.raw")
+    disks = [
+        AttachedDisk(0, "linux", await _upload(storage, "judge-linux", linux)),
+        AttachedDisk(1, "windows", await _upload(storage, "judge-windows", windows)),
+        AttachedDisk(2, "noise", await _upload(storage, "judge-noise", noise)),
+    ]
+    # The Linux root gets sshd enabled by hand here (prepare-linux.sh is tested elsewhere).
+    script = (
+        "set -e; mkdir /tmp/r; mount /dev/disk/azure/scsi1/lun0-part2 /tmp/r\n"
+        "ln -s /usr/lib/systemd/system/ssh.service"
+        " /tmp/r/etc/systemd/system/multi-user.target.wants/ssh.service\n"
+        "ln -s /usr/lib/systemd/system/walinuxagent.service"
+        " /tmp/r/etc/systemd/system/multi-user.target.wants/walinuxagent.service\n"
+        "umount /tmp/r; echo 'AZRESTORE-RESULT {\"ok\": false}'\n"
+    )
+    run = await run_guest_script(storage, disks, script, [])
+    assert run.exit_code == 0, run.stderr
+    verdicts = run.verdicts
+    assert verdicts["linux"].ready and verdicts["linux"].os == "Linux", verdicts["linux"]
+    assert verdicts["windows"].ready and verdicts["windows"].os == "Windows", verdicts
+    assert "agent: service WindowsAzureGuestAgent" in verdicts["windows"].evidence
+    assert not verdicts["noise"].ready and verdicts["noise"].os is None
