@@ -205,3 +205,27 @@ async def test_the_emulator_judges_each_disk_itself(storage: DiskStorage, tmp_pa
     assert verdicts["windows"].ready and verdicts["windows"].os == "Windows", verdicts
     assert "agent: service WindowsAzureGuestAgent" in verdicts["windows"].evidence
     assert not verdicts["noise"].ready and verdicts["noise"].os is None
+
+
+async def test_helpers_run_at_once_each_in_its_own_sandbox(storage: DiskStorage) -> None:
+    disks = {vm: await _disk(storage, f"guestdisk-{vm}", 4 * MiB, {}) for vm in ("one", "two")}
+    before = _host_state()
+    script = (
+        "ls /dev/disk/azure/scsi1; printf '%s' \"$VM\" > /dev/sdc; sleep 1; "
+        "head -c 3 /dev/sdc; echo\n"
+    )
+    runs = {}
+
+    async def helper(vm: str) -> None:
+        runs[vm] = await run_guest_script(
+            storage, [AttachedDisk(0, vm, disks[vm])], script, [("VM", vm)]
+        )
+
+    async with anyio.create_task_group() as tasks:
+        for vm in disks:
+            tasks.start_soon(helper, vm)
+    for vm, run in runs.items():
+        assert run.exit_code == 0, run.stderr
+        assert run.stdout == f"lun0\n{vm}\n"  # each sees its own disk only
+        assert await _read(storage, disks[vm], 0, 3) == vm.encode()
+    assert _host_state() == before
