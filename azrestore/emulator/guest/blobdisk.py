@@ -25,6 +25,8 @@ __all__ = ["CHUNK", "DiskFile", "PutBack", "materialize", "put_back"]
 CHUNK: Final = 1024 * 1024
 _FOOTER: Final = 512
 _PARALLEL: Final = 8
+#: Chunks fetched by one Get Blob (4 MiB).
+_RUN: Final = 4
 
 
 @dataclass
@@ -79,26 +81,53 @@ async def materialize(storage: DiskStorage, container: str, path: Path) -> DiskF
         start, end = int(page.start or 0), min(int(page.end or 0), size - 1)
         if start <= end:
             wanted.update(range(start // CHUNK, end // CHUNK + 1))
-    with path.open("wb") as file:
-        file.truncate(size)
+    await anyio.to_thread.run_sync(_new_sparse_file, path, size)
     limiter = anyio.CapacityLimiter(_PARALLEL)
 
-    async def fetch(index: int) -> None:
-        offset, length = disk.span(index)
+    async def fetch(first: int, count: int) -> None:
+        offset = first * CHUNK
+        length = min(count * CHUNK, size - offset)
         async with limiter:
             downloader = await blob.download_blob(offset=offset, length=length)
             data = await downloader.readall()
         disk.downloaded += len(data)
-        digest = _digest(data)
-        if digest is None:
-            return
-        disk.digests[index] = digest
-        await anyio.to_thread.run_sync(_write_at, path, offset, data)
+        digests = await anyio.to_thread.run_sync(_store, path, first, data)
+        disk.digests.update(digests)
 
     async with anyio.create_task_group() as tasks:
-        for index in sorted(wanted):
-            tasks.start_soon(fetch, index)
+        for first, count in _runs(sorted(wanted)):
+            tasks.start_soon(fetch, first, count)
     return disk
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Consecutive chunk indices as ``(first, count)`` runs of at most 4 chunks (one Get
+    Blob each)."""
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][0] + runs[-1][1] == index and runs[-1][1] < _RUN:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((index, 1))
+    return runs
+
+
+def _new_sparse_file(path: Path, size: int) -> None:
+    with path.open("wb") as file:
+        file.truncate(size)
+
+
+def _store(path: Path, first: int, data: bytes) -> dict[int, bytes]:
+    """Write the non-zero chunks of ``data`` (chunks from ``first`` on); their digests."""
+    digests: dict[int, bytes] = {}
+    view = memoryview(data)
+    for number, start in enumerate(range(0, len(data), CHUNK)):
+        piece = bytes(view[start : start + CHUNK])
+        digest = _digest(piece)
+        if digest is not None:
+            digests[first + number] = digest
+            _write_at(path, (first + number) * CHUNK, piece)
+    return digests
 
 
 def _write_at(path: Path, offset: int, data: bytes) -> None:
