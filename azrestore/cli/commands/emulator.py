@@ -69,8 +69,8 @@ async def _serve_emulator(
             print(f"Resource Manager: {info['arm_endpoint']}")
             print(f"Blob storage:     {info['blob_endpoint']}")
             print(f"CA bundle:        {info['ca_bundle']}")
-            scripts = info["scripts"]
-            print(f"Linux scripts:    {'run for real' if scripts['run'] else 'recorded'}")
+            guest = info["scripts"]
+            print(f"Linux scripts:    {'run for real' if guest['run'] else 'recorded'}")
             print("Point azrestore at it with:")
             for name, value in info["env"].items():
                 print(f"  export {name}={shlex.quote(str(value))}")
