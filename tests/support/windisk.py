@@ -10,14 +10,19 @@ since hivex cannot create an empty hive.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import shutil
+import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from azrestore.formats.partition_types import ESP_GUID
 from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, new_disk, put, sfdisk
+from tests.support.tools import unavailable
 
 MINIMAL_HIVE = Path(__file__).parent / "data" / "hivex-minimal.hive"
 #: The tools these helpers run (with root, for the mounts).
@@ -37,6 +42,23 @@ OTHER_RULE = (
     "v2.30|Action=Allow|Active=FALSE|Dir=In|Protocol=1|ICMP4=8:*|Name=File and Printer Sharing"
     " (Echo Request - ICMPv4-In)|"
 )
+
+
+@functools.cache
+def vfat_mounts() -> bool:
+    """Whether this kernel mounts FAT (some containers' do not: no ESP can be read there)."""
+    with tempfile.TemporaryDirectory() as work:
+        image = Path(work) / "fat.fs"
+        with image.open("wb") as file:
+            file.truncate(8 * MiB)
+        subprocess.run(["mkfs.vfat", str(image)], capture_output=True, check=True)
+        (Path(work) / "mnt").mkdir()
+        done = subprocess.run(
+            ["mount", "-o", "loop,ro", str(image), f"{work}/mnt"], capture_output=True, check=False
+        )
+        if done.returncode == 0:
+            subprocess.run(["umount", f"{work}/mnt"], check=True)
+        return done.returncode == 0
 
 
 def hive(path: Path, keys: Keys) -> Path:
@@ -186,7 +208,8 @@ def mbr_disk(work: Path, files: Mapping[str, Path | bytes]) -> Path:
 
 
 def gpt_disk(work: Path, files: Mapping[str, Path | bytes]) -> Path:
-    """GPT: an EFI system partition (FAT, EFI\\Microsoft\\Boot\\BCD), an MSR, NTFS Windows."""
+    """GPT: an EFI system partition (FAT, EFI\\Microsoft\\Boot\\BCD, where this kernel
+    mounts FAT), an MSR, NTFS Windows."""
     disk = new_disk(work, 96 * MiB, "gpt.raw")
     msr = "E3C9E316-0B5C-4DB8-817D-F92DF00215AE"
     basic = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
@@ -195,9 +218,43 @@ def gpt_disk(work: Path, files: Mapping[str, Path | bytes]) -> Path:
         f"label: gpt\nstart=2048, size=32M, type={ESP_GUID}\nsize=16M, type={msr}\ntype={basic}\n",
     )
     esp = mkfs(work, "vfat", 32 * MiB)
-    fill(esp, "vfat", {"EFI/Microsoft/Boot/BCD": hive(work / "BCD", bcd_keys())})
+    if vfat_mounts():  # else an empty ESP
+        fill(esp, "vfat", {"EFI/Microsoft/Boot/BCD": hive(work / "BCD", bcd_keys())})
     put(disk, MiB, esp)
     volume = mkfs(work, "ntfs", 46 * MiB)
     fill(volume, "ntfs", files)
     put(disk, 49 * MiB, volume)
     return disk
+
+
+@contextlib.contextmanager
+def attached(image: Path) -> Iterator[str]:
+    """``image`` on a loop device with its partitions' nodes (made from /sys where udev
+    does not make them, as in containers); all detached and removed afterwards."""
+    done = subprocess.run(
+        ["losetup", "--find", "--show", "--partscan", str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        unavailable(f"no loop devices here: {done.stderr.strip()}")
+    device = done.stdout.strip()
+    name = Path(device).name
+    made: list[Path] = []
+    try:
+        if shutil.which("udevadm"):
+            subprocess.run(["udevadm", "settle"], capture_output=True, check=False)
+        if not list(Path(f"/sys/block/{name}").glob(f"{name}p*")):
+            subprocess.run(["partx", "--add", device], capture_output=True, check=False)
+        for numbers in sorted(Path(f"/sys/block/{name}").glob(f"{name}p*/dev")):
+            node = Path("/dev") / numbers.parent.name
+            if not node.exists():
+                major, minor = (int(n) for n in numbers.read_text().split(":"))
+                os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+                made.append(node)
+        yield device
+    finally:
+        for node in made:
+            node.unlink(missing_ok=True)
+        subprocess.run(["losetup", "--detach", device], check=False)

@@ -137,7 +137,12 @@ mount_ntfs() {
 	else
 		ntfs-3g -o rw,norecover,windows_names "$1" "$dir" 2>"$WORK/ntfs.err" || rc=$?
 	fi
-	if [ $rc = 0 ]; then MOUNTS+=("$dir") && return 0; fi
+	if [ $rc = 0 ]; then
+		MOUNTS+=("$dir")
+		# ntfs-3g falls back to read-only when the volume is unsafe to write.
+		if [ "$2" = ro ] || [ -n "$(awk -v d="$dir" '$2 == d && $4 ~ /^rw/ { print }' /proc/mounts)" ]; then return 0; fi
+		if grep -qi hibernat "$WORK/ntfs.err"; then rc=14; elif grep -Eqi 'unclean|unsafe|not unmounted|metadata kept' "$WORK/ntfs.err"; then rc=15; else rc=ro; fi
+	fi
 	[ "$2" = rw ] || return 1
 	case $rc in
 	14) die "$1 holds a hibernated Windows (or one shut down with Fast Startup): shut it down fully (shutdown /s /t 0, Fast Startup off) and back it up again; not changed" ;;
@@ -197,7 +202,8 @@ mount_disk() {
 		ntfs) mount_ntfs "$part" ro || { note "cannot mount $part (ntfs): $(head -c 200 "$WORK/ntfs.err")" && continue; } ;;
 		vfat)
 			mkdir -p "$(dir_of "$part")"
-			if mount -o ro "$part" "$(dir_of "$part")"; then MOUNTS+=("$(dir_of "$part")"); else continue; fi
+			if mount -o ro "$part" "$(dir_of "$part")" 2>/dev/null; then MOUNTS+=("$(dir_of "$part")")
+			else note "cannot mount $part (vfat): its boot configuration is not read" && continue; fi
 			;;
 		*) continue ;;
 		esac
@@ -404,7 +410,7 @@ do_firewall() {
 }
 
 do_software() {
-	local h=$1 ver='\Microsoft\Windows NT\CurrentVersion' name build pol='\Policies\Microsoft\Windows NT\Terminal Services'
+	local h=$1 ver='\Microsoft\Windows NT\CurrentVersion' name build
 	name=$(get "$h" "$ver" ProductName) || name=""
 	build=$(get "$h" "$ver" CurrentBuild) || build=""
 	WINDOWS="$name${build:+ (build $build)}"
@@ -412,6 +418,9 @@ do_software() {
 	SYSTEMROOT=$(get "$h" "$ver" SystemRoot) || SYSTEMROOT='C:\Windows'
 	[[ $SYSTEMROOT =~ ^[A-Za-z]: ]] || SYSTEMROOT='C:\Windows'
 	[[ $SYSTEMROOT =~ ^[Cc]: ]] || warn "Windows is on ${SYSTEMROOT:0:2}, not C:; the first-boot installer's paths use ${SYSTEMROOT:0:2}"
+}
+do_policies() {
+	local h=$1 pol='\Policies\Microsoft\Windows NT\Terminal Services'
 	if [ "$(get "$h" "$pol" fDenyTSConnections || true)" = 1 ]; then
 		edit "$h" "$pol" "rdp: the policy denying connections lifted" "$(v fDenyTSConnections 4 "$(dw 0)")"
 	fi
@@ -624,6 +633,7 @@ cp "$system" "$WORK/SYSTEM" && cp "$software" "$WORK/SOFTWARE"
 hive_clean "$WORK/SYSTEM" "the SYSTEM hive" && hive_clean "$WORK/SOFTWARE" "the SOFTWARE hive"
 do_software "$WORK/SOFTWARE"
 do_system "$WORK/SYSTEM"
+do_policies "$WORK/SOFTWARE"
 do_agent "$WORK/SOFTWARE"
 commit_hive "$WORK/SYSTEM" "$system" "the SYSTEM hive"
 commit_hive "$WORK/SOFTWARE" "$software" "the SOFTWARE hive"
