@@ -76,19 +76,25 @@ def hive(path: Path, keys: Keys) -> Path:
             commands += [f"cd \\{parent}" if parent else "cd \\ ", f"add {parts[depth]}"]
             made.add(sub.lower())
         if values:
-            commands += [f"cd \\{key}", f"setval {len(values)}"]
+            setval = [f"cd \\{key}", f"setval {len(values)}"]
             for name, value in values.items():
-                commands += [name or "@", value]
-    commands.append("commit")
+                setval += [name or "@", value]
+            commands += setval
+    hivexsh(path, [*commands, "commit"])
+    return path
+
+
+def hivexsh(path: Path, commands: list[str]) -> None:
+    """hivexsh -w running ``commands`` on ``path`` (lines of at most 8191 bytes)."""
     done = subprocess.run(
         ["hivexsh", "-w", str(path)],
         input="\n".join(commands) + "\n",
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    return path
 
 
 def system_keys() -> dict[str, dict[str, str]]:

@@ -175,7 +175,8 @@ ci() {
 		if [ -e "$dir/$part" ]; then dir=$dir/$part && continue; fi
 		found=""
 		for e in "$dir"/*; do
-			if [ "${e##*/}" != "*" ] && [ "${e##*/}" ] && [ "${part,,}" = "$(printf '%s' "${e##*/}" | tr '[:upper:]' '[:lower:]')" ]; then found=$e && break; fi
+			e=${e##*/}
+			if [ "${part,,}" = "${e,,}" ] && [ -e "$dir/$e" ]; then found=$dir/$e && break; fi
 		done
 		[ -n "$found" ] || return 1
 		dir=$found
@@ -205,6 +206,7 @@ mount_disk() {
 			if mount -o ro "$part" "$(dir_of "$part")" 2>/dev/null; then MOUNTS+=("$(dir_of "$part")")
 			else note "cannot mount $part (vfat): its boot configuration is not read" && continue; fi
 			;;
+		BitLocker) die "$part is encrypted with BitLocker: it cannot be prepared offline (decrypt it, or suspend protection and back it up decrypted)" ;;
 		*) continue ;;
 		esac
 		if [ -z "$WINPART" ] && [ "$fs" = ntfs ] && ci "$(dir_of "$part")" Windows/System32/config/SYSTEM >/dev/null; then WINPART=$part; fi
@@ -275,7 +277,6 @@ FILENAME == want { split($0, w, US); wname[++nw] = w[1]; wtype[nw] = w[2]; whex[
 		if (rest !~ /^".*"$/) { bad = "cannot read value line: " substr(line, 1, 60); exit }
 		str = unquote(substr(rest, 2, length(rest) - 2)); hex = utf16(str)
 	}
-	if (length(hex) > 32688) big = 1
 	names[++n] = name; types[n] = type; hexes[n] = hex; strs[n] = str; at[tolower(name)] = n
 }
 END {
@@ -295,7 +296,11 @@ END {
 		else print "set " names[i] > logf
 		types[i] = wtype[j]; hexes[i] = whex[j]
 	}
-	if (big) { print "a value is over 16344 bytes: hivex cannot write this key as Windows reads it" > "/dev/stderr"; exit 4 }
+	# hivexsh reads lines of up to 8191 bytes (without a terminal); Windows wants values over
+	# 16344 bytes in big-data records, which hivex does not write.
+	for (i = 1; i <= n; i++) if (length("hex:" types[i] ":" hexes[i]) > 8190) {
+		print "its value " names[i] " is over 4 KiB, more than hivexsh can write back" > "/dev/stderr"; exit 4
+	}
 	print "setval " n > out
 	for (i = 1; i <= n; i++) { print (names[i] == "" ? "@" : names[i]) > out; print "hex:" types[i] ":" hexes[i] > out }
 }
@@ -373,12 +378,15 @@ do_system() {
 	edit "$h" "$cs\\Control\\TimeZoneInformation" "time: RealTimeIsUniversal 1" "$(v RealTimeIsUniversal 4 "$(dw 1)")"
 	edit "$h" "$cs\\Control\\Terminal Server" "rdp" "$(v fDenyTSConnections 4 "$(dw 0)")" \
 		"$(v KeepAliveEnable 4 "$(dw 1)")" "$(v KeepAliveInterval 4 "$(dw 1)")"
-	has_key "$h" "$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" || warn "rdp: no RDP-Tcp listener in the registry; made with the port only"
-	edit "$h" "$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" "rdp listener" \
+	if has_key "$h" "$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp"; then
+		edit "$h" "$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" "rdp listener" \
 		"$(v PortNumber 4 "$(dw 3389)")" "$(v LanAdapter 4 "$(dw 0)")" "$(v UserAuthentication 4 "$(dw 1)")" \
 		"$(v SecurityLayer 4 "$(dw 1)")" "$(v fAllowSecProtocolNegotiation 4 "$(dw 1)")" \
 		"$(v KeepAliveTimeout 4 "$(dw 1)")" "$(v fInheritReconnectSame 4 "$(dw 1)")" \
 		"$(v fReconnectSame 4 "$(dw 0)")" "$(v MaxInstanceCount 4 ffffffff)"
+	else
+		warn "rdp: no RDP-Tcp listener in the registry (Remote Desktop not installed?); not made"
+	fi
 	if get "$h" "$cs\\Control\\Terminal Server\\WinStations\\RDP-Tcp" SSLCertificateSHA1Hash >/dev/null; then
 		note "rdp: the listener has its own certificate (SSLCertificateSHA1Hash), left as is; remove it if self-signed"
 	fi

@@ -404,3 +404,57 @@ def test_hive_helper_reads_back(tmp_path: Path) -> None:
     assert shutil.which("hivexget")
     with pytest.raises(AssertionError):
         hivexget(path, "A\\missing")
+
+
+@needs(*TOOLS)
+def test_a_key_with_a_big_value_is_left_alone(tmp_path: Path, script: Path, tools: None) -> None:
+    """hivexsh reads at most 8191 bytes a line without a terminal: a key holding a value too
+    big to write back in hex (here an 8002-byte string, made from 4000 ASCII characters) is
+    not rewritten, said so, and the rest still done."""
+    keys = system_keys()
+    keys[RULES] = {**keys[RULES], "Huge": "string:" + "x" * 4000}
+    image = mbr_disk(tmp_path, windows_files(tmp_path, keys))
+    with attached(image) as device:
+        done, result = run(script, "--device", device)
+        assert done.returncode == 0, done.stdout + done.stderr
+        files = volume_files(device, tmp_path)
+    assert any(w.startswith("firewall:") and "Huge is over 4 KiB" in w for w in result["warnings"])
+    system = copied_out(files, tmp_path, "config/SYSTEM")
+    assert "|Active=FALSE|" in hivexget(system, RULES, "RemoteDesktop-UserMode-In-TCP")
+    assert hivexget(system, "ControlSet001\\Services\\partmgr\\Parameters", "SanPolicy") == "1"
+
+
+@needs(*TOOLS)
+def test_an_existing_local_group_policy_is_merged(
+    tmp_path: Path, script: Path, tools: None
+) -> None:
+    """A gpt.ini of the disk's own keeps its extensions (ours added, sorted) and its user
+    version; the machine version goes up by one."""
+    other = "[{35378EAC-683F-11D2-A89A-00C04FBBCFA2}{D02B1F72-3407-48AE-BA88-E8213C6761F1}]"
+    files = {
+        **windows_files(tmp_path),
+        "Windows/System32/GroupPolicy/gpt.ini": (
+            f"[General]\r\ngPCMachineExtensionNames={other}\r\nVersion=65537\r\n"
+        ).encode(),
+    }
+    image = mbr_disk(tmp_path, files)
+    result = prepare_twice_gpt(script, image, tmp_path)
+    assert result["agent"] == "first_boot"
+
+
+def prepare_twice_gpt(script: Path, image: Path, work: Path) -> dict[str, Any]:
+    with attached(image) as device:
+        done, result = run(script, "--device", device)
+        assert done.returncode == 0, done.stdout + done.stderr
+        gpt = copied_out(volume_files(device, work), work, "GroupPolicy/gpt.ini").read_bytes()
+        again, second = run(script, "--device", device)
+        assert again.returncode == 0 and second["changes"] == []
+        assert (
+            copied_out(volume_files(device, work), work, "GroupPolicy/gpt.ini").read_bytes() == gpt
+        )
+    assert gpt.decode("ascii") == (
+        "[General]\r\ngPCMachineExtensionNames=[{35378EAC-683F-11D2-A89A-00C04FBBCFA2}"
+        "{D02B1F72-3407-48AE-BA88-E8213C6761F1}][{42B5FAAE-6536-11D2-AE5A-0000F87571E3}"
+        "{40B6664F-4972-11D1-A7CA-0000F87571E3}]\r\nVersion=65538\r\n"
+    )
+    return result
