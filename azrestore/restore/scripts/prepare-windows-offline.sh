@@ -540,7 +540,7 @@ do_agent() {
 			"$(v IsPowershell 4 "$(dw 0)")" "$(v ExecTime 11 0000000000000000)"
 	done
 	AGENT=first_boot
-	note "agent: installed at first boot by a local Group Policy startup script (not yet run on a real Windows)"
+	note "agent: installed at first boot by a local Group Policy startup script (not yet run on a real Windows); it needs .NET Framework 4"
 }
 gpt_ini() { # gpt_ini GPDIR [bump]
 	local f ext="" ver=0 line
