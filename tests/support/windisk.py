@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -264,3 +265,27 @@ def attached(image: Path) -> Iterator[str]:
         for node in made:
             node.unlink(missing_ok=True)
         subprocess.run(["losetup", "--detach", device], check=False)
+
+
+def ntfs_acl(path: Path) -> list[str]:
+    """The NTFS security descriptor of ``path`` on an ntfs-3g mount (its ``system.ntfs_acl``
+    attribute), read as "owner SID", "group SID" and "allow|deny FLAGS MASK SID" lines."""
+    raw = os.getxattr(path, "system.ntfs_acl")
+
+    def sid(offset: int) -> str:
+        count = raw[offset + 1]
+        authority = int.from_bytes(raw[offset + 2 : offset + 8], "big")
+        subs = struct.unpack_from(f"<{count}I", raw, offset + 8)
+        return f"S-{raw[offset]}-{authority}" + "".join(f"-{s}" for s in subs)
+
+    _, _, _, owner, group, _, dacl = struct.unpack_from("<BBHIIII", raw)
+    lines = [f"owner {sid(owner)}", f"group {sid(group)}"]
+    if dacl:
+        count = struct.unpack_from("<H", raw, dacl + 4)[0]
+        at = dacl + 8
+        for _ in range(count):
+            kind, flags, size = struct.unpack_from("<BBH", raw, at)
+            mask = struct.unpack_from("<I", raw, at + 4)[0]
+            lines.append(f"{'allow' if kind == 0 else kind} {flags:#x} {mask:#x} {sid(at + 8)}")
+            at += size
+    return lines

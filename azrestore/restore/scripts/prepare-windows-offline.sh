@@ -9,16 +9,10 @@
 # Needs root, ntfs-3g and hivexsh (libhivex-bin). Idempotent. Prints what it changed, then one
 # last line: AZRESTORE-RESULT {json}. Exit status: 0 done (maybe with warnings), 1 failed, 2 usage.
 #
-# In the SYSTEM hive's current control set (Select\Current): RDP on (fDenyTSConnections 0,
-# RDP-Tcp port 3389 and the listener settings of Azure's "prepare a Windows VHD" guidance,
-# TermService not disabled), SAN policy OnlineAll, RealTimeIsUniversal, the RDP and WinRM
-# firewall rules active, the services the guidance wants automatic; in SOFTWARE, a policy
-# denying RDP lifted; in the BCD store, recoveryenabled No and bootstatuspolicy
-# IgnoreAllFailures. Without the Azure VM agent, an installer in \ProgramData\AzRestore\FirstBoot
-# run at boot as SYSTEM, with no logon, by a local Group Policy machine startup script (RunOnce
-# needs a logon; SetupComplete.cmd runs only after Windows Setup; a service needs a service
-# binary Windows lacks). Only values that differ are written; a hive not closed cleanly, or a
-# hibernated or unclean NTFS volume, is refused. NOT RUN ON A REAL WINDOWS YET: checked against
+# What it sets (RDP, SAN policy, RealTimeIsUniversal, firewall rules, services, BCD) and how
+# the Azure VM agent gets installed at first boot (a local Group Policy startup script, as
+# SYSTEM, no logon: RunOnce waits for a logon, SetupComplete.cmd runs only after Windows
+# Setup) are in docs/reference.md. NOT RUN ON A REAL WINDOWS YET: checked against
 # hives and NTFS volumes built by azrestore's tests only.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -Eeuo pipefail
@@ -145,8 +139,8 @@ mount_ntfs() {
 	fi
 	[ "$2" = rw ] || return 1
 	case $rc in
-	14) die "$1 holds a hibernated Windows (or one shut down with Fast Startup): shut it down fully (shutdown /s /t 0, Fast Startup off) and back it up again; not changed" ;;
-	15) die "$1 was not unmounted cleanly by Windows (its NTFS log is not empty): boot and shut down Windows cleanly, or run chkdsk, and back it up again; not changed" ;;
+	14) die "$1 holds a hibernated Windows (or one shut down with Fast Startup): shut it down fully (shutdown /s /t 0) and back it up again; not changed" ;;
+	15) die "$1 was not unmounted cleanly by Windows (its NTFS log is not empty): shut Windows down cleanly and back it up again; not changed" ;;
 	*) die "ntfs-3g cannot mount $1 read-write (status $rc): $(tr '\n' ' ' <"$WORK/ntfs.err")" ;;
 	esac
 }
@@ -219,10 +213,10 @@ mount_disk() {
 
 # --- the offline registry, with hivexsh ---------------------------------------------------
 
-# lsval.awk: hivexsh's lsval lines as NAME US TYPE US HEX (the value's bytes); strings are
-# encoded again as UTF-16LE with their terminator. Then the edits of a want file (NAME US
-# TYPE US HEX US HOW; HOW: set, activate = a firewall rule string made Active=TRUE, added
-# if missing) applied: "setval N" and its pairs to -v out=, what changed to -v log=.
+# lsval.awk: hivexsh's lsval lines as NAME US TYPE US HEX (strings encoded again as UTF-16LE
+# with their terminator); with -v out=, a want file's edits (NAME US TYPE US HEX US HOW; HOW
+# set, or activate: a firewall rule made Active=TRUE, added if missing and HEX given) made:
+# "setval N" and its pairs to out, what changed to logf.
 cat >"$WORK/lsval.awk" <<'EOF'
 BEGIN { for (i = 1; i < 256; i++) ord[sprintf("%c", i)] = i; US = "\037"; n = 0 }
 function hex16(cp) {
@@ -367,7 +361,7 @@ v() { say "$1$US$2$US$3$US${4:-set}"; } # v NAME TYPE HEX [HOW]: one want line
 # --- the changes ---------------------------------------------------------------------------
 
 do_system() {
-	local h=$1 cur cs n s start svc
+	local h=$1 cur cs s start svc
 	cur=$(get "$h" '\Select' Current) || die "the SYSTEM hive has no Select\\Current: not a Windows SYSTEM hive"
 	[[ $cur =~ ^[1-9][0-9]*$ ]] || die "the SYSTEM hive's Select\\Current is '$cur', not a control set number"
 	CS=$(printf 'ControlSet%03d' "$cur")
@@ -400,7 +394,6 @@ do_system() {
 	done
 	do_firewall "$h" "$cs\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules"
 	has_key "$h" "$cs\\Services\\WindowsAzureGuestAgent" && AGENT=installed
-	n=$(get "$h" "$cs\\Control\\ComputerName\\ComputerName" ComputerName) && say "computer name: $n"
 	return 0
 }
 do_firewall() {
@@ -476,11 +469,41 @@ echo done>"%~dp0done"
 exit /b 0
 EOF
 }
+# Files ntfs-3g makes (without a user mapping) get "Everyone: full control"; these run as
+# SYSTEM, so they get what Windows gives System32 instead: owner Administrators, SYSTEM and
+# Administrators full control, Users read and execute (ntfs-3g's system.ntfs_acl attribute).
+SD=01000490140000002400000000000000300000000102000000000005200000002002000001010000000000051200000002004c000300000000031400ff011f0001010000000000051200000000031800ff011f000102000000000005200000002002000000031800a900120001020000000000052000000021020000
+SETACL='import os, sys
+sd, n = bytes.fromhex(sys.argv[1]), 0
+for p in sys.argv[2:]:
+    if os.getxattr(p, "system.ntfs_acl") != sd:
+        os.setxattr(p, "system.ntfs_acl", sd)
+        n += 1
+print(n)'
+secure() { # secure PATH...: each without that ACL gets it
+	local n=0 p
+	if command -v python3 >/dev/null; then
+		n=$(python3 -c "$SETACL" "$SD" "$@")
+	elif command -v setfattr >/dev/null && command -v getfattr >/dev/null; then
+		for p in "$@"; do
+			[ "$(getfattr -h -n system.ntfs_acl -e hex --absolute-names "$p" 2>/dev/null | sed -n 's/^system.ntfs_acl=0x//p')" != "$SD" ] || continue
+			setfattr -h -n system.ntfs_acl -v "0x$SD" "$p" && n=$((n + 1))
+		done
+	else
+		warn "agent: no python3 or setfattr on the helper: the first-boot files keep ntfs-3g's ACL (Everyone: full control)"
+		return 0
+	fi
+	[ "$n" = 0 ] || changed "agent: ACL of $n first-boot file(s) and folder(s): SYSTEM and Administrators full control, Users read"
+}
 # put FILE WHAT: FILE (a path on the Windows volume) gets $WORK/new's content if it differs.
 put() {
 	if [ -f "$1" ] && cmp -s "$WORK/new" "$1"; then return 0; fi
 	cat "$WORK/new" >"$1"
 	changed "$2"
+}
+no_agent() {
+	AGENT=missing
+	warn "agent: not installed, and the disk has $1 of its own (not merged); install the agent in the VM (https://go.microsoft.com/fwlink/?linkid=394789)"
 }
 do_agent() {
 	local soft=$1 dir gp scripts ini cmdline sroot=${SYSTEMROOT%%\\*} key st
@@ -490,21 +513,14 @@ do_agent() {
 	fi
 	cmdline="$sroot\\${FIRSTBOOT//\//\\}\\install-agent.cmd"
 	gp=$(ci_mkdir "$WIN" Windows/System32/GroupPolicy)
-	# Someone else's local startup scripts: not merged (their indexes and order are theirs).
 	for key in '\Microsoft\Windows\CurrentVersion\Group Policy\Scripts\Startup\0\0' \
 		'\Microsoft\Windows\CurrentVersion\Group Policy\State\Machine\Scripts\Startup\0\0'; do
 		st=$(get "$soft" "$key" Script) || continue
-		if [ "$st" != "$cmdline" ]; then
-			AGENT=missing
-			warn "agent: not installed, and the disk has local startup scripts of its own; install the agent in the VM (https://go.microsoft.com/fwlink/?linkid=394789)"
-			return 0
-		fi
+		if [ "$st" != "$cmdline" ]; then no_agent "local startup scripts" && return 0; fi
 	done
 	if scripts=$(ci "$gp" Machine/Scripts/scripts.ini); then
 		if ! iconv -f UTF-16 -t UTF-8 "$scripts" 2>/dev/null | tr -d '\r' | grep -qiF "CmdLine=$cmdline"; then
-			AGENT=missing
-			warn "agent: not installed, and the disk has a local scripts.ini of its own; install the agent in the VM (https://go.microsoft.com/fwlink/?linkid=394789)"
-			return 0
+			no_agent "a local scripts.ini" && return 0
 		fi
 	fi
 	dir=$(ci_mkdir "$WIN" "$FIRSTBOOT")
@@ -539,6 +555,13 @@ do_agent() {
 			"$(v Script 1 "$(sz "$cmdline")")" "$(v Parameters 1 "$(sz '')")" \
 			"$(v IsPowershell 4 "$(dw 0)")" "$(v ExecTime 11 0000000000000000)"
 	done
+	# Ours: the AzRestore folder and all in it, the Group Policy files and folders named here.
+	local own=() p
+	mapfile -d '' own < <(find "$(ci "$WIN" "${FIRSTBOOT%/*}")" -print0)
+	for p in "" gpt.ini Machine Machine/Scripts Machine/Scripts/scripts.ini Machine/Scripts/Startup Machine/Scripts/Shutdown; do
+		if p=$(ci "$gp" "$p"); then own+=("$p"); fi
+	done
+	secure "${own[@]}"
 	AGENT=first_boot
 	note "agent: installed at first boot by a local Group Policy startup script (not yet run on a real Windows); it needs .NET Framework 4"
 }

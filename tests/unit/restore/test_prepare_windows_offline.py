@@ -40,6 +40,7 @@ from tests.support.windisk import (
     hive,
     hivexget,
     mbr_disk,
+    ntfs_acl,
     system_keys,
     vfat_mounts,
     windows_files,
@@ -93,8 +94,19 @@ def assert_nothing_left(device: str) -> None:
     assert not list(Path("/tmp").glob("azrestore-win.*"))
 
 
+#: The ACL of the first-boot files: what Windows gives System32, not ntfs-3g's default.
+FIRST_BOOT_ACL = [
+    "owner S-1-5-32-544",  # Administrators
+    "group S-1-5-18",
+    "allow 0x3 0x1f01ff S-1-5-18",  # SYSTEM, full control, inherited by what is inside
+    "allow 0x3 0x1f01ff S-1-5-32-544",
+    "allow 0x3 0x1200a9 S-1-5-32-545",  # Users, read and execute
+]
+
+
 def volume_files(device: str, work: Path) -> dict[str, bytes]:
-    """Every file of every NTFS/FAT partition of ``device``, read through a read-only mount."""
+    """Every file of every NTFS/FAT partition of ``device``, read through a read-only mount;
+    the first-boot files' and folders' ACLs checked on the way."""
     found: dict[str, bytes] = {}
     for part in sorted(Path("/dev").glob(Path(device).name + "p*")):
         kind = subprocess.run(
@@ -111,6 +123,11 @@ def volume_files(device: str, work: Path) -> dict[str, bytes]:
         subprocess.run([*command, str(part), str(where)], check=True, capture_output=True)
         try:
             for path in sorted(where.rglob("*")):
+                rel = str(path.relative_to(where)).lower()
+                if kind == "ntfs" and (
+                    rel.startswith("programdata/azrestore") or "system32/grouppolicy" in rel
+                ):
+                    assert ntfs_acl(path) == FIRST_BOOT_ACL, rel
                 if path.is_file():
                     found[f"{part.name}/{path.relative_to(where)}"] = path.read_bytes()
         finally:
