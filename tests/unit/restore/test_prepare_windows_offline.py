@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,27 @@ def run(
     return done, result
 
 
+def cmdline_of(path: Path) -> bytes:
+    """A process's command line (empty if it has gone meanwhile)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def assert_nothing_left(device: str) -> None:
     """Nothing of ``device`` mounted, no ntfs-3g of it running, no mount point left."""
     assert device not in Path("/proc/mounts").read_text()
+    for _ in range(50):  # a FUSE daemon may take a moment to exit after its unmount
+        running = [
+            cmdline
+            for cmdline in map(cmdline_of, Path("/proc").glob("[0-9]*/cmdline"))
+            if cmdline.startswith(b"ntfs-3g\0") and device.encode() in cmdline
+        ]
+        if not running:
+            break
+        time.sleep(0.1)
+    assert not running, running
     assert not list(Path("/run").glob("azrestore-win.*"))
     assert not list(Path("/tmp").glob("azrestore-win.*"))
 
@@ -475,3 +494,34 @@ def prepare_twice_gpt(script: Path, image: Path, work: Path) -> dict[str, Any]:
         "{40B6664F-4972-11D1-A7CA-0000F87571E3}]\r\nVersion=65538\r\n"
     )
     return result
+
+
+@needs(*TOOLS)
+def test_a_failure_while_writing_reports_and_unmounts(
+    tmp_path: Path, script: Path, tools: None
+) -> None:
+    """hivexsh failing to write (a stand-in that refuses -w): exit 1 with the reason, the
+    hives as they were, nothing left mounted."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    real = shutil.which("hivexsh")
+    stub = stubs / "hivexsh"
+    stub.write_text(
+        f'#!/bin/sh\ncase " $* " in *" -w "*) echo "injected failure" >&2; exit 1 ;; esac\n'
+        f'exec {real} "$@"\n'
+    )
+    stub.chmod(0o755)
+    files = windows_files(tmp_path)
+    original = {name: c.read_bytes() for name, c in files.items() if isinstance(c, Path)}
+    image = mbr_disk(tmp_path, files)
+    with attached(image) as device:
+        done, result = run(
+            script, "--device", device, env={"PATH": f"{stubs}:{os.environ['PATH']}"}
+        )
+        assert_nothing_left(device)
+        after = volume_files(device, tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "hivexsh could not change the SYSTEM hive" in result["error"]
+    assert "injected failure" in result["error"]
+    for name, data in original.items():
+        assert after[f"{Path(device).name}p1/{name}"] == data, name
