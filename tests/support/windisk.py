@@ -204,12 +204,12 @@ def windows_files(work: Path, system: Keys | None = None) -> dict[str, Path | by
     }
 
 
-def mbr_disk(work: Path, files: Mapping[str, Path | bytes]) -> Path:
-    """MBR, one active NTFS partition holding Windows and its Boot\\BCD."""
+def mbr_disk(work: Path, files: Mapping[str, Path | bytes], bcd: Keys | None = None) -> Path:
+    """MBR, one active NTFS partition holding Windows and its Boot\\BCD (``bcd``'s keys)."""
     disk = new_disk(work, 64 * MiB, "mbr.raw")
     sfdisk(disk, "label: dos\nstart=2048, type=7, bootable\n")
     volume = mkfs(work, "ntfs", 63 * MiB)
-    fill(volume, "ntfs", {**files, "Boot/BCD": hive(work / "BCD", bcd_keys())})
+    fill(volume, "ntfs", {**files, "Boot/BCD": hive(work / "BCD", bcd or bcd_keys())})
     put(disk, MiB, volume)
     return disk
 

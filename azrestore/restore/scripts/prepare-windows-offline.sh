@@ -602,7 +602,7 @@ gpt_ini() { # gpt_ini GPDIR [bump]
 # --- boot configuration (the BCD store, a hive too) ---------------------------------------
 
 do_bcd() {
-	local part dir store copy def obj found=false
+	local part dir store copy def obj h found=false
 	for part in "${PARTS[@]}"; do
 		dir=$(dir_of "$part")
 		mountpoint -q "$dir" 2>/dev/null || continue
@@ -611,8 +611,9 @@ do_bcd() {
 			found=true
 			copy=$WORK/BCD-${part##*/}-${store//\//_}
 			cp "$store" "$copy"
-			if [ "$(od -An -v -tx1 -N12 "$copy" | tr -d ' \n' | cut -c 1-8)" != 72656766 ]; then
-				warn "boot: ${store#"$dir"/} on $part is not a BCD hive; left alone" && continue
+			h=$(od -An -v -tx1 -N12 "$copy" | tr -d ' \n')
+			if [ "${h:0:8}" != 72656766 ] || [ "${h:8:8}" != "${h:16:8}" ]; then
+				warn "boot: ${store#"$dir"/} on $part is not a BCD hive, or was not saved cleanly; left alone" && continue
 			fi
 			def=$(get "$copy" "\\Objects\\$BOOTMGR\\Elements\\23000003" Element) || def=""
 			if [[ ! $def =~ ^\{[0-9a-fA-F-]{36}\}$ ]] || ! has_key "$copy" "\\Objects\\$def\\Elements"; then

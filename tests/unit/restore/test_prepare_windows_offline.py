@@ -327,7 +327,9 @@ def test_gpt_disk_esp_odd_case_and_a_given_msi(tmp_path: Path, script: Path, too
 def test_agent_present_nothing_installed(tmp_path: Path, script: Path, tools: None) -> None:
     keys = system_keys()
     keys["ControlSet001\\Services\\WindowsAzureGuestAgent"] = {"Start": "dword:2"}
-    image = mbr_disk(tmp_path, windows_files(tmp_path, keys))
+    # And a BCD store without a boot manager object: nothing to set there, said so.
+    bcd = {"Description": {"KeyName": "string:BCD00000000"}}
+    image = mbr_disk(tmp_path, windows_files(tmp_path, keys), bcd)
     with attached(image) as device:
         done, result = run(script, "--device", device)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -335,6 +337,11 @@ def test_agent_present_nothing_installed(tmp_path: Path, script: Path, tools: No
     assert result["agent"] == "installed"
     assert not any("FirstBoot" in k or "GroupPolicy" in k for k in files)
     assert not any(c.startswith("agent:") for c in result["changes"])
+    assert not any(c.startswith("boot:") for c in result["changes"])
+    assert any("Boot/BCD on" in w and "no default boot entry" in w for w in result["warnings"])
+    assert hivexget(copied_out(files, tmp_path, "Boot/BCD"), "Description", "KeyName") == (
+        "BCD00000000"
+    )
 
 
 def expect_failure(script: Path, image: Path, *needles: str) -> dict[str, Any]:
