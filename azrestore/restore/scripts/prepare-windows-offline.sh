@@ -190,6 +190,12 @@ mount_disk() {
 	while read -r part fs; do
 		if [ "$fs" = part ] || [ "$part" = "$DEVICE" ]; then PARTS+=("$part"); fi
 	done < <(lsblk -lnpo NAME,TYPE "$DEVICE")
+	# Where the kernel shows no partitions (loop devices without a scan), udev's links may.
+	for part in "/dev/disk/azure/scsi1/lun$LUN"-part*; do
+		if [ -z "$LUN" ] || [ ! -e "$part" ]; then continue; fi
+		part=$(readlink -f "$part")
+		case " ${PARTS[*]} " in *" $part "*) ;; *) PARTS+=("$part") ;; esac
+	done
 	BASE=$(mktemp -d /run/azrestore-win.XXXXXX 2>/dev/null || mktemp -d /tmp/azrestore-win.XXXXXX)
 	for part in "${PARTS[@]}"; do
 		fs=$(fs_of "$part")
