@@ -1,7 +1,8 @@
 """Container formats against the raw image: the same 1 GiB of data in an 8 GiB disk as raw,
 qcow2, VMDK (monolithicSparse and streamOptimized) and dynamic VHDX, uploaded to Azurite
 by `azrestore upload` and converted by `azrestore convert` side by side with
-`qemu-img convert -O vpc -o subformat=fixed,force_size`, the tools taking turns. Prints
+`qemu-img convert -O vpc -o subformat=fixed,force_size`, each tool twice per repeat in
+ABBA order, memory primed before every timed run. Prints
 JSON: medians, each format's upload throughput over the raw image's, convert time over
 qemu-img's, peak RSS, and bytes read against the format's allocated bytes.
 
@@ -157,14 +158,17 @@ def main(argv: list[str] | None = None) -> int:
                         "qemu-img": ["qemu-img", "convert", "-O", "vpc", "-o",
                                      "subformat=fixed,force_size", str(image), str(out)],
                     }  # fmt: skip
-                    # The tools take turns going first, from one repeat to the next.
-                    order = list(tools) if index % 2 == 0 else list(tools)[::-1]
-                    for tool in order:
+                    # Each tool runs twice, once before the other and once after (ABBA):
+                    # whichever runs first after the upload may still meet memory the host
+                    # took back (see prime), so neither is always first.
+                    first, second = list(tools) if index % 2 == 0 else list(tools)[::-1]
+                    order = [first, second, second, first]
+                    for turn, tool in enumerate(order):
                         out.unlink(missing_ok=True)
                         warm(image)
                         prime(data + PRIME_MARGIN)
                         child = run_child(
-                            tools[tool], log_dir=logs, label=f"{tool}-{label}-{index}",
+                            tools[tool], log_dir=logs, label=f"{tool}-{label}-{index}-{turn}",
                             timeout=1800,
                         )  # fmt: skip
                         if child.returncode != 0:
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "method": (
             "medians of --repeat runs; each run starts with the image warmed and memory primed"
-            " (prime()); azrestore convert and qemu-img take turns going first; read_rate:"
+            " (prime()); azrestore convert and qemu-img run twice per repeat, ABBA; read_rate:"
             " the image's data extents read in-process on 2 threads, 4 MiB pieces, and for a"
             " container format the CPU time of its qemu-nbd child over that read"
             " (streamOptimized: its decompression rate, MiB of grain data per qemu-nbd CPU s)"
