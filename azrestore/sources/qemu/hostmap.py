@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 from array import array
+from collections.abc import Iterable
 
 #: Mapped ranges kept at most (24 bytes each); a more fragmented image is read through
 #: qemu-nbd alone rather than hold a larger map.
@@ -30,10 +31,25 @@ class HostMap:
 
     __slots__ = ("_host", "_lengths", "_starts")
 
-    def __init__(self, ranges: list[tuple[int, int, int]]) -> None:
-        self._starts = array("q", (start for start, _, _ in ranges))
-        self._lengths = array("q", (length for _, length, _ in ranges))
-        self._host = array("q", (host for _, _, host in ranges))
+    def __init__(self, ranges: Iterable[tuple[int, int, int]] = ()) -> None:
+        self._starts = array("q")
+        self._lengths = array("q")
+        self._host = array("q")
+        for start, length, host in ranges:
+            self.add(start, length, host)
+
+    def add(self, start: int, length: int, host: int) -> None:
+        """Append a range after the last one, merged with it where both the disk and the
+        file continue it."""
+        if self._starts:
+            last = len(self._starts) - 1
+            end = self._starts[last] + self._lengths[last]
+            if end == start and self._host[last] + self._lengths[last] == host:
+                self._lengths[last] += length
+                return
+        self._starts.append(start)
+        self._lengths.append(length)
+        self._host.append(host)
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -94,7 +110,7 @@ def parse_map_line(line: str) -> tuple[int, int, int] | None:
 def host_map(qemu_img: str, path: str, fmt: str) -> HostMap | None:
     """The image's mapped ranges, merged where they follow each other in both the disk and
     the file; None when qemu-img cannot tell (then everything is read through qemu-nbd)."""
-    ranges: list[tuple[int, int, int]] = []
+    ranges = HostMap()  # straight into arrays: a million ranges as tuples took 100 MiB
     try:
         with subprocess.Popen(
             [qemu_img, "map", "--output=json", "-f", fmt, "--", path],
@@ -109,16 +125,10 @@ def host_map(qemu_img: str, path: str, fmt: str) -> HostMap | None:
                     found = parse_map_line(line)
                     if found is None:
                         continue
-                    start, length, host = found
-                    if ranges:
-                        last = ranges[-1]
-                        if last[0] + last[1] == start and last[2] + last[1] == host:
-                            ranges[-1] = (last[0], last[1] + length, last[2])
-                            continue
-                    if len(ranges) >= MAX_RANGES:
+                    ranges.add(*found)
+                    if len(ranges) > MAX_RANGES:
                         child.kill()
                         return None
-                    ranges.append(found)
                 if child.wait(timeout=_TIMEOUT) != 0:
                     return None
             finally:
@@ -126,7 +136,7 @@ def host_map(qemu_img: str, path: str, fmt: str) -> HostMap | None:
                     child.kill()
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
-    return HostMap(ranges) if ranges else None
+    return ranges if len(ranges) else None
 
 
 def pread_full(fd: int, view: memoryview, offset: int) -> None:

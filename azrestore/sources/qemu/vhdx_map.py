@@ -46,7 +46,7 @@ def vhdx_host_map(path: str) -> HostMap | None:
         file_size = os.path.getsize(path)
     except OSError:
         return None
-    ranges: list[tuple[int, int, int]] = []
+    ranges = HostMap()
     for block in range(parameters.payload_blocks):
         value = values[block + block // ratio]
         if value & 7 != vhdx.BLOCK_FULLY_PRESENT:
@@ -56,13 +56,8 @@ def vhdx_host_map(path: str) -> HostMap | None:
         host = (value >> 20) << 20
         if host == 0 or host + length > file_size:
             return None
-        if ranges and ranges[-1][0] + ranges[-1][1] == start:
-            last = ranges[-1]
-            if last[2] + last[1] == host:
-                ranges[-1] = (last[0], last[1] + length, last[2])
-                continue
-        ranges.append((start, length, host))
-    return HostMap(ranges) if ranges else None
+        ranges.add(start, length, host)
+    return ranges if len(ranges) else None
 
 
 def _tables(path: str) -> tuple[bytes, vhdx.Parameters] | None:

@@ -70,3 +70,15 @@ def test_every_byte_maps_where_the_ranges_say(
 @pytest.mark.parametrize("length", [0])
 def test_an_empty_range_has_no_pieces(length: int) -> None:
     assert HostMap([(0, 10, 0)]).segments(5, length) == []
+
+
+def test_ranges_that_continue_each_other_are_merged() -> None:
+    host = HostMap([(0, 10, 100), (10, 5, 110), (15, 5, 200), (30, 5, 205)])
+    assert len(host) == 3
+    assert host.segments(0, 40) == [
+        (0, 15, 100),
+        (15, 5, 200),
+        (20, 10, -1),
+        (30, 5, 205),
+        (35, 5, -1),
+    ]
