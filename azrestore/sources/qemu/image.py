@@ -6,13 +6,16 @@ child. Blocking: :func:`open_container` runs in a worker thread.
 
 from __future__ import annotations
 
+import os
+
 from ...errors import InputError, SourceError
 from ...formats.nbd_url import NbdAddress
 from ..nbd.pool import ConnectionPool
 from ..nbd.source import MAX_CONNECTIONS, NbdSource, connect_pool
-from .info import ImageInfo, inspect_image
+from .hostmap import HostMap, host_map, pread_full
+from .info import ImageInfo, inspect_image, qemu_tool
 from .server import QemuNbd
-from .vhdx_map import vhdx_extents
+from .vhdx_map import vhdx_extents, vhdx_host_map
 
 #: The formats read through qemu-nbd (qemu's names; ``vpc`` is VHD).
 CONTAINER_FORMATS = ("qcow2", "vmdk", "vhdx", "vpc", "vdi")
@@ -22,12 +25,50 @@ class ContainerImage(NbdSource):
     """A container image served by its own qemu-nbd. ``files`` is every host file it
     reads (the chain, data files, extents), for the journal's identity."""
 
-    def __init__(self, path: str, info: ImageInfo, server: QemuNbd, pool: ConnectionPool) -> None:
+    def __init__(
+        self,
+        path: str,
+        info: ImageInfo,
+        server: QemuNbd,
+        pool: ConnectionPool,
+        direct: HostMap | None = None,
+    ) -> None:
         super().__init__(path, pool, info.size, format=info.format, chain=info.chain)
         self.files = info.files
         self._server = server
         if info.format == "vhdx" and len(info.chain) == 1:
             self._extents = vhdx_extents(info.chain[0].path)  # None: block status
+        self._direct = direct
+        self._fd = -1
+        if direct is not None:
+            try:
+                self._fd = os.open(info.files[0], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self._direct = None
+
+    @property
+    def direct_bytes(self) -> int:
+        """Bytes of the disk read straight from the image file (see :mod:`.hostmap`)."""
+        return self._direct.mapped_bytes if self._direct is not None else 0
+
+    def read_into(self, buffer: memoryview, offset: int) -> int:
+        """Fill ``buffer`` from ``offset`` as :meth:`NbdSource.read_into` does: mapped
+        ranges by preadv from the image file, the rest through qemu-nbd."""
+        if self._direct is None:
+            return super().read_into(buffer, offset)
+        want = max(0, min(len(buffer), self.size - offset))
+        for start, length, host in self._direct.segments(offset, want):
+            view = buffer[start - offset : start - offset + length]
+            if host < 0:
+                super().read_into(view, start)
+                continue
+            try:
+                pread_full(self._fd, view, host)
+            except OSError as exc:
+                raise self._failed(f"cannot read {length} bytes at offset {start}", exc) from None
+        if want < len(buffer):
+            buffer[want:] = bytes(len(buffer) - want)
+        return want
 
     @property
     def server_pid(self) -> int | None:
@@ -43,6 +84,9 @@ class ContainerImage(NbdSource):
         try:
             super().close()
         finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
             self._server.stop()
 
     def __repr__(self) -> str:
@@ -72,7 +116,13 @@ def open_container(path: str, fmt: str | None) -> ContainerImage:
             raise InputError(
                 f"{path}: qemu-nbd serves {first.size} bytes, qemu-img said {info.size}"
             )
-        return ContainerImage(path, info, server, pool)
+        direct = None
+        if len(info.chain) == 1 and len(info.files) == 1:  # one file: offsets are into it
+            if info.format == "vhdx":  # qemu's vhdx driver maps nothing: its BAT does
+                direct = vhdx_host_map(info.files[0])
+            else:
+                direct = host_map(qemu_tool("qemu-img"), info.files[0], info.format)
+        return ContainerImage(path, info, server, pool, direct)
     except BaseException:
         server.stop()
         raise
