@@ -25,6 +25,7 @@ from ...sources.locations import file_key
 from ...sources.report import ImageReport, inspect_image
 from .decide import decide_family, decide_generation
 from .document import RestorePlan, helper_family, missing_helper, subscription_problems
+from .fields import OsFamily
 from .ids import GUID
 from .problems import Loc, PlanError, format_loc
 from .resolved import ResolvedDisk, ResolvedPlan, ResolvedVm
@@ -220,8 +221,12 @@ def _resolve_vm(
         tags={**plan.target.tags, **vm.tags},
         disks=tuple(disks),
         helper=_helper(plan, family) if vm.prepare else None,
-        helper_family=helper_family(plan, family) if vm.prepare else None,
+        helper_family=_family(helper_family(plan, family)) if vm.prepare else None,
     )
+
+
+def _family(value: str | None) -> OsFamily | None:
+    return "linux" if value == "linux" else "windows" if value == "windows" else None
 
 
 def _helper(plan: RestorePlan, family: str) -> str | None:
