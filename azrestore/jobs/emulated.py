@@ -76,8 +76,8 @@ async def run_emulated_restore(
         async with ControlPlane(arm) as control:
             await bootstrap_emulator(control, resolved, helper_size=helper_size)
         settings = RestoreSettings(
-            # 20 simulated seconds for more VMs to join a helper's batch
-            batch_window=20 * time_factor,
+            # 90 simulated seconds for more VMs to join a helper's batch (the default)
+            batch_window=90 * time_factor,
             agent_timeout=max(60.0, 1200 * time_factor),
             agent_poll_interval=max(0.05, 10 * time_factor),
             storage_connection_string=info["storage_connection_string"],

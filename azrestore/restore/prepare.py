@@ -198,18 +198,20 @@ class HelperPool:
                 await self._wait()
             if not self._queue:
                 return
+            # Wait for more VMs: up to the window, and while the helper starts (the
+            # attach would wait for the start anyway).
             deadline = min(r.queued_at for r in self._queue) + self.window
             while (
                 self._queue
                 and self._coming > 0
                 and sum(len(r.disks) for r in self._queue) < slots
-                and time.monotonic() < deadline
+                and (time.monotonic() < deadline or helper.warming)
             ):
                 if not warmed:
-                    # Starting the helper overlaps the wait for more VMs.
-                    helper.warm_up()
+                    helper.warm_up(on_ready=self._notify)
                     warmed = True
-                await self._wait(deadline - time.monotonic())
+                left = deadline - time.monotonic()
+                await self._wait(left if left > 0 and not helper.warming else None)
             chosen = take_batch([len(r.disks) for r in self._queue], slots)
             if not chosen:
                 if self._coming <= 0 and not self._queue:

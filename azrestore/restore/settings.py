@@ -31,4 +31,4 @@ class RestoreSettings:
     restart: bool = False
     #: how long a free helper waits for more VMs to join a batch once one is waiting
     #: (it starts at once when the batch is full or no other VM is still to come)
-    batch_window: float = 20.0
+    batch_window: float = 90.0

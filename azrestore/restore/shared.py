@@ -41,6 +41,8 @@ class SharedVm:
         #: the run created is deleted
         self._on_done = on_done
         self._done_started = False
+        #: started by :meth:`warm_up` and not running yet
+        self.warming = False
         self._lock = anyio.Lock()
         self._users = 0
         self._running = False
@@ -72,18 +74,27 @@ class SharedVm:
             with anyio.CancelScope(shield=True):
                 await self._release()
 
-    def warm_up(self) -> None:
+    def warm_up(self, on_ready: Callable[[], None] | None = None) -> None:
         """Start the VM in the background (if it is not running) ahead of its use, so
-        that its start overlaps other work."""
-        self._tasks.start_soon(self._warm)
+        that its start overlaps other work; ``on_ready`` is called when it has started
+        (or failed to). :attr:`warming` says whether it is still starting."""
+        self.warming = True
+        self._tasks.start_soon(self._warm, on_ready)
 
-    async def _warm(self) -> None:
+    async def _warm(self, on_ready: Callable[[], None] | None) -> None:
         try:
             async with self.use():
-                pass
+                self.warming = False
+                if on_ready is not None:
+                    on_ready()
         except AzRestoreError as exc:
             # The use that needs it will try again and fail with the reason.
             self.history.append(f"could not start: {exc}")
+        finally:
+            if self.warming:
+                self.warming = False
+                if on_ready is not None:
+                    on_ready()
 
     async def _acquire(self) -> None:
         async with self._lock:
