@@ -109,7 +109,11 @@ async def test_windows_vm_with_only_a_linux_helper_is_prepared_offline(
     write(tmp_path, data)
     resolved = await resolve_plan(load_plan(tmp_path / "plan.yaml"), environ={})
     (vm,) = resolved.vms
-    assert (vm.os_family, vm.helper_family, vm.preparation) == ("windows", "linux", "windows-offline")
+    assert (vm.os_family, vm.helper_family, vm.preparation) == (
+        "windows",
+        "linux",
+        "windows-offline",
+    )
     data["helpers"] = {}
     write(tmp_path, data)
     with pytest.raises(PlanError) as caught:
