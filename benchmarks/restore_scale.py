@@ -47,7 +47,7 @@ _LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 
 
 def _vm_id(name: str) -> str:
-    return f"/subscriptions/{_SUB}/resourceGroups/infra/providers/Microsoft.Compute/virtualMachines/{name}"
+    return f"/subscriptions/{_SUB}/resourceGroups/infra/providers/Microsoft.Compute/virtualMachines/{name}"  # noqa: E501
 
 
 def make_image(work: Path) -> Path:
@@ -130,6 +130,7 @@ async def restore_once(plan: Path, time_factor: float, helper_size: str) -> dict
             agent_timeout=max(60.0, 1200 * time_factor),
             agent_poll_interval=max(0.05, 10 * time_factor),
             batch_window=90 * time_factor,
+            batch_max_wait=360 * time_factor,
         )
         started = time.monotonic()
         report = await restore_resolved(resolved, arm, settings=settings)

@@ -78,6 +78,7 @@ async def run_emulated_restore(
         settings = RestoreSettings(
             # 90 simulated seconds for more VMs to join a helper's batch (the default)
             batch_window=90 * time_factor,
+            batch_max_wait=360 * time_factor,
             agent_timeout=max(60.0, 1200 * time_factor),
             agent_poll_interval=max(0.05, 10 * time_factor),
             storage_connection_string=info["storage_connection_string"],

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -35,6 +35,7 @@ __all__ = [
     "BatchJob",
     "JobResult",
     "batch_command",
+    "batch_fits",
     "batch_luns",
     "offline_windows_available",
     "parse_batch",
@@ -203,6 +204,19 @@ def batch_command(
     return RunCommandSpec(
         command_id="RunShellScript", script=tuple(whole.splitlines()), parameters=()
     )
+
+
+def batch_fits(scripts: Collection[str], *, texts: Mapping[str, str] | None = None) -> bool:
+    """Whether one batch script can carry all of ``scripts`` (by name) within the budget,
+    for the most jobs a batch holds. The Linux and the offline Windows scripts together
+    are over it: such VMs then go in separate batches."""
+    names = sorted(scripts)
+    jobs = [BatchJob(lun, names[lun % len(names)]) for lun in range(MAX_BATCH_JOBS)]
+    try:
+        batch_command(jobs, texts=texts)
+    except ValueError:
+        return False
+    return True
 
 
 def batch_luns(script: Sequence[str]) -> list[int]:

@@ -4,11 +4,13 @@ failure and Ctrl-C).
 
 A VM whose disks are uploaded waits in its helper family's :class:`HelperPool`. A helper
 that is free takes a batch: the VMs waiting, as many as its free data-disk slots hold
-(its size's count less its own data disks, see :mod:`.batching`). It waits up to
-``window`` seconds for more to join unless the batch is full or no VM of the pool is
-still to come. On a Linux helper the batch is one RunShellScript (:mod:`.batchscript`)
-that runs ``prepare-linux.sh`` for Linux VMs and ``prepare-windows-offline.sh`` for
-Windows VMs prepared offline, each job for its VM's OS-disk LUN; on a Windows helper the
+(its size's count less its own data disks, see :mod:`.batching`). Unless the batch is
+full or no VM of the pool is still to come, it waits for more to join while they keep
+coming: until ``window`` seconds pass with none, at most ``max_wait`` after the first.
+On a Linux helper the batch is one RunShellScript (:mod:`.batchscript`) that runs
+``prepare-linux.sh`` for Linux VMs and ``prepare-windows-offline.sh`` for Windows VMs
+prepared offline (in separate batches when one script cannot carry both), each job for
+its VM's OS-disk LUN; on a Windows helper the
 PowerShell script runs once per VM of the batch, one after the other (Run Command runs one
 command at a time per VM), between the batch's one attach and one detach. A job that
 fails fails its VM alone, with its error and stderr tail; a Run Command that fails as a
@@ -30,6 +32,7 @@ from .batchscript import (
     OFFLINE_WINDOWS_SCRIPT,
     BatchJob,
     batch_command,
+    batch_fits,
     offline_windows_available,
     parse_batch,
 )
@@ -75,12 +78,14 @@ class HelperPool:
         *,
         users: int,
         window: float,
+        max_wait: float | None = None,
         observer: RestoreObserver | None,
     ) -> None:
         self.control = control
         self.family = family
         self.helpers = helpers
         self.window = window
+        self.max_wait = 4 * window if max_wait is None else max_wait
         self.observer = observer
         self.batches: list[Batch] = []
         self._queue: list[_Request] = []
@@ -198,19 +203,19 @@ class HelperPool:
                 await self._wait()
             if not self._queue:
                 return
-            # Wait for more VMs: up to the window, and while the helper starts (the
-            # attach would wait for the start anyway).
-            deadline = min(r.queued_at for r in self._queue) + self.window
+            # Wait for more VMs while they keep coming (``window`` after the last one
+            # that came, at most ``max_wait`` after the first that waits), and while the
+            # helper starts (the attach would wait for the start anyway).
             while (
                 self._queue
                 and self._coming > 0
                 and sum(len(r.disks) for r in self._queue) < slots
-                and (time.monotonic() < deadline or helper.warming)
+                and (time.monotonic() < self._deadline() or helper.warming)
             ):
                 if not warmed:
                     helper.warm_up(on_ready=self._notify)
                     warmed = True
-                left = deadline - time.monotonic()
+                left = self._deadline() - time.monotonic()
                 await self._wait(left if left > 0 and not helper.warming else None)
             chosen = take_batch([len(r.disks) for r in self._queue], slots)
             if not chosen:
@@ -220,10 +225,24 @@ class HelperPool:
                     return  # what is left is for a larger helper
                 await self._wait()
                 continue
-            batch = [self._queue[i] for i in chosen]
+            batch = self._one_script_if_needed([self._queue[i] for i in chosen])
             for request in batch:
                 self._queue.remove(request)
             await self._run_batch(helper, own, batch)
+
+    def _deadline(self) -> float:
+        first = min(r.queued_at for r in self._queue)
+        last = max(r.queued_at for r in self._queue)
+        return min(last + self.window, first + self.max_wait)
+
+    def _one_script_if_needed(self, batch: list[_Request]) -> list[_Request]:
+        """The batch, or only its VMs of the first one's script when one batch script
+        cannot carry both the Linux and the offline Windows script."""
+        scripts = {_script_of(r.vm) for r in batch}
+        if self.family == "windows" or len(scripts) < 2 or batch_fits(scripts):
+            return batch
+        first = _script_of(batch[0].vm)
+        return [r for r in batch if _script_of(r.vm) == first]
 
     async def _run_batch(self, helper: SharedVm, own: set[int], batch: list[_Request]) -> None:
         luns = allocate_luns([len(r.disks) for r in batch], own)
@@ -268,10 +287,7 @@ class HelperPool:
     ) -> dict[_Request, str | None]:
         if self.family == "windows":
             return await self._run_windows(helper, batch, os_luns)
-        jobs = [
-            BatchJob(lun, LINUX_SCRIPT if r.vm.os_family == "linux" else OFFLINE_WINDOWS_SCRIPT)
-            for r, lun in zip(batch, os_luns, strict=True)
-        ]
+        jobs = [BatchJob(lun, _script_of(r.vm)) for r, lun in zip(batch, os_luns, strict=True)]
         command = batch_command(jobs)
         output = await self.control.run_command(
             helper.vm_id, command_id=command.command_id, script=list(command.script)
@@ -305,6 +321,11 @@ class HelperPool:
             except AzRestoreError as exc:
                 errors[request] = f"{request.vm.name}: {exc}"
         return errors
+
+
+def _script_of(vm: ResolvedVm) -> str:
+    """The script a Linux helper runs for ``vm``."""
+    return LINUX_SCRIPT if vm.os_family == "linux" else OFFLINE_WINDOWS_SCRIPT
 
 
 def _single_result(vm: str, stdout: str, stderr: str) -> str | None:

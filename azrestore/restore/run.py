@@ -189,6 +189,7 @@ class RestoreRun:
                 helpers,
                 users=users,
                 window=self.settings.batch_window,
+                max_wait=self.settings.batch_max_wait,
                 observer=self.observer,
             )
 

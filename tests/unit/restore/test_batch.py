@@ -19,6 +19,7 @@ from azrestore.restore.batchscript import (
     SUMMARY_LIMIT,
     BatchJob,
     batch_command,
+    batch_fits,
     batch_luns,
     parse_batch,
 )
@@ -109,6 +110,16 @@ def test_the_real_scripts_fit_the_budget_even_both_at_once() -> None:
     both = batch_command([BatchJob(0), BatchJob(1, OFFLINE_WINDOWS_SCRIPT)], texts=texts)
     assert len(both.text.encode()) <= MAX_SCRIPT_BYTES
     assert both.text.count("unpack s") == 2
+
+
+def test_scripts_too_big_together_go_in_separate_batches() -> None:
+    assert batch_fits({LINUX_SCRIPT})
+    # An offline script of the real one's size (about 31 KB) does not fit beside it.
+    big = {OFFLINE_WINDOWS_SCRIPT: "".join(f"echo {i} $RANDOM{i * 7919}\n" for i in range(2500))}
+    assert batch_fits({OFFLINE_WINDOWS_SCRIPT}, texts=big)
+    assert not batch_fits({LINUX_SCRIPT, OFFLINE_WINDOWS_SCRIPT}, texts=big)
+    small = {OFFLINE_WINDOWS_SCRIPT: FAKE}
+    assert batch_fits({LINUX_SCRIPT, OFFLINE_WINDOWS_SCRIPT}, texts=small)
 
 
 def _run(script: Path, fail: str = "") -> str:
