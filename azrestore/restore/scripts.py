@@ -24,17 +24,21 @@ __all__ = [
     "LINUX_SCRIPT",
     "MAX_SCRIPT_BYTES",
     "RESULT_PREFIX",
+    "WINDOWS_OFFLINE_SCRIPT",
     "WINDOWS_SCRIPT",
     "RunCommandParameter",
     "RunCommandSpec",
     "linux_prepare_command",
     "parse_result",
     "script_text",
+    "windows_offline_command",
     "windows_prepare_command",
 ]
 
 LINUX_SCRIPT = "prepare-linux.sh"
 WINDOWS_SCRIPT = "prepare-windows.ps1"
+#: Windows disks prepared offline from a Linux helper (ntfs-3g and hivex, as virt-v2v does).
+WINDOWS_OFFLINE_SCRIPT = "prepare-windows-offline.sh"
 #: Budget for one script's text, in bytes (not an Azure figure: see the module docstring).
 MAX_SCRIPT_BYTES = 32 * 1024
 #: How the scripts' last output line starts.
@@ -77,7 +81,7 @@ class RunCommandSpec:
 def script_text(name: str) -> str:
     """A preparation script's text, from the package data. Raises RuntimeError if it is
     over :data:`MAX_SCRIPT_BYTES` (a packaging mistake, caught by the tests)."""
-    if name not in (LINUX_SCRIPT, WINDOWS_SCRIPT):
+    if name not in (LINUX_SCRIPT, WINDOWS_SCRIPT, WINDOWS_OFFLINE_SCRIPT):
         raise ValueError(f"no such script: {name!r}")
     text = files("azrestore.restore").joinpath("scripts", name).read_text(encoding="utf-8")
     size = len(text.encode("utf-8"))
@@ -120,6 +124,19 @@ def windows_prepare_command(lun: int, *, disk_number: int | None = None) -> RunC
         command_id="RunPowerShellScript",
         script=tuple(script_text(WINDOWS_SCRIPT).splitlines()),
         parameters=tuple(parameters),
+    )
+
+
+def windows_offline_command(lun: int) -> RunCommandSpec:
+    """Run ``prepare-windows-offline.sh`` on a Linux helper for the restored Windows OS disk
+    at ``lun``: its registry hives and boot configuration edited offline, the Azure VM agent
+    installed at first boot. Same conventions as :func:`linux_prepare_command` (one named
+    parameter, ``AZRESTORE_LUN``). The helper needs ntfs-3g and hivexsh (libhivex-bin)."""
+    _check_lun(lun)
+    return RunCommandSpec(
+        command_id="RunShellScript",
+        script=tuple(script_text(WINDOWS_OFFLINE_SCRIPT).splitlines()),
+        parameters=(RunCommandParameter("AZRESTORE_LUN", str(lun)),),
     )
 
 
