@@ -229,3 +229,29 @@ async def test_a_vm_failing_in_a_batch_fails_alone_with_its_stderr_tail(
         assert "register" not in failed[0].steps
         assert sum(vm.status == "succeeded" for vm in report.vms) == 3
         assert_clean(emulator, ["helper-linux"])
+
+
+async def test_a_windows_vm_without_a_windows_helper_is_prepared_offline_on_the_linux_one(
+    backups: Path, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, backups)
+    data = yaml.safe_load(plan.read_text())
+    data["vms"] = data["vms"][:2]  # web01 (Linux) and dc01 (Windows)
+    data["helpers"] = {"linux": vm_id("helper-linux")}
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+    async with Emulator(
+        time_factor=TIME_FACTOR, run_command_rules=emulated_preparation()
+    ) as emulator:
+        resolved = await resolve(plan)
+        assert [vm.preparation for vm in resolved.vms] == ["linux", "windows-offline"]
+        report = await run_plan(emulator, resolved)
+        assert report.succeeded, [vm.error for vm in report.vms]
+        state = emulator.arm.state()
+        assert "helper-windows" not in {vm.name for vm in state.virtual_machines.values()}
+        scripts = ["\n".join(c.script) for c in state.run_commands]
+        # Both scripts together are over the script budget: one batch each.
+        assert len(scripts) == 2 == len(report.batches)
+        assert all(c.command_id == "RunShellScript" for c in state.run_commands)
+        assert sum("# prepare-windows-offline.sh" in s for s in scripts) == 1
+        assert sum("# prepare-linux.sh" in s for s in scripts) == 1
+        assert_clean(emulator, ["helper-linux"])
