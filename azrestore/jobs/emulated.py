@@ -165,21 +165,23 @@ async def _appliance(
         await control.deallocate_vm(vm_id)
 
 
-def emulated_preparation() -> list[RunCommandRule]:
+def emulated_preparation(*, command_id: str | None = None) -> list[RunCommandRule]:
     """Run Command rules that answer azrestore's preparation scripts in the emulator as a
     helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line, or for a
-    batch its ``AZRESTORE-BATCH`` line, every job prepared. (The simulator runs no
-    script; it marks the attached disks prepared.)"""
+    batch its ``AZRESTORE-BATCH`` line, every job prepared (only for ``command_id`` when
+    given). (The simulator runs no script; it marks the attached disks prepared.)"""
     from ..emulator import RunCommandOutcome, RunCommandRule
 
     result = 'AZRESTORE-RESULT {"ok": true, "emulated": true}'
     return [
         RunCommandRule(
             script=r"AZRESTORE-BATCH",
+            command_id=command_id,
             handler=lambda invocation: emulated_batch_outcome(invocation.script),
         ),
         RunCommandRule(
             script=r"AZRESTORE-RESULT",
+            command_id=command_id,
             outcome=RunCommandOutcome(stdout=f"prepared by the emulated helper\n{result}\n"),
         ),
     ]
