@@ -157,10 +157,12 @@ async def test_created_helpers_are_deleted_with_their_nic_and_os_disk(
         assert sum("created for the run, deleted" in line for line in lines) == 2
 
 
+@pytest.mark.parametrize("created", [False, True], ids=["named", "created"])
 async def test_ctrl_c_in_a_batch_leaves_helpers_deallocated_and_disks_detached(
-    backups: Path, tmp_path: Path
+    backups: Path, tmp_path: Path, created: bool
 ) -> None:
-    plan = many_vms_plan(tmp_path, backups, 4, {"linux": vm_id("helper-linux")})
+    helpers: Any = {"create": 1, "size": "Standard_B2s"} if created else vm_id("helper-linux")
+    plan = many_vms_plan(tmp_path, backups, 4, {"linux": helpers})
     slow = RunCommandRule(
         script="AZRESTORE-BATCH",
         handler=lambda invocation: emulated_batch_outcome(invocation.script),
@@ -198,10 +200,24 @@ async def test_ctrl_c_in_a_batch_leaves_helpers_deallocated_and_disks_detached(
                 await anyio.sleep(0.2)
                 tasks.cancel_scope.cancel()
         await emulator.arm.wait_idle()
-        assert_clean(emulator, ["helper-linux"])
         (report,) = reports
         assert report.interrupted
         assert {vm.status for vm in report.vms} == {"interrupted"}
+        if not created:
+            assert_clean(emulator, ["helper-linux"])
+            return
+        # The helper made for the run is gone, and the report says so.
+        (helper,) = report.created_helpers
+        assert helper["created"] and helper["deleted"], helper
+        state = emulator.arm.state()
+        name = helper["vm_id"].rsplit("/", 1)[-1]
+        assert name not in {vm.name for vm in state.virtual_machines.values()}
+        assert not [n for n in state.network_interfaces.values() if n.name.startswith(name)]
+        # Its disks detached from it before: the restored disks are not held by any VM.
+        restored = [d for d in state.disks.values() if d.name.startswith("vm")]
+        assert restored and all(d.managed_by is None for d in restored)
+        assert all(d.disk_state not in ("ActiveUpload", "ActiveSAS") for d in state.disks.values())
+        assert state.vm("azproxy").power_state == "deallocated"
 
 
 async def test_a_vm_failing_in_a_batch_fails_alone_with_its_stderr_tail(
