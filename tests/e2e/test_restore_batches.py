@@ -271,3 +271,26 @@ async def test_a_windows_vm_without_a_windows_helper_is_prepared_offline_on_the_
         assert sum("# prepare-windows-offline.sh" in s for s in scripts) == 1
         assert sum("# prepare-linux.sh" in s for s in scripts) == 1
         assert_clean(emulator, ["helper-linux"])
+
+
+async def test_a_batch_whose_run_command_fails_fails_its_vms(backups: Path, tmp_path: Path) -> None:
+    plan = many_vms_plan(tmp_path, backups, 4, {"linux": vm_id("helper-linux")})
+    timeout = RunCommandRule(
+        script="AZRESTORE-BATCH",
+        outcome=RunCommandOutcome(
+            error_code="VMExtensionProvisioningError",
+            error_message="the command timed out",
+            prepares=False,
+        ),
+    )
+    async with Emulator(
+        time_factor=TIME_FACTOR, run_command_rules=[timeout, *emulated_preparation()]
+    ) as emulator:
+        report = await run_plan(emulator, await resolve(plan))
+        assert len(report.batches) == 1
+        assert {vm.status for vm in report.vms} == {"failed"}
+        for vm in report.vms:
+            assert vm.error is not None and vm.error.startswith(f"{vm.name}: ")
+            assert "VMExtensionProvisioningError" in vm.error
+            assert "register" not in vm.steps
+        assert_clean(emulator, ["helper-linux"])
