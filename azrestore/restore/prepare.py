@@ -95,6 +95,8 @@ class HelperPool:
         #: free data-disk slots per helper: None while unknown, -1 when it is unusable
         self._slots: dict[str, int | None] = {h.vm_id: None for h in helpers}
         self._broken: list[str] = []
+        #: free slots of the helpers gathering a batch now
+        self._claimed = 0
 
     # --- the VMs' side ---------------------------------------------------------------
 
@@ -203,21 +205,17 @@ class HelperPool:
                 await self._wait()
             if not self._queue:
                 return
-            # Wait for more VMs while they keep coming (``window`` after the last one
-            # that came, at most ``max_wait`` after the first that waits), and while the
-            # helper starts (the attach would wait for the start anyway).
-            while (
-                self._queue
-                and self._coming > 0
-                and sum(len(r.disks) for r in self._queue) < slots
-                and (time.monotonic() < self._deadline() or helper.warming)
-            ):
-                if not warmed:
-                    helper.warm_up(on_ready=self._notify)
-                    warmed = True
-                left = self._deadline() - time.monotonic()
-                await self._wait(left if left > 0 and not helper.warming else None)
-            chosen = take_batch([len(r.disks) for r in self._queue], slots)
+            if 0 < self._claimed >= sum(len(r.disks) for r in self._queue):
+                # Helpers gathering already have room for what waits: not started for it.
+                await self._wait()
+                continue
+            self._claimed += slots
+            try:
+                warmed = await self._gather(helper, slots, warmed)
+                chosen = take_batch([len(r.disks) for r in self._queue], slots)
+            finally:
+                self._claimed -= slots
+                self._notify()
             if not chosen:
                 if self._coming <= 0 and not self._queue:
                     return
@@ -229,6 +227,24 @@ class HelperPool:
             for request in batch:
                 self._queue.remove(request)
             await self._run_batch(helper, own, batch)
+
+    async def _gather(self, helper: SharedVm, slots: int, warmed: bool) -> bool:
+        """Wait for more VMs while they keep coming (``window`` after the last one that
+        came, at most ``max_wait`` after the first that waits), and while the helper
+        starts (the attach would wait for the start anyway). Returns whether the helper
+        was warmed up."""
+        while (
+            self._queue
+            and self._coming > 0
+            and sum(len(r.disks) for r in self._queue) < slots
+            and (time.monotonic() < self._deadline() or helper.warming)
+        ):
+            if not warmed:
+                helper.warm_up(on_ready=self._notify)
+                warmed = True
+            left = self._deadline() - time.monotonic()
+            await self._wait(left if left > 0 and not helper.warming else None)
+        return warmed
 
     def _deadline(self) -> float:
         first = min(r.queued_at for r in self._queue)

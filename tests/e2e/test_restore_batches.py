@@ -294,3 +294,21 @@ async def test_a_batch_whose_run_command_fails_fails_its_vms(backups: Path, tmp_
             assert "VMExtensionProvisioningError" in vm.error
             assert "register" not in vm.steps
         assert_clean(emulator, ["helper-linux"])
+
+
+async def test_a_second_helper_is_not_started_when_the_first_has_room(
+    backups: Path, tmp_path: Path
+) -> None:
+    helpers = [vm_id("helper-a"), vm_id("helper-b")]
+    plan = many_vms_plan(tmp_path, backups, 3, {"linux": helpers})
+    async with Emulator(
+        time_factor=TIME_FACTOR, run_command_rules=emulated_preparation()
+    ) as emulator:
+        report = await run_plan(emulator, await resolve(plan))
+        assert report.succeeded, [vm.error for vm in report.vms]
+        started = [vm for vm, history in report.shared_vms.items() if "started" in history]
+        assert [vm.rsplit("/", 1)[-1] for vm in started if "helper" in vm] == [
+            report.batches[0]["helper"].rsplit("/", 1)[-1]
+        ]
+        assert len(report.batches) == 1
+        assert_clean(emulator, ["helper-a", "helper-b"])
