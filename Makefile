@@ -12,7 +12,7 @@ APT_PACKAGES := qemu-utils nbdkit gdisk fdisk e2fsprogs ntfs-3g dosfstools xfspr
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install test lint typecheck unit demo bench bench-bulk bench-gateway bench-sources clean
+.PHONY: install test lint typecheck unit demo bench bench-bulk bench-gateway bench-sources bench-restore clean
 
 install: $(VENV)/.installed $(TOOLS)/.azurite-$(AZURITE_VERSION) .apt-installed
 
@@ -76,6 +76,10 @@ bench-gateway: install
 
 bench-sources: install
 	$(BIN)/python -m benchmarks.sources $(BENCH_ARGS)
+
+# 1, 4 and 12 VMs restored on the emulator's clock (recorded scripts): the 12/1 ratio
+bench-restore: install
+	$(BIN)/python -m benchmarks.restore_scale $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .apt-installed .mypy_cache .ruff_cache .hypothesis

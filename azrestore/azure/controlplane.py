@@ -48,11 +48,13 @@ class ControlPlane:
         self.set_data_disks = self._vms.set_data_disks
         self.create_vm = self._vms.create
         self.create_appliance = self._vms.create_appliance
+        self.delete_vm = self._vms.delete
         self.wait_agent_ready = self._vms.wait_agent_ready
         self.run_command = self._run_commands.run
 
         self.ensure_nic = self._networking.ensure_nic
         self.ensure_subnet = self._networking.ensure_subnet
+        self.delete_nic = self._networking.delete_nic
 
     async def __aenter__(self) -> ControlPlane:
         await self._clients.__aenter__()

@@ -49,6 +49,16 @@ class Networking:
         )
         return str(rid)
 
+    async def delete_nic(self, nic_id: str) -> None:
+        """Delete the NIC; one that does not exist is no error."""
+        rid = ResourceId.parse(nic_id, expected="Microsoft.Network/networkInterfaces")
+        nics = (await self._clients.network(rid.subscription)).network_interfaces
+        try:
+            await lro(f"delete NIC {rid.name}", nics.begin_delete(rid.resource_group, rid.name))
+        except ControlPlaneError as exc:
+            if exc.status != 404:
+                raise
+
     async def ensure_subnet(self, subnet_id: str, *, location: str) -> None:
         """Create the virtual network and subnet of ``subnet_id`` unless they exist."""
         parts = subnet_id.strip("/").split("/")

@@ -31,6 +31,8 @@ class VmInfo:
     os_disk_id: str | None
     data_disks: Mapping[int, str]
     tags: Mapping[str, str]
+    #: the VM size (``hardwareProfile.vmSize``), empty when Azure did not say
+    size: str = ""
 
 
 def _status(statuses: Any, prefix: str) -> str | None:
@@ -81,6 +83,7 @@ class VirtualMachines:
                 for d in storage.get("dataDisks") or []
             },
             tags=dict(body.get("tags") or {}),
+            size=str((props.get("hardwareProfile") or {}).get("vmSize") or ""),
         )
 
     async def _action(self, vm_id: str, action: str) -> None:
@@ -174,33 +177,58 @@ class VirtualMachines:
         image: Mapping[str, str],
         subnet_id: str,
         os_type: str,
+        delete_with_vm: bool = False,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         """Create a VM from a marketplace image (as helper appliances and proxies are),
         with a NIC in ``subnet_id``; Azure starts it. Its admin password is random and
-        not kept: the appliance is driven by Run Command only."""
+        not kept: the appliance is driven by Run Command only. ``delete_with_vm``: its
+        OS disk and NIC go when the VM is deleted (``deleteOption: Delete``)."""
         rid = ResourceId.parse(vm_id, expected="Microsoft.Compute/virtualMachines")
         nic_id = (
             f"/subscriptions/{rid.subscription}/resourceGroups/{rid.resource_group}"
             f"/providers/Microsoft.Network/networkInterfaces/{rid.name}-nic"
         )
         await self._networking.ensure_nic(nic_id, subnet_id=subnet_id, location=location)
+        option = "Delete" if delete_with_vm else "Detach"
         body: dict[str, Any] = {
             "location": location,
+            "tags": dict(tags or {}),
             "properties": {
                 "hardwareProfile": {"vmSize": size},
                 "storageProfile": {
                     "imageReference": dict(image),
-                    "osDisk": {"createOption": "FromImage", "osType": os_type},
+                    "osDisk": {
+                        "createOption": "FromImage",
+                        "osType": os_type,
+                        "deleteOption": option,
+                    },
                 },
                 "osProfile": {
                     "computerName": rid.name[:15],
                     "adminUsername": "azrestore",
                     "adminPassword": secrets.token_urlsafe(24) + "aA1!",
                 },
-                "networkProfile": {"networkInterfaces": [{"id": nic_id}]},
+                "networkProfile": {
+                    "networkInterfaces": [
+                        {"id": nic_id, "properties": {"primary": True, "deleteOption": option}}
+                    ]
+                },
             },
         }
         await self._create_or_update(vm_id, rid, body)
+
+    async def delete(self, vm_id: str) -> None:
+        """Delete the VM (what has ``deleteOption: Delete`` goes with it); a VM that does
+        not exist is no error."""
+        rid = ResourceId.parse(vm_id, expected="Microsoft.Compute/virtualMachines")
+        vms = (await self._clients.compute(rid.subscription)).virtual_machines
+        async with self._locks[vm_id.lower()]:
+            try:
+                await lro(f"delete VM {rid.name}", vms.begin_delete(rid.resource_group, rid.name))
+            except ControlPlaneError as exc:
+                if exc.status != 404:
+                    raise
 
     async def _create_or_update(self, vm_id: str, rid: ResourceId, body: dict[str, Any]) -> None:
         vms = (await self._clients.compute(rid.subscription)).virtual_machines

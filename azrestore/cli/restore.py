@@ -128,8 +128,20 @@ def dry_run_steps(resolved: ResolvedPlan) -> list[str]:
                 f" {vm.resource_group}/{disk.name} ({disk.sku})"
             )
         if vm.helper:
-            lines.append(f"  mount on the {vm.os_family} helper {vm.helper}, prepare, unmount")
+            how = " (offline)" if vm.preparation == "windows-offline" else ""
+            lines.append(
+                f"  mount on the {vm.helper_family} helper {vm.helper}, prepare{how}, unmount"
+                " (in a batch with other VMs)"
+            )
         lines.append(f"  register the VM in {vm.subnet}, power it on, wait for the agent")
+    for family in ("linux", "windows"):
+        pool = plan.helpers.pool(family)
+        if pool is not None and pool.create is not None:
+            lines.insert(
+                0,
+                f"create {pool.create.create} {family} helper(s) ({pool.create.size}) for the"
+                " run, delete them (with their NICs and OS disks) when their VMs are done",
+            )
     lines.append("leave the proxy and helpers deallocated")
     return lines
 
@@ -201,12 +213,39 @@ def report_table(report: RestoreReport) -> Table:
             format_size(uploaded),
             detail or "",
         )
+    lines = helper_lines(report)
+    if lines:
+        table.caption = "\n".join(lines)
     return table
+
+
+def helper_lines(report: RestoreReport) -> list[str]:
+    """What the run did with its helpers, in words: its preparation batches, and the
+    helpers it created for itself and whether it deleted them."""
+    lines = [
+        f"batch on {batch['helper'].rsplit('/', 1)[-1]}: {', '.join(batch['vms'])}"
+        for batch in report.batches
+    ]
+    for helper in report.created_helpers:
+        name = str(helper["vm_id"]).rsplit("/", 1)[-1]
+        what = f"helper {name} ({helper['family']}, {helper['size']}): created for the run"
+        if helper["deleted"]:
+            lines.append(f"{what}, deleted (with its NIC and OS disk)")
+        else:
+            lines.append(f"{what}, NOT deleted: {helper['error'] or 'unknown'}; delete it")
+    return lines
 
 
 def interrupted_summary(report: RestoreReport) -> str:
     """The error line of an interrupted run: what it leaves open, and how to go on."""
     open_disks = report.left_open()
+    kept = [str(h["vm_id"]).rsplit("/", 1)[-1] for h in report.created_helpers if not h["deleted"]]
+    if kept:
+        # Helpers the run created and could not delete cost money: say so first.
+        return (
+            f"helper(s) created for the run and not deleted: {', '.join(kept)}; delete them."
+            f" {interrupted_summary(replace(report, created_helpers=[]))}"
+        )
     if not open_disks:
         return "run the same command again to continue"
     names = ", ".join(disk_id.rsplit("/", 1)[-1] for disk_id, _ in open_disks)

@@ -6,8 +6,9 @@ and run the plan; the emulator is gone when the job returns."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,7 +24,7 @@ from .restore import load_and_resolve, restore_resolved
 
 if TYPE_CHECKING:
     from ..azure.proxy import ProxySettings
-    from ..emulator import Emulator, RunCommandRule
+    from ..emulator import Emulator, RunCommandOutcome, RunCommandRule
 
 _log = logging.getLogger("azrestore.emulator")
 
@@ -62,10 +63,12 @@ async def run_emulated_restore(
     proxy: ProxySettings | None = None,
     scripts: ScriptsChoice = "auto",
     notice: Callable[[str], None] | None = None,
+    helper_size: str = "Standard_B2s",
 ) -> RestoreReport:
     """Resolve the plan, then run it against a fresh local emulator whose simulated
     durations are multiplied by ``time_factor``, through the forward proxies ``proxy``
-    names (the emulator's setup itself is not proxied).
+    names (the emulator's setup itself is not proxied). The helpers the plan names are
+    created of ``helper_size``.
 
     ``scripts``: the Linux helper runs the preparation scripts for real (``run``; the
     restored disks must then be real), answers them as a helper would (``record``), or
@@ -92,8 +95,11 @@ async def run_emulated_restore(
             # The emulator's storage account stands in for the plan's.
             resolved = await _emulated_storage_account(local_azure, resolved, info)
         async with ControlPlane(arm) as control:
-            await bootstrap_emulator(control, resolved)
+            await bootstrap_emulator(control, resolved, helper_size=helper_size)
         settings = RestoreSettings(
+            # 90 simulated seconds for more VMs to join a helper's batch (the default)
+            batch_window=90 * time_factor,
+            batch_max_wait=360 * time_factor,
             agent_timeout=max(60.0, 1200 * time_factor),
             agent_poll_interval=max(0.05, 10 * time_factor),
             storage_connection_string=info["storage_connection_string"],
@@ -124,25 +130,38 @@ async def _emulated_storage_account(
     return dataclasses.replace(resolved, plan=plan)
 
 
-async def bootstrap_emulator(control: ControlPlane, resolved: ResolvedPlan) -> None:
+async def bootstrap_emulator(
+    control: ControlPlane, resolved: ResolvedPlan, *, helper_size: str = "Standard_B2s"
+) -> None:
     """Create in a fresh emulator what the plan expects to exist: the subnets, the proxy
-    and the helper appliances (from marketplace images, as in Azure)."""
+    and the helper appliances the plan names (from marketplace images, as in Azure; of
+    ``helper_size``). Helpers the plan asks the run to create are left to the run."""
     plan = resolved.plan
     location = plan.target.location
     subnets = {vm.subnet for vm in resolved.vms}
+    for family in ("linux", "windows"):
+        pool = plan.helpers.pool(family)
+        if pool is not None and pool.create is not None and pool.create.subnet:
+            subnets.add(pool.create.subnet)
     for subnet in sorted(subnets):
         await control.ensure_subnet(subnet, location=location)
     appliance_subnet = sorted(subnets)[0]
     appliances: list[tuple[str, dict[str, str], str]] = []
     if plan.proxy is not None:
         appliances.append((plan.proxy.vm, _LINUX_IMAGE, "Linux"))
-    if plan.helpers.linux:
-        appliances.append((plan.helpers.linux, _LINUX_IMAGE, "Linux"))
-    if plan.helpers.windows:
-        appliances.append((plan.helpers.windows, _WINDOWS_IMAGE, "Windows"))
+    for family, _, helper in plan.helpers.vm_ids():
+        image, os_type = (
+            (_LINUX_IMAGE, "Linux") if family == "linux" else (_WINDOWS_IMAGE, "Windows")
+        )
+        appliances.append((helper, image, os_type))
     async with anyio.create_task_group() as tasks:
         for vm_id, image, os_type in appliances:
-            tasks.start_soon(_appliance, control, vm_id, image, os_type, location, appliance_subnet)
+            size = (
+                "Standard_B2s" if plan.proxy is not None and vm_id == plan.proxy.vm else helper_size
+            )
+            tasks.start_soon(
+                _appliance, control, vm_id, image, os_type, location, appliance_subnet, size
+            )
 
 
 async def _appliance(
@@ -152,12 +171,13 @@ async def _appliance(
     os_type: str,
     location: str,
     subnet: str,
+    size: str,
 ) -> None:
     if await control.get_vm(vm_id) is None:
         await control.create_appliance(
             vm_id,
             location=location,
-            size="Standard_B2s",
+            size=size,
             image=image,
             subnet_id=subnet,
             os_type=os_type,
@@ -188,16 +208,39 @@ async def emulated_rules(scripts: ScriptsChoice) -> tuple[list[RunCommandRule], 
 
 def emulated_preparation(*, command_id: str | None = None) -> list[RunCommandRule]:
     """Run Command rules that answer azrestore's preparation scripts in the emulator as a
-    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line (only for
-    ``command_id`` when given). (The simulator runs no script for them; it marks the
-    attached disks prepared.)"""
+    helper that ran them would: a summary and the ``AZRESTORE-RESULT`` line, or for a
+    batch its ``AZRESTORE-BATCH`` line, every job prepared (only for ``command_id`` when
+    given). (The simulator runs no script; it marks the attached disks prepared.)"""
     from ..emulator import RunCommandOutcome, RunCommandRule
 
     result = 'AZRESTORE-RESULT {"ok": true, "emulated": true}'
     return [
         RunCommandRule(
+            script=r"AZRESTORE-BATCH",
+            command_id=command_id,
+            handler=lambda invocation: emulated_batch_outcome(invocation.script),
+        ),
+        RunCommandRule(
             script=r"AZRESTORE-RESULT",
             command_id=command_id,
             outcome=RunCommandOutcome(stdout=f"prepared by the emulated helper\n{result}\n"),
-        )
+        ),
     ]
+
+
+def emulated_batch_outcome(
+    script: Sequence[str], failed: Mapping[int, tuple[str, str]] | None = None
+) -> RunCommandOutcome:
+    """What a helper prints for a batch script: every job prepared (one change), but the
+    jobs of the OS-disk LUNs in ``failed``, which fail with ``(error, stderr tail)``."""
+    from ..emulator import RunCommandOutcome
+    from ..restore.batchscript import BATCH_PREFIX, batch_luns
+
+    jobs: list[list[object]] = []
+    for lun in batch_luns(script):
+        if failed and lun in failed:
+            jobs.append([0, 0, 0, *failed[lun]])
+        else:
+            jobs.append([1, 1, 0])
+    summary = json.dumps({"v": 1, "jobs": jobs}, separators=(",", ":"))
+    return RunCommandOutcome(stdout=f"prepared by the emulated helper\n{BATCH_PREFIX}{summary}\n")

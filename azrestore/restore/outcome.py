@@ -114,6 +114,11 @@ class RestoreReport:
     shared_vms: dict[str, list[str]] = field(default_factory=dict)
     #: the run was stopped (Ctrl-C, SIGTERM) before every VM was done
     interrupted: bool = False
+    #: the helpers the run created for itself, and whether it deleted them
+    #: (``vm_id``, ``family``, ``size``, ``created``, ``deleted``, ``error``)
+    created_helpers: list[dict[str, Any]] = field(default_factory=list)
+    #: the preparation batches: ``{"helper": id, "vms": [names]}`` each
+    batches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -136,5 +141,7 @@ class RestoreReport:
             "left_in_azure": self.left_in_azure,
             "left_open": [{"disk_id": disk, "why": why} for disk, why in self.left_open()],
             "shared_vms": self.shared_vms,
+            "created_helpers": self.created_helpers,
+            "batches": self.batches,
             "seconds": round(self.seconds, 3),
         }

@@ -1,11 +1,12 @@
 """Restore the VMs of a resolved plan into Azure, many at once.
 
 Per VM, as the backup product this mirrors does it: upload every disk (through the proxy,
-if one is used), mount the disks on the helper of the VM's OS family, prepare them with a
-Run Command script, unmount, then register the VM from the prepared disks, power it on
-and wait for the Azure agent. The VMs' chains run concurrently: while one uploads another
-is prepared and a third registered. A failed VM does not stop the others; Ctrl-C stops
-all. The proxy and helpers are always left deallocated and disk access always revoked.
+if one is used), mount the disks on a helper (batched with other VMs' disks, see
+:mod:`.prepare`), prepare them with a Run Command script, unmount, then register the VM
+from the prepared disks, power it on and wait for the Azure agent. The VMs' chains run
+concurrently: while one uploads others are prepared and a third registered. A failed VM
+does not stop the others; Ctrl-C stops all. The proxy and helpers are always left
+deallocated (helpers the run created: deleted) and disk access always revoked.
 
 Re-running a plan (after a failure, Ctrl-C, SIGTERM or kill -9) continues each VM from
 the step it reached: a disk left open for upload continues from its journal, a disk in
@@ -20,6 +21,7 @@ the shared VMs' power in :mod:`.shared`.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -28,9 +30,10 @@ from ..azure.controlplane import ControlPlane
 from ..errors import AzRestoreError
 from ..transfer.budget import TransferBudget
 from ..transfer.config import TransferConfig
+from .created import HelperCreation
 from .outcome import RestoreObserver, RestoreReport, VmOutcome, note_step
 from .plan import ResolvedPlan, ResolvedVm
-from .prepare import HelperPreparation
+from .prepare import HelperPool, HelperSetup
 from .register import VmRegistration
 from .settings import RestoreSettings
 from .shared import SharedVm
@@ -57,6 +60,10 @@ class RestoreRun:
         self.observer = observer
         self.proxy: SharedVm | None = None
         self.helpers: dict[str, SharedVm] = {}
+        #: per helper family, the pool its VMs wait in
+        self.pools: dict[str, HelperPool] = {}
+        #: per helper family, the helpers the run creates (``create: N``)
+        self.creations: dict[str, HelperCreation] = {}
 
     async def run(self) -> RestoreReport:
         """Restore every VM; the report also goes to the observer's ``finished``, also
@@ -86,8 +93,20 @@ class RestoreRun:
                 outcome.error = f"interrupted at step {step}"
         left = [r for o in outcomes if o.status != "succeeded" for r in o.resources]
         shared = {vm.vm_id: vm.history for vm in self._shared_vms()}
+        created = [h for c in self.creations.values() for h in c.helpers if h.created]
+        left += [h.vm_id for h in created if not h.deleted]
         return RestoreReport(
-            outcomes, left, time.monotonic() - started, shared, interrupted=interrupted
+            outcomes,
+            left,
+            time.monotonic() - started,
+            shared,
+            interrupted=interrupted,
+            created_helpers=[h.to_json() for h in created],
+            batches=[
+                {"helper": b.helper, "vms": list(b.vms)}
+                for pool in self.pools.values()
+                for b in pool.batches
+            ],
         )
 
     async def _run(self, outcomes: list[VmOutcome]) -> None:
@@ -95,7 +114,7 @@ class RestoreRun:
             self._make_shared_vms(tasks)
             chain = _VmChain(
                 self.observer,
-                self.helpers,
+                self.pools,
                 DiskUploads(
                     self.resolved,
                     self.control,
@@ -107,18 +126,30 @@ class RestoreRun:
                     helper_ids={shared.vm_id for shared in self.helpers.values()},
                     observer=self.observer,
                 ),
-                HelperPreparation(self.control, self.observer),
                 VmRegistration(
                     self.resolved, self.control, settings=self.settings, observer=self.observer
                 ),
             )
             try:
+                for family, pool in self.pools.items():
+                    creation = self.creations.get(family)
+                    for helper in pool.helpers:
+                        tasks.start_soon(pool.serve, helper, self._setup(creation))
                 async with anyio.create_task_group() as chains:
                     for vm, outcome in zip(self.resolved.vms, outcomes, strict=True):
                         chains.start_soon(chain.restore_vm, vm, outcome)
             finally:
                 await self._shutdown_shared_vms()
                 tasks.cancel_scope.cancel()
+
+    def _setup(self, creation: HelperCreation | None) -> HelperSetup | None:
+        if creation is None:
+            return None
+
+        async def create(helper: SharedVm) -> None:
+            await creation.create(helper.vm_id)
+
+        return create
 
     def _make_shared_vms(self, tasks: anyio.abc.TaskGroup) -> None:
         if self.plan.proxy is not None:
@@ -129,12 +160,42 @@ class RestoreRun:
                 task_group=tasks,
             )
         for family in ("linux", "windows"):
-            helper_id = getattr(self.plan.helpers, family)
-            users = sum(1 for vm in self.resolved.vms if vm.os_family == family and vm.helper)
-            if helper_id and users:
-                self.helpers[family] = SharedVm(
-                    self.control, helper_id, idle_timeout=0, task_group=tasks, pending=users
+            pool = self.plan.helpers.pool(family)
+            users = sum(1 for vm in self.resolved.vms if vm.helper_family == family)
+            if pool is None or not users:
+                continue
+            ids = list(pool.vm_ids)
+            if pool.create is not None:
+                creation = HelperCreation(self.control, self.resolved, family, pool.create)
+                self.creations[family] = creation
+                ids = [helper.vm_id for helper in creation.helpers]
+            on_done = self._deleter(self.creations.get(family))
+            helpers = [
+                SharedVm(
+                    self.control,
+                    vm_id,
+                    idle_timeout=0,
+                    task_group=tasks,
+                    pending=1,
+                    on_done=on_done,
                 )
+                for vm_id in ids
+            ]
+            for helper in helpers:
+                self.helpers[helper.vm_id] = helper
+            self.pools[family] = HelperPool(
+                self.control,
+                family,
+                helpers,
+                users=users,
+                window=self.settings.batch_window,
+                max_wait=self.settings.batch_max_wait,
+                observer=self.observer,
+            )
+
+    @staticmethod
+    def _deleter(creation: HelperCreation | None) -> Callable[[str], Awaitable[str]] | None:
+        return None if creation is None else creation.delete
 
     def _shared_vms(self) -> list[SharedVm]:
         return [*([self.proxy] if self.proxy else []), *self.helpers.values()]
@@ -146,6 +207,8 @@ class RestoreRun:
                     await shared.shutdown()
                 except AzRestoreError as exc:
                     shared.history.append(f"could not deallocate: {exc}")
+            for creation in self.creations.values():
+                await creation.delete_all()
 
 
 class _VmChain:
@@ -154,26 +217,26 @@ class _VmChain:
     def __init__(
         self,
         observer: RestoreObserver | None,
-        helpers: dict[str, SharedVm],
+        pools: dict[str, HelperPool],
         uploads: DiskUploads,
-        preparation: HelperPreparation,
         registration: VmRegistration,
     ) -> None:
         self.observer = observer
-        self.helpers = helpers
+        self.pools = pools
         self.uploads = uploads
-        self.preparation = preparation
         self.registration = registration
 
     async def restore_vm(self, vm: ResolvedVm, outcome: VmOutcome) -> None:
-        helper = self.helpers.get(vm.os_family) if vm.helper else None
+        pool = self.pools.get(vm.helper_family) if vm.helper_family else None
         try:
             disk_ids = await self.registration.restored_already(vm, outcome)
             if disk_ids is None:
                 disk_ids = await self.uploads.upload_disks(vm, outcome)
-                if helper is not None and not all(d.prepared for d in outcome.disks):
-                    await self.preparation.prepare(vm, outcome, helper, disk_ids)
+                if pool is not None and not all(d.prepared for d in outcome.disks):
+                    await pool.prepare(vm, outcome, disk_ids)
                     await self.uploads.mark_prepared(vm, outcome)
+            if pool is not None:
+                pool.leave(vm.name)
             await self.registration.register(vm, outcome, disk_ids)
             outcome.status = "succeeded"
             note_step(outcome, "done", self.observer)
@@ -182,7 +245,6 @@ class _VmChain:
             outcome.error = str(exc)
             note_step(outcome, "failed", self.observer)
         finally:
-            if helper is not None:
-                # The helper's count of users to come goes down, done or failed.
-                with anyio.CancelScope(shield=True):
-                    await helper.finished_with()
+            if pool is not None:
+                # One VM fewer to come to the helpers, done or failed.
+                pool.leave(vm.name)

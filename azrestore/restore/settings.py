@@ -29,3 +29,8 @@ class RestoreSettings:
     #: a disk left open for upload that no journal lets this run continue is deleted and
     #: uploaded again, instead of failing its VM
     restart: bool = False
+    #: how long a free helper waits for one more VM to join its batch (it starts at once
+    #: when the batch is full or no other VM is still to come) ...
+    batch_window: float = 90.0
+    #: ... and at most this long after the first VM of the batch came
+    batch_max_wait: float = 360.0

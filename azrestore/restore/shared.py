@@ -8,13 +8,14 @@ always left deallocated, on failure and on Ctrl-C too (shielded).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
 
 from ..azure.controlplane import ControlPlane
+from ..errors import AzRestoreError
 
 
 class SharedVm:
@@ -29,12 +30,19 @@ class SharedVm:
         task_group: anyio.abc.TaskGroup,
         pending: int | None = None,
         on_change: Callable[[str, str], None] | None = None,
+        on_done: Callable[[str], Awaitable[str]] | None = None,
     ) -> None:
         self.control = control
         self.vm_id = vm_id
         self.idle_timeout = idle_timeout
         self._tasks = task_group
         self._on_change = on_change
+        #: called (shielded) instead of deallocating once no user is to come: a helper
+        #: the run created is deleted
+        self._on_done = on_done
+        self._done_started = False
+        #: started by :meth:`warm_up` and not running yet
+        self.warming = False
         self._lock = anyio.Lock()
         self._users = 0
         self._running = False
@@ -53,12 +61,40 @@ class SharedVm:
     @asynccontextmanager
     async def use(self) -> AsyncIterator[None]:
         """Hold the VM running for the body of the ``async with``."""
-        await self._acquire()
+        try:
+            await self._acquire()
+        except BaseException:
+            # A start that failed (or was cancelled) holds the VM for no one.
+            with anyio.CancelScope(shield=True):
+                await self._release()
+            raise
         try:
             yield
         finally:
             with anyio.CancelScope(shield=True):
                 await self._release()
+
+    def warm_up(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Start the VM in the background (if it is not running) ahead of its use, so
+        that its start overlaps other work; ``on_ready`` is called when it has started
+        (or failed to). :attr:`warming` says whether it is still starting."""
+        self.warming = True
+        self._tasks.start_soon(self._warm, on_ready)
+
+    async def _warm(self, on_ready: Callable[[], None] | None) -> None:
+        try:
+            async with self.use():
+                self.warming = False
+                if on_ready is not None:
+                    on_ready()
+        except AzRestoreError as exc:
+            # The use that needs it will try again and fail with the reason.
+            self.history.append(f"could not start: {exc}")
+        finally:
+            if self.warming:
+                self.warming = False
+                if on_ready is not None:
+                    on_ready()
 
     async def _acquire(self) -> None:
         async with self._lock:
@@ -87,7 +123,14 @@ class SharedVm:
             self._schedule_stop()
 
     def _schedule_stop(self) -> None:
-        if self._users or not self._running or (self._pending or 0) > 0:
+        if self._users or (self._pending or 0) > 0:
+            return
+        if self._on_done is not None and self._pending is not None:
+            if not self._done_started:
+                self._done_started = True
+                self._tasks.start_soon(self._finish)
+            return
+        if not self._running:
             return
         if self._idle_scope is None:
             scope = anyio.CancelScope()
@@ -106,14 +149,27 @@ class SharedVm:
                         self._running = False
                         self._note("deallocated (idle)")
 
+    async def _finish(self) -> None:
+        assert self._on_done is not None
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                self._note(await self._on_done(self.vm_id))
+                self._running = False
+
     async def shutdown(self) -> None:
         """Leave the VM deallocated: the end of the run, whatever happened (shielded);
         also when this run did not use it but found it running, as a run killed midway
-        (kill -9) leaves it."""
+        (kill -9) leaves it. A VM with ``on_done`` (a helper the run created) is handed
+        to it instead (deleted)."""
         with anyio.CancelScope(shield=True):
             if self._idle_scope is not None:
                 self._idle_scope.cancel()
                 self._idle_scope = None
+            if self._on_done is not None:
+                if not self._done_started:
+                    self._done_started = True
+                    await self._finish()
+                return
             async with self._lock:
                 info = await self.control.get_vm(self.vm_id)
                 if info is not None and info.power_state != "deallocated":

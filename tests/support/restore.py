@@ -76,6 +76,7 @@ async def run_plan(
             settings=RestoreSettings(
                 agent_timeout=30,
                 agent_poll_interval=0.05,
+                batch_window=1.0,
                 storage_connection_string=storage_connection_string,
             ),
             observer=RestoreView(None),

@@ -80,10 +80,8 @@ def _check_plan(plan: RestorePlan) -> list[tuple[Loc, str]]:
             problems.append(((*loc, "wait_for_agent"), "needs power_on: true"))
         if len(target.tags.keys() | vm.tags.keys()) > MAX_TAGS:
             problems.append(((*loc, "tags"), f"more than {MAX_TAGS} with target.tags"))
-        if vm.prepare and vm.os != "auto":
-            helper = getattr(plan.helpers, vm.os)
-            if helper is None:
-                problems.append(missing_helper(vm.os, index, vm.name))
+        if vm.prepare and vm.os != "auto" and helper_family(plan, vm.os) is None:
+            problems.append(missing_helper(vm.os, index, vm.name))
         problems.extend(_check_disks(plan, vm, loc, paths, disk_names))
     return problems
 
@@ -126,12 +124,27 @@ def _check_disks(
         yield (*vm_loc, "disks"), "no OS disk (give one disk role: os)"
 
 
+def helper_family(plan: RestorePlan, family: str) -> str | None:
+    """Which family's helpers prepare a VM of ``family``: its own; a Windows VM without
+    Windows helpers is prepared offline on the Linux ones; None when there is neither."""
+    if plan.helpers.pool(family) is not None:
+        return family
+    if family == "windows" and plan.helpers.pool("linux") is not None:
+        return "linux"
+    return None
+
+
 def missing_helper(family: str, index: int, name: str) -> tuple[Loc, str]:
     """The problem of a VM to prepare whose family has no helper."""
-    label = {"linux": "Linux", "windows": "Windows"}[family]
+    if family == "windows":
+        return (
+            ("helpers", "windows"),
+            f"required: vms[{index}] ({name}) is a Windows VM to prepare (name a Windows"
+            " helper, or a Linux one that prepares it offline; or set prepare: false on it)",
+        )
     return (
         ("helpers", family),
-        f"required: vms[{index}] ({name}) is a {label} VM to prepare (or set prepare: false on it)",
+        f"required: vms[{index}] ({name}) is a Linux VM to prepare (or set prepare: false on it)",
     )
 
 
@@ -140,9 +153,14 @@ def subscription_problems(plan: RestorePlan, subscription: str) -> list[tuple[Lo
     problems: list[tuple[Loc, str]] = []
     ids: list[tuple[Loc, str | None, ResourceKind]] = [
         (("target", "subnet"), plan.target.subnet, SUBNET_TYPE),
-        (("helpers", "linux"), plan.helpers.linux, VM_TYPE),
-        (("helpers", "windows"), plan.helpers.windows, VM_TYPE),
     ]
+    for family, index, helper in plan.helpers.vm_ids():
+        loc: Loc = ("helpers", family) if index is None else ("helpers", family, index)
+        ids.append((loc, helper, VM_TYPE))
+    for family in ("linux", "windows"):
+        pool = plan.helpers.pool(family)
+        if pool is not None and pool.create is not None:
+            ids.append((("helpers", family, "subnet"), pool.create.subnet, SUBNET_TYPE))
     ids += [(("vms", i, "subnet"), vm.subnet, SUBNET_TYPE) for i, vm in enumerate(plan.vms)]
     for loc, value, kind in ids:
         if value is None:

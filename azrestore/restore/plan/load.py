@@ -47,10 +47,21 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+#: The tags of a helpers field's forms (see :data:`.helpers.HelperField`), not plan keys.
+_HELPER_FORMS = ("id", "list", "created")
+
+
+def _untagged(loc: Loc) -> Loc:
+    """``helpers.linux.created.size`` is ``helpers.linux.size`` in the plan."""
+    if len(loc) > 2 and loc[0] == "helpers" and loc[2] in _HELPER_FORMS:
+        return (*loc[:2], *loc[3:])
+    return loc
+
+
 def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     for item in error.errors():
-        loc: Loc = tuple(item["loc"])
+        loc: Loc = _untagged(tuple(item["loc"]))
         kind = item["type"]
         cause = (item.get("ctx") or {}).get("error")
         if isinstance(cause, CrossFieldProblems):

@@ -24,7 +24,8 @@ from ...formats.sizes import format_size
 from ...sources.locations import file_key
 from ...sources.report import ImageReport, inspect_image
 from .decide import decide_family, decide_generation
-from .document import RestorePlan, missing_helper, subscription_problems
+from .document import RestorePlan, helper_family, missing_helper, subscription_problems
+from .fields import OsFamily
 from .ids import GUID
 from .problems import Loc, PlanError, format_loc
 from .resolved import ResolvedDisk, ResolvedPlan, ResolvedVm
@@ -50,7 +51,7 @@ def check_helpers(resolved: ResolvedPlan) -> None:
     problems = [
         plan.problem(*missing_helper(vm.os_family, vm.index, vm.name))
         for vm in resolved.vms
-        if vm.spec.prepare and getattr(plan.helpers, vm.os_family) is None
+        if vm.spec.prepare and helper_family(plan, vm.os_family) is None
     ]
     if problems:
         raise PlanError(list(dict.fromkeys(problems)))
@@ -219,8 +220,23 @@ def _resolve_vm(
         subnet=vm.subnet or plan.target.subnet or "",
         tags={**plan.target.tags, **vm.tags},
         disks=tuple(disks),
-        helper=getattr(plan.helpers, family) if vm.prepare else None,
+        helper=_helper(plan, family) if vm.prepare else None,
+        helper_family=_family(helper_family(plan, family)) if vm.prepare else None,
     )
+
+
+def _family(value: str | None) -> OsFamily | None:
+    return "linux" if value == "linux" else "windows" if value == "windows" else None
+
+
+def _helper(plan: RestorePlan, family: str) -> str | None:
+    """The helper a VM's disks are prepared on, in words: its VM id when the family has
+    one, else what the family's helpers are."""
+    chosen = helper_family(plan, family)
+    pool = plan.helpers.pool(chosen) if chosen else None
+    if pool is None:
+        return None
+    return pool.vm_ids[0] if len(pool.vm_ids) == 1 else pool.describe()
 
 
 def _disk_name(vm: str, spec: DiskSpec) -> str:

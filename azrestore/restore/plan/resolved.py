@@ -40,8 +40,22 @@ class ResolvedVm:
     subnet: str
     tags: dict[str, str]
     disks: tuple[ResolvedDisk, ...]
-    #: The helper VM that prepares the disks; None when ``prepare: false``.
+    #: The helper VM that prepares the disks (or, with several, what they are); None
+    #: when ``prepare: false``.
     helper: str | None
+    #: Whose helpers prepare the disks: the VM's family, or ``linux`` for a Windows VM
+    #: prepared offline (the plan has no Windows helper); None when ``prepare: false``.
+    helper_family: OsFamily | None = None
+
+    @property
+    def preparation(self) -> str | None:
+        """The script that prepares the disks: ``linux``, ``windows`` (PowerShell on a
+        Windows helper) or ``windows-offline`` (on a Linux helper); None: not prepared."""
+        if self.helper_family is None:
+            return None
+        if self.os_family == "windows" and self.helper_family == "linux":
+            return "windows-offline"
+        return self.os_family
 
     @property
     def name(self) -> str:
@@ -82,6 +96,7 @@ class ResolvedPlan:
                     "resource_group": vm.resource_group,
                     "subnet": vm.subnet,
                     "helper": vm.helper,
+                    "preparation": vm.preparation,
                     "disks": [
                         {
                             "path": str(disk.spec.path),

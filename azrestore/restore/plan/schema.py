@@ -33,6 +33,7 @@ from .fields import (
     check_resource_group,
     check_tags,
 )
+from .helpers import Helpers as Helpers
 from .ids import GUID, subnet_id, vm_id
 
 _VM_NAME_CHARS = re.compile(r"[^A-Za-z0-9.-]")
@@ -159,18 +160,6 @@ class Proxy(PlanModel):
     idle_timeout: int = Field(default=300, ge=0, le=7 * 24 * 3600)
 
     _vm = field_validator("vm")(vm_id)
-
-
-class Helpers(PlanModel):
-    """The helper appliances (VM ids) that prepare restored disks, per OS family."""
-
-    linux: str | None = None
-    windows: str | None = None
-
-    @field_validator("linux", "windows")
-    @classmethod
-    def _vm(cls, value: str | None) -> str | None:
-        return None if value is None else vm_id(value)
 
 
 class DiskSpec(PlanModel):

@@ -62,7 +62,7 @@ async def test_subscription_from_the_environment(tmp_path: Path, images: dict[st
 @pytest.mark.anyio
 async def test_helpers_checked_after_detection(tmp_path: Path, images: dict[str, Path]) -> None:
     data = base()
-    data["helpers"] = {"linux": vm_id("helper-linux")}
+    data["helpers"] = {"windows": vm_id("helper-windows")}
     data["vms"] = [
         {
             "name": "db01",
@@ -72,7 +72,6 @@ async def test_helpers_checked_after_detection(tmp_path: Path, images: dict[str,
         {
             "name": "db02",
             "size": "Standard_D2s_v5",
-            "prepare": False,
             "disks": [{"path": str(images["dual-linux"]), "role": "os"}],
         },
     ]
@@ -82,14 +81,44 @@ async def test_helpers_checked_after_detection(tmp_path: Path, images: dict[str,
         await resolve_plan(plan, environ={})
     (problem,) = caught.value.problems
     assert problem.endswith(
-        "helpers.windows: required: vms[0] (db01) is a Windows VM to prepare"
+        "helpers.linux: required: vms[1] (db02) is a Linux VM to prepare"
         " (or set prepare: false on it) (line 6)"  # the line of helpers
     )
-    data["vms"][0]["prepare"] = False
+    data["vms"][1]["prepare"] = False
     write(tmp_path, data)
     resolved = await resolve_plan(load_plan(tmp_path / "plan.yaml"), environ={})
-    assert [vm.helper for vm in resolved.vms] == [None, None]
+    assert [vm.helper for vm in resolved.vms] == [vm_id("helper-windows"), None]
+    assert [vm.preparation for vm in resolved.vms] == ["windows", None]
     check_helpers(resolved)  # the second stage on its own
+
+
+@needs_tools
+@pytest.mark.anyio
+async def test_windows_vm_with_only_a_linux_helper_is_prepared_offline(
+    tmp_path: Path, images: dict[str, Path]
+) -> None:
+    data = base()
+    data["helpers"] = {"linux": [vm_id("helper-l1"), vm_id("helper-l2")]}
+    data["vms"] = [
+        {
+            "name": "db01",
+            "size": "Standard_D2s_v5",
+            "disks": [{"path": str(images["bios-windows"]), "role": "os"}],
+        },
+    ]
+    write(tmp_path, data)
+    resolved = await resolve_plan(load_plan(tmp_path / "plan.yaml"), environ={})
+    (vm,) = resolved.vms
+    assert (vm.os_family, vm.helper_family, vm.preparation) == (
+        "windows",
+        "linux",
+        "windows-offline",
+    )
+    data["helpers"] = {}
+    write(tmp_path, data)
+    with pytest.raises(PlanError) as caught:
+        await resolve_plan(load_plan(tmp_path / "plan.yaml"), environ={})
+    assert "a Linux one that prepares it offline" in str(caught.value)
 
 
 @needs_tools

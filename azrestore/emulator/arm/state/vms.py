@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +87,8 @@ class VmRecord(ResourceRecord):
     agent_ready_at: float | None = None
     run_command: Operation | None = None
     deleting: bool = False
+    #: NICs (id keys) whose ``deleteOption`` is Delete: they go with the VM
+    nics_deleted_with_vm: set[str] = field(default_factory=set)
 
     def agent_status(self) -> str:
         """``Ready`` once the agent reported (see :attr:`agent_ready_at`), else ``Not Ready``."""

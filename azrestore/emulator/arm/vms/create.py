@@ -53,6 +53,7 @@ class VmCreation(VmResources):
             time_created=self.clock.now(),
             extra={k: v for k, v in new.properties.items() if k not in MODELLED},
         )
+        vm.nics_deleted_with_vm = nics_deleted_with_vm(new.properties)
         created = new.created
         # Everything is valid: take the disks and NICs now, so that racing requests see them.
         for disk in created:
@@ -91,3 +92,14 @@ class VmCreation(VmResources):
             vm_body(self.core, vm),
             self.core.operations.lro_headers(call, operation, location=False),
         )
+
+
+def nics_deleted_with_vm(properties: Any) -> set[str]:
+    """The NICs of a VM body whose ``deleteOption`` is Delete (Azure's default: Detach)."""
+    network = properties.get("networkProfile") if isinstance(properties, Mapping) else None
+    found: set[str] = set()
+    for entry in (network or {}).get("networkInterfaces") or []:
+        option = str((entry.get("properties") or {}).get("deleteOption") or "Detach")
+        if option.lower() == "delete" and entry.get("id"):
+            found.add(id_key(str(entry["id"])))
+    return found

@@ -103,7 +103,7 @@ class VmHandlers(VmResources):
         return await self.updates.update(call, vm, await call.json(), patch=True)
 
     async def delete(self, call: Call, name: str) -> Reply:
-        """DELETE a VM: its disks detach (or go, with deleteOption Delete)."""
+        """DELETE a VM: its disks and NICs detach (or go, with deleteOption Delete)."""
         vm = self.registry.vms.get(id_key(self.vm_id(call, name)))
         if vm is None:
             return Reply(204)
@@ -132,6 +132,8 @@ class VmHandlers(VmResources):
                 nic = self.registry.nics.get(id_key(nic_id))
                 if nic is not None:
                     nic.vm_id = None
+                    if id_key(nic_id) in vm.nics_deleted_with_vm:
+                        self.registry.nics.pop(id_key(nic_id), None)
             self.registry.vms.pop(id_key(vm.id), None)
 
         def rollback(error: ArmError) -> None:

@@ -16,6 +16,7 @@ from azrestore.emulator.arm.vms.attachments import parse_data_disks
 from azrestore.emulator.arm.vms.os_disk import check_os_disk_swap
 from azrestore.emulator.arm.vms.representation import MODELLED, vm_body
 from azrestore.emulator.arm.vms.resources import VmResources
+from azrestore.emulator.arm.vms.sizes import check_data_disk_count
 from azrestore.emulator.arm.vms.validation import check_nic_change, check_size_boots
 
 __all__ = ["VmUpdates"]
@@ -51,6 +52,7 @@ class VmUpdates(VmResources):
             )
         else:
             data_disks, created = list(current), []
+        check_data_disk_count(vm_size, len(data_disks))
         swap_to: DiskRecord | None = None
         os_spec = storage.get("osDisk") or {}
         new_os_id = (os_spec.get("managedDisk") or {}).get("id")

@@ -19,6 +19,7 @@ from azrestore.emulator.arm.state.registry import Registry
 from azrestore.emulator.arm.state.vms import DataDisk, VmRecord
 from azrestore.emulator.arm.vms.attachments import parse_data_disks, parse_nics
 from azrestore.emulator.arm.vms.os_disk import OsDisk, attached_os_disk, image_os_disk
+from azrestore.emulator.arm.vms.sizes import check_data_disk_count
 
 __all__ = [
     "NewVm",
@@ -120,6 +121,7 @@ def validate_new_vm(
         current=(),
         os_disk_id=os_disk.disk.id,
     )
+    check_data_disk_count(vm_size, len(data_disks))
     created.extend(new_disks)
     return NewVm(
         location=location,
