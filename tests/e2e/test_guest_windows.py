@@ -167,6 +167,8 @@ async def test_a_windows_disk_is_prepared_for_real_by_a_linux_helper(
     assert state.run_commands[-1].ran and state.run_commands[-1].exit_code == 0
     mark = state.disk("win01-osdisk").prepared
     assert mark is not None and any(e.startswith("Windows on ") for e in mark.evidence), mark
+    assert "RDP: fDenyTSConnections = 0" in mark.evidence, mark
+    assert any("startup script in the SOFTWARE hive" in e for e in mark.evidence), mark
 
     prepared = await _blob(env, "win01-osdisk")
     assert prepared != before and prepared[-_FOOTER:] == before[-_FOOTER:]
