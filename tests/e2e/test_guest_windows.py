@@ -21,7 +21,7 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from azrestore.emulator.azurite import AzuriteProcess
 from azrestore.formats.sizes import MiB
-from azrestore.restore.scripts import RESULT_PREFIX, windows_offline_command
+from azrestore.restore.scripts import RESULT_PREFIX, linux_prepare_command, windows_offline_command
 from tests.support.arm.disks import upload_disk, write_pages
 from tests.support.arm.env import RG, ArmEnv, arm_env, error_code
 from tests.support.arm.network import make_network
@@ -33,7 +33,7 @@ from tests.support.arm.vms import (
     vm_from_image,
     wait_for_agent,
 )
-from tests.support.guestimages import partition, require_sandbox
+from tests.support.guestimages import linux_disk, partition, require_sandbox
 from tests.support.tools import require
 from tests.support.windisk import TOOLS, hivexget, mbr_disk, mounted, windows_files
 
@@ -55,11 +55,11 @@ async def env(azurite: AzuriteProcess) -> AsyncIterator[ArmEnv]:
         yield environment
 
 
-async def _upload(env: ArmEnv, name: str, image: Path) -> str:
+async def _upload(env: ArmEnv, name: str, image: Path, generation: str = "V1") -> str:
     """``image`` as a Windows managed disk (Upload, its pages through the write SAS)."""
     data = await anyio.Path(image).read_bytes()
     sas = await upload_disk(
-        env, name, virtual_size=len(data), os_type="Windows", generation="V1", revoke=False
+        env, name, virtual_size=len(data), os_type="Windows", generation=generation, revoke=False
     )
     for offset in range(0, len(data), MiB):
         chunk = data[offset : offset + MiB]
@@ -221,3 +221,30 @@ async def test_a_disk_without_windows_fails_the_run_command(env: ArmEnv, tmp_pat
     _, target_nic = await make_network(env, "empty-nic")
     await create_vm(env, "empty01", vm_attach(target_nic.id, disk_id))
     assert await wait_for_agent(env, "empty01", within=1.0) == "Not Ready"
+
+
+async def test_a_linux_disk_prepared_gives_a_windows_vm_no_agent(
+    env: ArmEnv, tmp_path: Path
+) -> None:
+    """The emulator's inspection found Linux on the disk: a VM that boots it as Windows
+    gets no agent, whatever the disk's osType says."""
+    disk_id = await _upload(
+        env, "mislabelled-osdisk", linux_disk(tmp_path, "linux.raw", agent=True), "V2"
+    )
+    _, nic = await make_network(env, "helper-nic")
+    await create_vm(env, "helper", vm_from_image(nic.id))
+    await set_data_disks(env, "helper", [disk_id])
+    spec = linux_prepare_command(0)
+    await run_command(
+        env,
+        "helper",
+        list(spec.script),
+        parameters=[{"name": p.name, "value": p.value} for p in spec.parameters],
+    )
+    mark = env.sim.state().disk("mislabelled-osdisk").prepared
+    assert mark is not None and mark.os == "Linux", mark
+    await set_data_disks(env, "helper", [])
+    _, target_nic = await make_network(env, "mislabelled-nic")
+    await create_vm(env, "mislabelled", vm_attach(target_nic.id, disk_id))
+    assert env.sim.state().vm("mislabelled").os_type == "Windows"
+    assert await wait_for_agent(env, "mislabelled", within=1.0) == "Not Ready"
