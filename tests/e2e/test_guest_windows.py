@@ -4,7 +4,9 @@ attached to a helper made from a marketplace image, and ``prepare-windows-offlin
 on it through Run Command (azure-mgmt-compute's aio client) in the emulator's guest
 sandbox. The disk is then read back from storage (azure-storage-blob, straight from
 Azurite) and judged with ntfs-3g (read-only) and hivexget, not azrestore's code; a Windows
-VM made from it gets its agent Ready by the emulator's own inspection."""
+VM made from it gets its agent Ready by the emulator's own inspection. A disk without
+Windows fails the run command as Azure reports it; a Linux disk booted as Windows gets no
+agent."""
 
 from __future__ import annotations
 
