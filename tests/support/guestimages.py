@@ -179,11 +179,14 @@ def hive(path: Path, keys: dict[str, dict[str, str]]) -> None:
     )
 
 
-def windows_tree(root: Path, *, deny: int, agent: bool, installer: bool) -> Path:
+def windows_tree(
+    root: Path, *, deny: int, agent: bool, installer: bool, startup: str = "registry"
+) -> Path:
     """A Windows volume's files as the inspection reads them: a SYSTEM hive whose current
     control set (ControlSet002) has ``fDenyTSConnections`` = ``deny`` and, when
     ``agent``, the WindowsAzureGuestAgent service; a first-boot installer when
-    ``installer``."""
+    ``installer``, run at boot by a local Group Policy startup script (``startup``: in the
+    SOFTWARE hive's ``registry`` cache, in ``scripts.ini``, or ``none``)."""
     config = root / "Windows/System32/config"
     config.mkdir(parents=True)
     keys: dict[str, dict[str, str]] = {
@@ -197,6 +200,15 @@ def windows_tree(root: Path, *, deny: int, agent: bool, installer: bool) -> Path
     if installer:
         (root / "ProgramData/AzRestore/FirstBoot").mkdir(parents=True)
         (root / "ProgramData/AzRestore/FirstBoot/install-agent.cmd").write_text("rem\r\n")
+    cmdline = "C:\\ProgramData\\AzRestore\\FirstBoot\\install-agent.cmd"
+    if startup == "registry":
+        startup_key = "Microsoft\\Windows\\CurrentVersion\\Group Policy\\Scripts\\Startup\\0\\0"
+        hive(config / "SOFTWARE", {startup_key: {"Script": f"string:{cmdline}"}})
+    elif startup == "scripts.ini":
+        scripts = root / "Windows/System32/GroupPolicy/Machine/Scripts"
+        scripts.mkdir(parents=True)
+        text = f"\r\n[Startup]\r\n0CmdLine={cmdline}\r\n0Parameters=\r\n"
+        (scripts / "scripts.ini").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
     return root
 
 

@@ -10,8 +10,10 @@ Linux: a root file system (ext2/3/4, xfs, btrfs, also on LVM) with an os-release
 whose systemd enables sshd and a guest agent (waagent/walinuxagent or cloud-init linked in
 a ``*.wants`` directory, or azrestore's first-boot agent installer). Windows (NTFS, read
 with ntfs-3g and hivexget): the SYSTEM hive's current control set allows RDP
-(``fDenyTSConnections`` = 0) and has the WindowsAzureGuestAgent service, or a first-boot
-agent installer is in ``ProgramData/AzRestore/FirstBoot``.
+(``fDenyTSConnections`` = 0) and has the WindowsAzureGuestAgent service, or
+``ProgramData/AzRestore/FirstBoot/install-agent.cmd`` is there and a local Group Policy
+machine startup script runs it (in the SOFTWARE hive's Group Policy scripts cache or in
+scripts.ini).
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ _CLOUD_INIT: Final = ("cloud-init.service", "cloud-init-local.service")
 _HOOK: Final = "azrestore-install-agent.service"
 _HOOK_PROGRAM: Final = "/usr/local/sbin/azrestore-install-agent"
 _SSHD: Final = ("ssh.service", "sshd.service", "ssh.socket", "sshd.socket")
+_INSTALLER: Final = "ProgramData\\AzRestore\\FirstBoot\\install-agent.cmd"
+_GP: Final = "\\Microsoft\\Windows\\CurrentVersion\\Group Policy"
+_STARTUP_KEYS: Final = (
+    f"{_GP}\\Scripts\\Startup\\0\\0",
+    f"{_GP}\\State\\Machine\\Scripts\\Startup\\0\\0",
+)
 _UNIT_DIRS: Final = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
@@ -148,6 +156,28 @@ def _hive_value(hive: Path, key: str, name: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _startup_script(root: Path) -> str | None:
+    """What runs the first-boot installer at boot: a machine startup script of the local
+    Group Policy (its registry cache in the SOFTWARE hive, or its scripts.ini); None."""
+    wanted = f"\\{_INSTALLER}".lower()
+    software = _find(root, "Windows", "System32", "config", "SOFTWARE")
+    for key in _STARTUP_KEYS:
+        script = _hive_value(software, key, "Script") if software is not None else None
+        if script is not None and script.lower().endswith(wanted):
+            return "a Group Policy startup script in the SOFTWARE hive"
+    ini = _find(root, "Windows", "System32", "GroupPolicy", "Machine", "Scripts", "scripts.ini")
+    if ini is not None and ini.is_file():
+        data = ini.read_bytes()
+        text = data.decode(
+            "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8", "replace"
+        )
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower().endswith("cmdline") and value.strip().lower().endswith(wanted):
+                return "a Group Policy startup script in scripts.ini"
+    return None
+
+
 def judge_windows(root: Path, verdict: Verdict) -> None:
     """Judge a mounted NTFS volume holding Windows."""
     hive = _find(root, "Windows", "System32", "config", "SYSTEM")
@@ -172,11 +202,14 @@ def judge_windows(root: Path, verdict: Verdict) -> None:
     agent = agent_key.returncode == 0
     if agent:
         verdict.evidence.append("agent: service WindowsAzureGuestAgent")
-    first_boot = _find(root, "ProgramData", "AzRestore", "FirstBoot")
-    installers = sorted(p.name for p in first_boot.iterdir()) if first_boot is not None else []
-    if installers:
-        verdict.evidence.append(f"agent: first-boot installer {installers[0]}")
-        agent = True
+    installer = _find(root, *_INSTALLER.split("\\"))
+    if not agent and installer is not None and installer.is_file():
+        runs_it = _startup_script(root)
+        if runs_it is not None:
+            verdict.evidence.append(f"agent: first-boot installer install-agent.cmd ({runs_it})")
+            agent = True
+        else:
+            verdict.problems.append("a first-boot agent installer no startup script runs")
     if not agent:
         verdict.problems.append("no guest agent service and no first-boot agent installer")
     verdict.ready = rdp and agent

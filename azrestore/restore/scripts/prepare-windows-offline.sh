@@ -129,7 +129,8 @@ mount_ntfs() {
 	if [ "$2" = ro ]; then
 		ntfs-3g -o ro "$1" "$dir" 2>"$WORK/ntfs.err" || rc=$?
 	else
-		ntfs-3g -o rw,norecover,windows_names "$1" "$dir" 2>"$WORK/ntfs.err" || rc=$?
+		# noatime: reading what is already as wanted writes nothing (a second run changes no byte).
+		ntfs-3g -o rw,norecover,windows_names,noatime "$1" "$dir" 2>"$WORK/ntfs.err" || rc=$?
 	fi
 	if [ $rc = 0 ]; then
 		MOUNTS+=("$dir")

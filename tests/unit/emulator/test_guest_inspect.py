@@ -144,3 +144,18 @@ def test_windows_needs_rdp_and_an_agent_in_the_current_control_set(
     assert verdict.os == "Windows"
     assert verdict.ready is ready, verdict
     assert "SYSTEM: current control set ControlSet002" in verdict.evidence
+
+
+@needs("hivexsh", "hivexget")
+@pytest.mark.parametrize(
+    ("startup", "ready"), [("registry", True), ("scripts.ini", True), ("none", False)]
+)
+def test_a_first_boot_installer_counts_only_when_a_startup_script_runs_it(
+    tmp_path: Path, startup: str, ready: bool
+) -> None:
+    tree = windows_tree(tmp_path, deny=0, agent=False, installer=True, startup=startup)
+    verdict = Verdict()
+    judge_windows(tree, verdict)
+    assert verdict.ready is ready, verdict
+    if not ready:
+        assert "a first-boot agent installer no startup script runs" in verdict.problems

@@ -253,7 +253,8 @@ def assert_prepared(files: dict[str, bytes], work: Path, *, bcd: bool = True) ->
 
 def prepare_twice(script: Path, image: Path, work: Path, *args: str) -> dict[str, Any]:
     """Run on the image twice: the first prepares, the second changes nothing (every file
-    byte-identical); checked from outside each time. The first run's result."""
+    and the whole disk byte-identical); checked from outside each time. The first run's
+    result."""
     with attached(image) as device:
         done, result = run(script, "--device", device, *args)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -261,6 +262,7 @@ def prepare_twice(script: Path, image: Path, work: Path, *args: str) -> dict[str
         assert_nothing_left(device)
         files = volume_files(device, work)
         assert_prepared(files, work, bcd=not any("no BCD store" in w for w in result["warnings"]))
+        prepared = hashlib.sha256(image.read_bytes()).hexdigest()
         again, second = run(script, "--device", device, *args)
         assert again.returncode == 0, again.stdout + again.stderr
         assert second["changes"] == [] and second["warnings"] == result["warnings"]
@@ -269,6 +271,8 @@ def prepare_twice(script: Path, image: Path, work: Path, *args: str) -> dict[str
         assert {k: hashlib.sha256(v).hexdigest() for k, v in after.items()} == {
             k: hashlib.sha256(v).hexdigest() for k, v in files.items()
         }
+    # Not one byte of the disk written the second time (no access times either).
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == prepared
     return result
 
 

@@ -17,7 +17,8 @@ class PreparedMark:
     """Which run command prepared a disk (attached as a data disk to the VM that ran it).
 
     ``evidence`` is what the emulator's own inspection found on the disk after a script
-    that really ran (empty when the run was recorded).
+    that really ran (empty when the run was recorded), ``os`` the operating system it
+    found there ("Linux", "Windows"; None when recorded).
     """
 
     vm_id: str
@@ -27,6 +28,7 @@ class PreparedMark:
     operation_id: str
     time: datetime
     evidence: tuple[str, ...] = ()
+    os: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The guest agent: a VM made from a marketplace image has one (its create waits for it); a
 VM whose OS disk was attached reports its agent Ready some time after it starts only when
-that disk carries the "prepared" mark (see :mod:`.run_command`).  Otherwise the agent stays
+that disk carries the "prepared" mark (see :mod:`.run_command`) and the operating system
+the emulator found on it, if it looked, is the VM's.  Otherwise the agent stays
 "Not Ready", and run commands wait for it until they time out
 (VMAgentStatusCommunicationError)."""
 
@@ -18,9 +19,15 @@ __all__ = ["agent_after_boot", "agent_capable", "wait_for_agent"]
 
 
 def agent_capable(registry: Registry, vm: VmRecord) -> bool:
-    """Whether the VM's OS disk has a working guest agent."""
+    """Whether the VM's OS disk has a working guest agent (an OS the emulator found on it,
+    if it looked, must be the VM's own)."""
     disk = registry.disks.get(id_key(vm.os_disk_id))
-    return disk is not None and (disk.prepared is not None or disk.create_option == "FromImage")
+    if disk is None:
+        return False
+    if disk.create_option == "FromImage":
+        return True
+    mark = disk.prepared
+    return mark is not None and mark.os in (None, vm.os_type)
 
 
 def agent_after_boot(core: Core, vm: VmRecord, *, at_once: bool = False) -> None:

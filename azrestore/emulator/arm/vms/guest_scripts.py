@@ -60,6 +60,7 @@ def mark_inspected(core: Core, vm: VmRecord, record: RunCommandRecord, run: Gues
             operation_id=record.operation.id,
             time=core.clock.now(),
             evidence=verdict.evidence,
+            os=verdict.os,
         )
         marked.append(disk.id)
     record.prepared_disks = tuple(marked)
