@@ -112,6 +112,8 @@ _HEAD = r"""#!/bin/bash
 # azrestore: prepare the disks of several restored VMs at once on this helper.
 # Each job runs an embedded azrestore script (gzip+base64) for one OS-disk LUN, in the
 # background, its output in its own files; the last line is AZRESTORE-BATCH {json}.
+# Run Command may start it with /bin/sh: it needs bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -u
 export LC_ALL=C PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """

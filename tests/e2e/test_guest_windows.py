@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +35,14 @@ from tests.support.arm.vms import (
     vm_from_image,
     wait_for_agent,
 )
-from tests.support.guestimages import linux_disk, partition, require_sandbox
+from tests.support.guestimages import linux_disk, require_sandbox
 from tests.support.tools import require
-from tests.support.windisk import TOOLS, hivexget, mbr_disk, mounted, windows_files
+from tests.support.windisk import TOOLS, mbr_disk, windows_files
+from tests.support.winread import FIRST_BOOT_CMDLINE, examine_prepared
 
 pytestmark = pytest.mark.anyio
 
 _FOOTER = 512
-_CS = "\\ControlSet001"
-_TS = f"{_CS}\\Control\\Terminal Server"
-_RULES = f"{_CS}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules"
-_STARTUP = "\\Microsoft\\Windows\\CurrentVersion\\Group Policy\\Scripts\\Startup\\0\\0"
-_CMDLINE = "C:\\ProgramData\\AzRestore\\FirstBoot\\install-agent.cmd"
 
 
 @pytest.fixture
@@ -107,45 +103,6 @@ async def _run(env: ArmEnv, lun: int) -> tuple[str, float]:
     return message, seconds
 
 
-def _examine(data: bytes, work: Path) -> dict[str, str]:
-    """What ntfs-3g (read-only) and hivexget find on the disk's NTFS partition."""
-    image = work / "read-back.raw"
-    image.write_bytes(data[:-_FOOTER])
-    volume = partition(image, 1, work / "read-back.ntfs")
-    found: dict[str, str] = {}
-    with mounted(volume, "ntfs", read_only=True) as root:
-        config = root / "Windows/System32/config"
-        system, software = config / "SYSTEM", config / "SOFTWARE"
-        wanted: Mapping[str, tuple[Path, str, str]] = {
-            "fDenyTSConnections": (system, _TS, "fDenyTSConnections"),
-            "PortNumber": (
-                system,
-                f"{_TS}\\WinStations\\RDP-Tcp",
-                "PortNumber",
-            ),
-            "SanPolicy": (system, f"{_CS}\\Services\\partmgr\\Parameters", "SanPolicy"),
-            "RealTimeIsUniversal": (
-                system,
-                f"{_CS}\\Control\\TimeZoneInformation",
-                "RealTimeIsUniversal",
-            ),
-            "rdp-tcp": (system, _RULES, "RemoteDesktop-UserMode-In-TCP"),
-            "rdp-udp": (system, _RULES, "RemoteDesktop-UserMode-In-UDP"),
-            "winrm": (system, _RULES, "WINRM-HTTP-In-TCP"),
-            "policy": (
-                software,
-                "\\Policies\\Microsoft\\Windows NT\\Terminal Services",
-                "fDenyTSConnections",
-            ),
-            "startup": (software, _STARTUP, "Script"),
-        }
-        for what, (hive, key, name) in wanted.items():
-            found[what] = hivexget(hive, key, name)
-        installer = root / "ProgramData/AzRestore/FirstBoot/install-agent.cmd"
-        found["installer"] = installer.read_bytes().decode("ascii", "replace")
-    return found
-
-
 async def test_a_windows_disk_is_prepared_for_real_by_a_linux_helper(
     env: ArmEnv, tmp_path: Path
 ) -> None:
@@ -174,14 +131,14 @@ async def test_a_windows_disk_is_prepared_for_real_by_a_linux_helper(
 
     prepared = await _blob(env, "win01-osdisk")
     assert prepared != before and prepared[-_FOOTER:] == before[-_FOOTER:]
-    found = await anyio.to_thread.run_sync(_examine, prepared, tmp_path)
+    found = await anyio.to_thread.run_sync(examine_prepared, prepared, tmp_path)
     assert found["fDenyTSConnections"] == "0" and found["policy"] == "0"
     assert found["PortNumber"] == "3389"
     assert found["SanPolicy"] == "1" and found["RealTimeIsUniversal"] == "1"
     for rule in ("rdp-tcp", "rdp-udp", "winrm"):
         assert "|Action=Allow|Active=TRUE|Dir=In|" in found[rule], found[rule]
     assert "|LPort=3389|" in found["rdp-tcp"] and "|LPort=5985|" in found["winrm"]
-    assert found["startup"] == _CMDLINE
+    assert found["startup"] == FIRST_BOOT_CMDLINE
     assert found["installer"].startswith("@echo off\r\n") and "msiexec.exe" in found["installer"]
 
     # Again: nothing to change, not one byte of the disk written.
