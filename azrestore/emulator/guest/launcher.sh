@@ -45,6 +45,16 @@ while read -r kind a b c d e; do
 	esac
 done <"$WORK/devices"
 
+# WORK/PHASE.keep (NUL separated): host directories the phase needs (the emulator's own
+# Python and package, for its inspection) that the private mounts below would hide.
+keep=()
+if [ -f "$WORK/$PHASE.keep" ]; then
+	while IFS= read -r -d '' item; do keep+=("$item"); done <"$WORK/$PHASE.keep"
+fi
+for i in "${!keep[@]}"; do
+	mkdir -p "$WORK/keep/$i"
+	mount --bind "${keep[i]}" "$WORK/keep/$i"
+done
 mount -t tmpfs -o mode=1777,nosuid,nodev azrestore-tmp /tmp
 mount -t tmpfs -o mode=755,nosuid,nodev azrestore-run /run
 mkdir -p /run/lock /var/lib/azrestore
@@ -71,6 +81,14 @@ if [ -d /etc/lvm ]; then mount --bind "$WORK/lvm" /etc/lvm; fi
 # The host's root file system is read-only in here: only this run's work directory, the
 # private tmpfs above and /mnt (where Azure mounts the resource disk) are writable.
 mount -t tmpfs -o mode=755,nosuid,nodev azrestore-mnt /mnt
+for i in "${!keep[@]}"; do
+	if [ -d "${keep[i]}" ] && [ "$(stat -c %d:%i "${keep[i]}")" = "$(stat -c %d:%i "$WORK/keep/$i")" ]; then
+		continue # not hidden
+	fi
+	mkdir -p "${keep[i]}"
+	mount --bind "$WORK/keep/$i" "${keep[i]}"
+	mount -o remount,bind,ro "${keep[i]}"
+done
 mount --bind "$WORK" "$WORK"
 # Reopened through the work directory's own mount: no file open for writing on / then.
 exec 2>>"$WORK/$PHASE.launcher.err"

@@ -82,11 +82,16 @@ def _verdicts(work: Path, disks: Sequence[AttachedDisk]) -> dict[str, Verdict]:
     return verdicts
 
 
-def _inspector() -> tuple[str, dict[str, str]]:
+def _inspector() -> tuple[str, dict[str, str], tuple[Path, ...]]:
     # The directory holding the azrestore package (…/azrestore/emulator/guest/runner.py).
     package_root = Path(__file__).resolve().parents[3]
     program = f"exec '{sys.executable}' -m azrestore.emulator.guest.inspect\n"
-    return program, {"PYTHONPATH": str(package_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    # The interpreter, its packages and azrestore may live under /tmp (a checkout there,
+    # say), which the sandbox covers with its own: they are kept visible.
+    keep = tuple(
+        dict.fromkeys(Path(p).resolve() for p in (package_root, sys.prefix, sys.base_prefix))
+    )
+    return program, {"PYTHONPATH": str(package_root), "PYTHONDONTWRITEBYTECODE": "1"}, keep
 
 
 async def run_guest_script(
@@ -128,8 +133,10 @@ async def run_guest_script(
         result = await run_phase(work, "script", script, env=env, args=args, time_limit=time_limit)
         seconds["script"] = time.monotonic() - mark
         mark = time.monotonic()
-        program, inspect_env = _inspector()
-        await run_phase(work, "inspect", program, env=inspect_env, time_limit=_INSPECT_TIMEOUT)
+        program, inspect_env, keep = _inspector()
+        await run_phase(
+            work, "inspect", program, env=inspect_env, time_limit=_INSPECT_TIMEOUT, keep=keep
+        )
         seconds["inspect"] = time.monotonic() - mark
         verdicts = _verdicts(work, ordered)
     finally:

@@ -106,9 +106,13 @@ async def run_phase(
     env: Mapping[str, str],
     args: Sequence[str] = (),
     time_limit: float,
+    keep: Sequence[Path] = (),
 ) -> PhaseResult:
-    """Run ``program`` (shell text) as root in a fresh sandbox over ``work/devices``."""
+    """Run ``program`` (shell text) as root in a fresh sandbox over ``work/devices``.
+    ``keep``: host directories the program needs that may lie under the sandbox's private
+    /tmp, /run, /mnt or /var/lib/azrestore; they stay visible there, read-only."""
     (work / f"{phase}.sh").write_text(program)
+    (work / f"{phase}.keep").write_bytes(_nul([str(path) for path in keep]))
     environment = {"PATH": _PATH, "HOME": "/root", "LANG": "C.UTF-8", **env}
     (work / f"{phase}.env").write_bytes(_nul([f"{k}={v}" for k, v in environment.items()]))
     (work / f"{phase}.args").write_bytes(_nul(list(args)))

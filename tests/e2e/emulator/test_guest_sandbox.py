@@ -6,7 +6,9 @@ its own; nothing of it (mounts, loop devices, files) is left on the host."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from azrestore.emulator.arm.storage import DISK_BLOB, DiskStorage, StorageConfig
 from azrestore.emulator.azurite import AzuriteProcess
 from azrestore.emulator.guest.runner import AttachedDisk, run_guest_script
+from azrestore.emulator.guest.sandbox import run_phase, write_devices
 from tests.support.guestimages import (
     linux_disk,
     noise_disk,
@@ -229,3 +232,23 @@ async def test_helpers_run_at_once_each_in_its_own_sandbox(storage: DiskStorage)
         assert run.stdout == f"lun0\n{vm}\n"  # each sees its own disk only
         assert await _read(storage, disks[vm], 0, 3) == vm.encode()
     assert _host_state() == before
+
+
+async def test_kept_host_directories_stay_visible_read_only(tmp_path: Path) -> None:
+    # The emulator's inspection runs its own Python in the sandbox: a checkout or venv
+    # under /tmp (which the sandbox covers with a private one) must stay visible there.
+    require_sandbox()
+    host = Path(tempfile.mkdtemp(prefix="azrestore-keep-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="azrestore-keep-work-", dir="/var/tmp"))
+    try:
+        (host / "marker").write_text("from the host\n")
+        write_devices(work, [])
+        program = f"cat '{host}/marker'; touch '{host}/new' || echo read-only\n"
+        kept = await run_phase(work, "keep", program, env={}, time_limit=30, keep=[host])
+        assert kept.exit_code == 0 and kept.stdout == "from the host\nread-only\n", kept
+        assert not (host / "new").exists()
+        hidden = await run_phase(work, "hide", f"cat '{host}/marker'\n", env={}, time_limit=30)
+        assert hidden.exit_code != 0 and "No such file" in hidden.stderr, hidden
+    finally:
+        shutil.rmtree(host)
+        shutil.rmtree(work)
