@@ -34,6 +34,7 @@ from azrestore.restore.plan import example_plan, load_plan, parse_plan
 from tests.support.cli import assert_one_line_error, azrestore_script, invoke
 from tests.support.disks import needs_tools
 from tests.support.plans import SUB, helpers, target, vm_id, write
+from tests.support.qemu import encrypted_qcow2
 from tests.support.restore import TIME_FACTOR
 from tests.support.tools import needs, require
 
@@ -196,13 +197,7 @@ async def test_dry_run_json_is_one_object(images: Path, tmp_path: Path) -> None:
 def _encrypted_qcow2(directory: Path) -> Path:
     """A qcow2 image is read, but an encrypted one is refused, saying so."""
     require("qemu-img")
-    path = directory / "web01.qcow2"
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
-         "-o", "encrypt.format=luks,encrypt.key-secret=s0", str(path), "64M"],
-        check=True,
-    )  # fmt: skip
-    return path
+    return encrypted_qcow2(directory / "web01.qcow2", "64M")
 
 
 def _bad_plan(kind: str, directory: Path) -> tuple[dict[str, Any], list[str]]:

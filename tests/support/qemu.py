@@ -107,3 +107,20 @@ def nonzero_map(image: Path, fmt: str) -> list[tuple[int, int]]:
         else:
             found.append((start, length))
     return found
+
+
+def encrypted_qcow2(path: Path, size: str = "16M") -> Path:
+    """A LUKS-encrypted qcow2 made by qemu-img. Its key derivation times itself on the CPU
+    and fails ("Unable to get accurate CPU usage") on a busy machine: tried a few times."""
+    command = [
+        *("qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw"),
+        *("-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10"),
+        *(str(path), size),
+    ]
+    for attempt in range(5):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return path
+        if "accurate CPU usage" not in done.stderr or attempt == 4:
+            raise AssertionError(f"qemu-img create failed: {done.stderr.strip()}")
+    raise AssertionError("unreachable")

@@ -4,7 +4,6 @@ request is sent."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from azrestore.cli.commands import inspect as inspect_command
 from azrestore.cli.commands import upload as upload_command
 from azrestore.errors import TransferError
 from tests.support.cli import assert_one_line_error, invoke, run_script, small_image
+from tests.support.qemu import encrypted_qcow2
 from tests.support.tools import require
 
 #: A SAS URL that is never contacted: the image check fails first.
@@ -39,13 +39,7 @@ def _empty(tmp_path: Path) -> Path:
 
 def _encrypted_qcow2(tmp_path: Path) -> Path:
     require("qemu-img")
-    path = tmp_path / "disk.qcow2"
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
-         "-o", "encrypt.format=luks,encrypt.key-secret=s0", str(path), "16M"],
-        check=True,
-    )  # fmt: skip
-    return path
+    return encrypted_qcow2(tmp_path / "disk.qcow2", "16M")
 
 
 BAD_IMAGES: dict[str, tuple[Callable[[Path], Path], str]] = {

@@ -28,7 +28,11 @@ def cannot_run(monkeypatch: pytest.MonkeyPatch) -> str:
 async def test_record_answers_every_preparation_script() -> None:
     rules, reason = await emulated_rules("record")
     assert reason is None
-    assert [rule.command_id for rule in rules] == [None]
+    # One rule for batches (AZRESTORE-BATCH), one for single scripts, of any command id.
+    assert [(rule.script, rule.command_id) for rule in rules] == [
+        ("AZRESTORE-BATCH", None),
+        ("AZRESTORE-RESULT", None),
+    ]
 
 
 async def test_auto_where_scripts_run_answers_only_powershell() -> None:
@@ -36,13 +40,13 @@ async def test_auto_where_scripts_run_answers_only_powershell() -> None:
         pytest.skip(f"guest scripts cannot run here: {availability.sandbox_unavailable()}")
     rules, reason = await emulated_rules("auto")
     assert reason is None
-    assert [rule.command_id for rule in rules] == ["RunPowerShellScript"]
+    assert {rule.command_id for rule in rules} == {"RunPowerShellScript"}
 
 
 async def test_auto_where_scripts_cannot_run_records_and_says_why(cannot_run: str) -> None:
     rules, reason = await emulated_rules("auto")
     assert reason == cannot_run
-    assert [rule.command_id for rule in rules] == [None]
+    assert {rule.command_id for rule in rules} == {None}
     with pytest.raises(InputError, match="cannot run here"):
         await emulated_rules("run")
 
