@@ -19,6 +19,8 @@ from .vhdx_map import vhdx_extents, vhdx_host_map
 
 #: The formats read through qemu-nbd (qemu's names; ``vpc`` is VHD).
 CONTAINER_FORMATS = ("qcow2", "vmdk", "vhdx", "vpc", "vdi")
+#: Seconds a failed read waits to see whether qemu-nbd is exiting (then it says so).
+_EXIT_WAIT = 1.0
 
 
 class ContainerImage(NbdSource):
@@ -76,7 +78,8 @@ class ContainerImage(NbdSource):
         return self._server.pid
 
     def _failed(self, what: str, exc: BaseException) -> SourceError:
-        if not self._server.alive():
+        # A failed read is the moment to ask: the wait is short, and only on this path.
+        if self._server.exited(within=_EXIT_WAIT):
             return SourceError(f"{self.path}: {what}: qemu-nbd stopped: {self._server.log()}")
         return super()._failed(what, exc)
 

@@ -100,6 +100,18 @@ class QemuNbd:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def exited(self, within: float) -> bool:
+        """Whether qemu-nbd has exited, waiting up to ``within`` seconds: a killed qemu-nbd
+        closes its sockets before its I/O threads are gone, and only then can it be
+        reaped, so a reset connection may come first."""
+        if self._process is None:
+            return True
+        try:
+            self._process.wait(within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def log(self) -> str:
         """What qemu-nbd wrote, as one line."""
         try:
