@@ -58,8 +58,17 @@ def _qcow2_chain(tmp: Path) -> tuple[Path, str]:
 
 
 def _qcow2_data_file(tmp: Path) -> tuple[Path, str]:
-    image = create(tmp / "disk.qcow2", "qcow2", AWKWARD_SIZE, "data_file=disk.data")
+    # An absolute name: qemu resolves a relative data_file against its working directory.
+    image = create(tmp / "disk.qcow2", "qcow2", AWKWARD_SIZE, f"data_file={tmp / 'disk.data'}")
     qemu_io(image, "qcow2", "write -P 0xab 0 512", "write -P 0xcd 1M 70k", "write -z 1M 4k")
+    return image, "qcow2"
+
+
+def _qcow2_relative_data_file(tmp: Path) -> tuple[Path, str]:
+    # Named relative, as users make it beside the image; qemu resolves such a name in its
+    # working directory, which is not this folder when azrestore reads it.
+    image = create(tmp / "disk.qcow2", "qcow2", AWKWARD_SIZE, "data_file=disk.data", cwd=tmp)
+    qemu_io(image, "qcow2", "write -P 0xab 0 512", "write -P 0xcd 1M 70k", cwd=tmp)
     return image, "qcow2"
 
 
@@ -76,6 +85,7 @@ CASES: dict[str, Builder] = {
     "qcow2-small-clusters": _converted("qcow2", "cluster_size=4096"),
     "qcow2-chain-of-3": _qcow2_chain,
     "qcow2-data-file": _qcow2_data_file,
+    "qcow2-relative-data-file": _qcow2_relative_data_file,
     "vmdk-monolithicSparse": _converted("vmdk", "subformat=monolithicSparse"),
     "vmdk-streamOptimized": _converted("vmdk", "subformat=streamOptimized"),
     "vmdk-twoGbMaxExtentSparse": _converted("vmdk", "subformat=twoGbMaxExtentSparse"),
@@ -171,6 +181,20 @@ async def test_a_raw_backing_file_is_in_the_chain(tmp_path: Path) -> None:
     with await open_source(top) as source:
         assert [link.format for link in source.chain] == ["qcow2", "raw"]
         assert read_all(source) == raw_view(top, "qcow2")
+
+
+async def test_a_relative_data_file_of_a_backing_file_elsewhere_is_refused(
+    tmp_path: Path,
+) -> None:
+    """qemu would look for it in the top image's folder, so azrestore refuses to guess."""
+    (tmp_path / "base").mkdir()
+    base, _ = _qcow2_relative_data_file(tmp_path / "base")
+    top = create(tmp_path / "top.qcow2", "qcow2", None, backing=base)
+    with pytest.raises(InputError) as caught:
+        await open_source(top)
+    assert str(caught.value).startswith(
+        f"{base}: its external data file 'disk.data' is a relative name, which qemu resolves"
+    )
 
 
 async def test_a_fixed_vhd_is_read_directly(tmp_path: Path) -> None:

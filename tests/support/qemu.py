@@ -25,19 +25,21 @@ PATTERN: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def run(*command: str | Path) -> str:
-    """Run a qemu tool; its stdout (fails the test with its stderr)."""
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=120)
+def run(*command: str | Path, cwd: Path | None = None) -> str:
+    """Run a qemu tool (in ``cwd``); its stdout (fails the test with its stderr)."""
+    done = subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
     assert done.returncode == 0, f"{command}: {done.stderr}"
     return done.stdout
 
 
-def qemu_io(image: Path | str, fmt: str, *commands: str) -> None:
+def qemu_io(image: Path | str, fmt: str, *commands: str, cwd: Path | None = None) -> None:
     """Run qemu-io ``commands`` (``write -P 0xab 0 4k``, ``write -z ...``) on ``image``."""
     args: list[str | Path] = ["qemu-io", "-f", fmt]
     for command in commands:
         args += ["-c", command]
-    run(*args, image)
+    run(*args, image, cwd=cwd)
 
 
 def pattern_raw(path: Path, size: int = AWKWARD_SIZE) -> Path:
@@ -69,8 +71,10 @@ def create(
     *options: str,
     backing: Path | None = None,
     backing_format: str | None = None,
+    cwd: Path | None = None,
 ) -> Path:
-    """``qemu-img create`` an image (an overlay of ``backing`` when given)."""
+    """``qemu-img create`` an image (an overlay of ``backing`` when given), run in
+    ``cwd`` (a relative ``data_file=`` is made there)."""
     args: list[str | Path] = ["qemu-img", "create", "-q", "-f", fmt]
     if backing is not None:
         args += ["-b", backing.name if backing.parent == target.parent else backing]
@@ -80,14 +84,14 @@ def create(
     args.append(target)
     if size is not None:
         args.append(str(size))
-    run(*args)
+    run(*args, cwd=cwd)
     return target
 
 
 def raw_view(image: Path, fmt: str) -> bytes:
     """The image's virtual disk as qemu reads it (``qemu-img convert -O raw``)."""
     out = image.with_name(image.name + ".reference.raw")
-    run("qemu-img", "convert", "-f", fmt, "-O", "raw", image, out)
+    run("qemu-img", "convert", "-f", fmt, "-O", "raw", image, out, cwd=image.parent)
     try:
         return out.read_bytes()
     finally:
@@ -96,7 +100,9 @@ def raw_view(image: Path, fmt: str) -> bytes:
 
 def nonzero_map(image: Path, fmt: str) -> list[tuple[int, int]]:
     """``(offset, length)`` of what ``qemu-img map`` says does not read as zeros, merged."""
-    entries = json.loads(run("qemu-img", "map", "--output=json", "-f", fmt, image))
+    entries = json.loads(
+        run("qemu-img", "map", "--output=json", "-f", fmt, image, cwd=image.parent)
+    )
     found: list[tuple[int, int]] = []
     for entry in entries:
         if entry["zero"]:

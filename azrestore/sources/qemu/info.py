@@ -58,7 +58,11 @@ def _info(path: str, fmt: str | None, *, shown: str) -> dict[str, Any]:
         command += ["-f", fmt]
     try:
         done = subprocess.run(
-            [*command, "--", path], capture_output=True, timeout=_TIMEOUT, check=False
+            [*command, "--", path],
+            capture_output=True,
+            timeout=_TIMEOUT,
+            check=False,
+            cwd=image_directory(path),
         )
     except subprocess.TimeoutExpired:
         raise InputError(f"{shown}: qemu-img info took more than {_TIMEOUT:.0f} s") from None
@@ -74,6 +78,13 @@ def _info(path: str, fmt: str | None, *, shown: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{shown}: qemu-img info said what is not an image")
     return data
+
+
+def image_directory(path: str) -> str:
+    """The folder qemu is run in for the image at ``path`` (absolute): qemu opens a qcow2's
+    relative external data file against its working directory, not beside the image as
+    it does a backing file, so it is run beside the image, as users mean the name."""
+    return os.path.dirname(path)
 
 
 def _qemu_message(stderr: bytes, path: str) -> str:
@@ -94,7 +105,13 @@ def check_image(path: str, fmt: str, *, shown: str) -> None:
         options["backing"] = None  # this file alone: its backing file is checked on its own
     command = [qemu_tool("qemu-img"), "check", "--output=json", "json:" + json.dumps(options)]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=_CHECK_TIMEOUT, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=_CHECK_TIMEOUT,
+            check=False,
+            cwd=image_directory(path),
+        )
     except subprocess.TimeoutExpired:
         return  # no verdict in time: qemu's own checks at open and on reads remain
     if done.returncode in (0, 3, 63):  # clean, leaked clusters only, or not checkable
@@ -117,7 +134,13 @@ def check_map(path: str, fmt: str, *, shown: str) -> None:
     for the formats qemu-img check does not check."""
     command = [qemu_tool("qemu-img"), "map", "--output=json", "-f", fmt, "--", path]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=_CHECK_TIMEOUT, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=_CHECK_TIMEOUT,
+            check=False,
+            cwd=image_directory(path),
+        )
     except subprocess.TimeoutExpired:
         return
     if done.returncode != 0:
@@ -170,7 +193,7 @@ def inspect_image(path: str, fmt: str | None) -> ImageInfo:
         checks.append((current, found, shown))
         chain.append(ChainLink(shown, found))
         files.append(current)
-        files.extend(_extra_files(info, current))
+        files.extend(_extra_files(info, current, top_directory=image_directory(files[0])))
         backing = info.get("full-backing-filename") or info.get("backing-filename")
         if not backing:
             break
@@ -191,8 +214,10 @@ def inspect_image(path: str, fmt: str | None) -> ImageInfo:
     return ImageInfo(str(top["format"]), size, tuple(chain), tuple(dict.fromkeys(files)))
 
 
-def _extra_files(info: dict[str, Any], image: str) -> list[str]:
-    """A qcow2's external data file and a VMDK's extents, as absolute paths."""
+def _extra_files(info: dict[str, Any], image: str, *, top_directory: str) -> list[str]:
+    """A qcow2's external data file and a VMDK's extents, as absolute paths. A relative
+    data file of a backing file in another folder is refused: qemu, run beside the top
+    image, would open it there (or not find it)."""
     specific = info.get("format-specific")
     data = specific.get("data") if isinstance(specific, dict) else None
     if not isinstance(data, dict):
@@ -201,6 +226,12 @@ def _extra_files(info: dict[str, Any], image: str) -> list[str]:
     found: list[str] = []
     data_file = data.get("data-file")
     if isinstance(data_file, str):
+        if not os.path.isabs(data_file) and directory != top_directory:
+            raise InputError(
+                f"{image}: its external data file {data_file!r} is a relative name, which"
+                " qemu resolves in the folder it runs in, the top image's, not this file's:"
+                " give it an absolute one (qemu-img amend -o data_file=/full/path)"
+            )
         found.append(os.path.join(directory, data_file))
     extents = data.get("extents")
     if isinstance(extents, list):

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from ...errors import InputError
-from .info import qemu_tool
+from .info import image_directory, qemu_tool
 
 #: Seconds qemu-nbd may take to open an image and listen.
 START_TIMEOUT = 30.0
@@ -67,6 +67,7 @@ class QemuNbd:
                     stdout=log,
                     stderr=log,
                     close_fds=True,
+                    cwd=image_directory(os.path.abspath(self.image)),
                     start_new_session=True,  # a terminal's Ctrl-C goes to azrestore alone
                 )
             self._wait_ready()
