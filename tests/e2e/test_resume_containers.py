@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +72,21 @@ def _killed_midway(image: Path, url: str, journals: Path) -> None:
         if child.poll() is None:
             child.kill()
         child.wait(timeout=60)
+    _wait_until_no_qemu_nbd(image)
+
+
+def _wait_until_no_qemu_nbd(image: Path, within: float = 60.0) -> None:
+    """The killed run's qemu-nbd (not persistent) exits once its last client is gone, but
+    in its own time: until then it holds the image's lock (seen on a busy machine)."""
+    deadline = time.monotonic() + within
+    while (
+        subprocess.run(
+            ["pgrep", "-f", f"qemu-nbd.*{re.escape(str(image))}"], capture_output=True
+        ).returncode
+        == 0
+    ):
+        assert time.monotonic() < deadline, f"the killed run's qemu-nbd still serves {image}"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("make", [qcow2_chain, vmdk], ids=["qcow2-chain", "vmdk"])
@@ -88,7 +105,9 @@ def test_killed_upload_from_a_container_continues_identical(
     assert report["bytes_resumed"] > 0, report  # the killed run's work was kept
     assert_blob_is_view(storage, "resumed.vhd", raw_view(image, fmt))
     # No qemu-nbd outlives the uploads.
-    left = subprocess.run(["pgrep", "-f", f"qemu-nbd.*{image.name}"], capture_output=True)
+    left = subprocess.run(
+        ["pgrep", "-f", f"qemu-nbd.*{re.escape(str(image))}"], capture_output=True
+    )
     assert left.returncode == 1, left.stdout
 
 
