@@ -127,13 +127,16 @@ def _lvm(work: Path, device: str, *command: str) -> str:
     return done.stdout
 
 
-def lvm_disk(work: Path, name: str, *, vg: str = "azrvg", size: int = 96 * MiB) -> LvmDisk:
-    """A GPT disk whose second partition is an LVM PV (VG ``vg``, one linear LV ``root``)
-    holding an ext4 root made from :func:`distro_tree` with an agent. Made without
+def lvm_disk(
+    work: Path, name: str, *, vg: str = "azrvg", split: bool = False, size: int = 96 * MiB
+) -> LvmDisk:
+    """A GPT disk whose second partition is an LVM PV (VG ``vg``, LV ``root``: one linear
+    segment, or two apart when ``split``) holding an ext4 root made from
+    :func:`distro_tree` with an agent (in the first segment when ``split``). Made without
     device-mapper: the PV's metadata by pvcreate/vgcreate/lvcreate (never activated) on a
-    loop device over the partition, the file system by mkfs.ext4 into the LV's byte range
-    as ``lvs`` and ``pvs`` report it."""
-    require("pvcreate", "vgcreate", "lvcreate", "lvs", "pvs", "losetup")
+    loop device over the partition, the file system by mkfs.ext4 into the byte range
+    ``lvs`` and ``pvs`` report."""
+    require("pvcreate", "vgcreate", "lvcreate", "lvextend", "lvs", "pvs", "losetup")
     tree = distro_tree(work / f"{name}.tree", agent=True)
     (tree / "etc/fstab").write_text(
         f"/dev/mapper/{vg.replace('-', '--')}-root / ext4 defaults 0 1\n"
@@ -141,62 +144,30 @@ def lvm_disk(work: Path, name: str, *, vg: str = "azrvg", size: int = 96 * MiB) 
     disk = new_disk(work, size, name)
     sfdisk(disk, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LVM_TYPE}\n")
     start, length = 17 * MiB, size - 18 * MiB
-    loop = run(
-        *("losetup", "--find", "--show", "--offset", str(start), "--sizelimit", str(length)),
-        str(disk),
-    ).strip()
-    lvm_work = work / f"{name}.lvm"
-    lvm_work.mkdir()
+    command = ("losetup", "--find", "--show", "--offset", str(start), "--sizelimit", str(length))
+    loop = run(*command, str(disk)).strip()
+    config = work / f"{name}.lvm"
+    config.mkdir()
+    new_lv = ("lvcreate", "-q", "--activate", "n", "--zero", "n")
+    report = ("--noheadings", "--nosuffix", "--units", "b")
     try:
-        _lvm(lvm_work, loop, "pvcreate", "-q", loop)
-        _lvm(lvm_work, loop, "vgcreate", "-q", vg, loop)
-        _lvm(
-            lvm_work,
-            loop,
-            "lvcreate",
-            "-q",
-            "--activate",
-            "n",
-            "--zero",
-            "n",
-            "-l",
-            "100%FREE",
-            "-n",
-            "root",
-            vg,
-        )
-        ranges = _lvm(
-            lvm_work,
-            loop,
-            "lvs",
-            "--noheadings",
-            "--nosuffix",
-            "--units",
-            "b",
-            "-o",
-            "seg_count,seg_pe_ranges,lv_size",
-            f"{vg}/root",
+        _lvm(config, loop, "pvcreate", "-q", loop)
+        _lvm(config, loop, "vgcreate", "-q", vg, loop)
+        if split:
+            _lvm(config, loop, *new_lv, "-l", "6", "-n", "root", vg)
+            _lvm(config, loop, *new_lv, "-l", "1", "-n", "gap", vg)
+            _lvm(config, loop, "lvextend", "-q", "-l", "+6", f"{vg}/root")
+        else:
+            _lvm(config, loop, *new_lv, "-l", "100%FREE", "-n", "root", vg)
+        segments = _lvm(
+            config, loop, "lvs", "--segments", *report, "-o", "seg_pe_ranges,seg_size", f"{vg}/root"
         ).split()
-        pe_start, extent = (
-            int(n)
-            for n in _lvm(
-                lvm_work,
-                loop,
-                "pvs",
-                "--noheadings",
-                "--nosuffix",
-                "--units",
-                "b",
-                "-o",
-                "pe_start,vg_extent_size",
-                loop,
-            ).split()
-        )
+        pvs = _lvm(config, loop, "pvs", *report, "-o", "pe_start,vg_extent_size", loop).split()
     finally:
         subprocess.run(["losetup", "--detach", loop], capture_output=True, check=False)
-    assert ranges[0] == "1", ranges
-    first = int(ranges[1].rsplit(":", 1)[1].split("-")[0])
-    offset, lv_size = start + pe_start + first * extent, int(ranges[2])
+    assert len(segments) == (4 if split else 2), segments
+    first = int(segments[0].rsplit(":", 1)[1].split("-")[0])
+    offset, lv_size = start + int(pvs[0]) + first * int(pvs[1]), int(segments[1])
     root = work / f"{name}.root.fs"
     with root.open("wb") as file:
         file.truncate(lv_size)

@@ -62,7 +62,7 @@ die() {
 	exit 1
 }
 on_error() {
-	# In a subshell ($(...), pipelines) just fail: the caller reports.
+	# In a subshell just fail: the caller reports.
 	[ "$BASH_SUBSHELL" = 0 ] || exit "$1"
 	$DONE && return
 	DONE=true
@@ -192,9 +192,9 @@ find_disk() {
 	[ -b "$DEVICE" ] || die "$DEVICE is not a block device"
 	if in_use "$DEVICE"; then die "$DEVICE is in use (mounted): not a restored disk, or still mounted"; fi
 }
-# PARTS: the disk's partitions and logical volumes; $WORK/blkid: "DEV KEY=VALUE ..." each.
-# LVM sees this disk's PVs only (not another disk's VG of the same name, or a clone's PVs).
-lvm_() { "$@" --config "devices{filter=[$LVF\"r|.*|\"] global_filter=[$LVF\"r|.*|\"] use_devicesfile=0 obtain_device_list_from_udev=0} $LVC" 2> >(grep -v 'WARNING: Activation disabled' >&2); }
+# PARTS: the disk's partitions and LVs; $WORK/blkid: "DEV KEY=VALUE ..." each. LVM sees
+# this disk's PVs only (not another disk's VG of the same name, or a clone's PVs).
+lvm_() { LVM_SUPPRESS_FD_WARNINGS=1 "$@" --config "devices{filter=[$LVF\"r|.*|\"] global_filter=[$LVF\"r|.*|\"] use_devicesfile=0 obtain_device_list_from_udev=0} $LVC" 2> >(grep -v 'WARNING: Activation disabled' >&2); }
 # No device-mapper: a linear LV is a byte range of its PV, mounted by a loop device.
 map_lvs() { # map_lvs VG_UUID
 	local lv n type attr dev size pe ext
@@ -273,7 +273,7 @@ mount_fs() { # mount_fs DEV DIR [OPTIONS]
 	for i in 1 2 3 4 5; do # an LV of map_lvs: a loop device (gone at umount) over its bytes
 		if [ -n "$lo" ]; then
 			n=$(losetup -f) && IFS=: read -r i j <"/sys/block/${n#/dev/}/dev"
-			[ -b "$n" ] || mknod "$n" b "$i" "$j" # no devtmpfs (a sandbox)
+			[ -b "$n" ] || mknod "$n" b "$i" "$j" || : # no devtmpfs (a sandbox)
 			lo=loop=$n,${lo#loop=*,}
 		fi
 		if mount -o "$opts${lo:+,$lo}" "$dev" "$2"; then MOUNTS+=("$2") && return 0; fi
