@@ -1,7 +1,8 @@
 """A batch of VMs with their root on LVM, prepared for real in one guest sandbox: VGs of the
 same name on several disks at once (one disk a byte copy of another: the same PV and VG
 UUIDs), and an LV the script must refuse without device-mapper (two segments). Each disk
-read back from storage with debugfs at the byte range LVM's own tools gave."""
+read back from storage with debugfs at the byte range LVM's own tools gave; a second run
+changes nothing."""
 
 from __future__ import annotations
 
@@ -104,6 +105,16 @@ async def test_vms_whose_volume_groups_clash_are_prepared_in_one_batch(
         assert "ssh.service" in wants and "walinuxagent" in wants, (vm, wants)
     # The refused LV's first segment holds a root file system: left as it was.
     assert not run.verdicts["split"].ready
+    assert (run.written["split"].uploaded, run.written["split"].cleared) == (0, 0)
     fs = await _lv_fs(storage, "lvm-split", layouts["split"], tmp_path / "split.fs")
     assert "console=ttyS0" not in debugfs(fs, "cat /etc/default/grub")
     assert _sandbox_loops() == before
+
+    # Again: the three prepared ones are found so, nothing changes; the split one still fails.
+    again = await run_guest_script(storage, disks, command.text, [])
+    results = parse_batch(again.stdout, len(disks))
+    assert results is not None, again.stdout
+    assert [(r.ok, r.changes) for r in results[:3]] == [(True, 0)] * 3, results
+    assert not results[3].ok
+    # (A read-write mount of ext4 writes its superblock: only the refused disk is untouched.)
+    assert (again.written["split"].uploaded, again.written["split"].cleared) == (0, 0)
