@@ -7,7 +7,8 @@ base64-encoded in a quoted heredoc, so that even both together stay within
 :data:`~azrestore.restore.scripts.MAX_SCRIPT_BYTES` (the Linux script alone is close to
 it). It runs one job per VM, each the script for that VM's OS-disk LUN, in the background
 (at most ``2 x nproc`` at once), each job's stdout, stderr and exit status in its own
-files; then it prints, as its last line, ``AZRESTORE-BATCH {json}``:
+files, stopped after the job timeout (``timeout``: a hung job fails its VM alone, reported
+as timed out); then it prints, as its last line, ``AZRESTORE-BATCH {json}``:
 ``{"v": 1, "jobs": [[ok, changes, warnings, error, stderr tail], ...]}`` in job order, the
 two strings only for failed jobs and cut so that the line stays under
 :data:`SUMMARY_LIMIT` bytes (Run Command returns only the last 4096 bytes of output) even
@@ -29,6 +30,7 @@ from .scripts import LINUX_SCRIPT, MAX_SCRIPT_BYTES, RunCommandSpec, script_text
 
 __all__ = [
     "BATCH_PREFIX",
+    "DEFAULT_JOB_TIMEOUT",
     "MAX_BATCH_JOBS",
     "OFFLINE_WINDOWS_SCRIPT",
     "SUMMARY_LIMIT",
@@ -46,6 +48,8 @@ BATCH_PREFIX = "AZRESTORE-BATCH "
 OFFLINE_WINDOWS_SCRIPT = "prepare-windows-offline.sh"
 #: The summary line is kept under this many bytes (Run Command keeps the last 4096).
 SUMMARY_LIMIT = 3800
+#: Seconds one job may run before it is stopped (Run Command's own limit is 90 minutes).
+DEFAULT_JOB_TIMEOUT = 1800.0
 #: One job per LUN at most.
 MAX_BATCH_JOBS = 64
 _MAX_LUN = 63
@@ -123,6 +127,7 @@ _BODY = r"""D=$(mktemp -d "${TMPDIR:-/tmp}/azrestore-batch.XXXXXX") || {
 	exit 1
 }
 trap 'rm -rf "$D"' EXIT
+command -v timeout >/dev/null || timeout() { shift 3 && "$@"; }
 unpack() { base64 -d >"$D/$1.gz" && gzip -dc "$D/$1.gz" >"$D/$1"; }
 """
 
@@ -133,7 +138,10 @@ for job in $JOBS; do
 	(
 		s=${job%%:*} lun=${job#*:}
 		if [ -s "$D/s$s" ]; then
-			AZRESTORE_LUN=$lun bash "$D/s$s" "$lun" >"$D/out$n" 2>"$D/err$n" </dev/null
+			# A job past its time is stopped (TERM to its process group: the script's exit
+			# trap unmounts; KILL 30 s later), failing its VM alone.
+			AZRESTORE_LUN=$lun timeout -k 30 "$T" bash "$D/s$s" "$lun" \
+				>"$D/out$n" 2>"$D/err$n" </dev/null
 			echo $? >"$D/rc$n"
 		else
 			echo "the embedded script $s did not unpack" >"$D/err$n"
@@ -166,6 +174,10 @@ for ((i = 0; i < n; i++)); do
 		continue
 	fi
 	e=$(printf '%s' "$line" | sed -n 's/.*"error":"\(\([^"\\]\|\\.\)*\)".*/\1/p')
+	case $rc in
+	124) e="timed out after $T s: stopped${e:+ ($e)}" ;;
+	137) e="killed (timed out after $T s, or out of memory)" ;;
+	esac
 	e=$(printf '%s' "$e" | clean | head -c "$cap")
 	[ -n "$e" ] || e="no result line (exit status $rc)"
 	t=$(tail -n 3 "$D/err$i" 2>/dev/null | clean | tail -c "$cap")
@@ -177,10 +189,14 @@ echo "AZRESTORE-BATCH {\"v\":1,\"jobs\":[$out]}"
 
 
 def batch_command(
-    jobs: Sequence[BatchJob], *, texts: Mapping[str, str] | None = None
+    jobs: Sequence[BatchJob],
+    *,
+    job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    texts: Mapping[str, str] | None = None,
 ) -> RunCommandSpec:
-    """The Run Command that runs ``jobs`` (distinct LUNs) on a Linux helper at once.
-    ``texts`` gives a script's text by name instead of the packaged one (tests)."""
+    """The Run Command that runs ``jobs`` (distinct LUNs) on a Linux helper at once, each
+    stopped after ``job_timeout`` seconds (failing its VM alone). ``texts`` gives a
+    script's text by name instead of the packaged one (tests)."""
     if not 1 <= len(jobs) <= MAX_BATCH_JOBS:
         raise ValueError(f"a batch has 1-{MAX_BATCH_JOBS} jobs, not {len(jobs)}")
     luns = [job.lun for job in jobs]
@@ -192,7 +208,7 @@ def batch_command(
     names = list(dict.fromkeys(job.script for job in jobs))
     parts = [_HEAD]
     spec = " ".join(f"{names.index(job.script)}:{job.lun}" for job in jobs)
-    parts.append(f'JOBS="{spec}" LIMIT={SUMMARY_LIMIT}\n')
+    parts.append(f'JOBS="{spec}" LIMIT={SUMMARY_LIMIT} T={max(1, round(job_timeout))}\n')
     parts.append(_BODY)
     for index, name in enumerate(names):
         marker = f"AZRESTORE-SCRIPT-{index}"

@@ -14,7 +14,8 @@ its VM's OS-disk LUN; on a Windows helper the
 PowerShell script runs once per VM of the batch, one after the other (Run Command runs one
 command at a time per VM), between the batch's one attach and one detach. A job that
 fails fails its VM alone, with its error and stderr tail; a Run Command that fails as a
-whole (a timeout, the agent) fails the batch's VMs.
+whole (a timeout, the agent) fails the batch's VMs; a job past ``job_timeout`` is stopped
+and fails its VM alone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..azure.controlplane import ControlPlane
 from ..errors import AzRestoreError, ControlPlaneError
 from .batching import allocate_luns, free_slots, take_batch
 from .batchscript import (
+    DEFAULT_JOB_TIMEOUT,
     OFFLINE_WINDOWS_SCRIPT,
     BatchJob,
     batch_command,
@@ -79,6 +81,7 @@ class HelperPool:
         users: int,
         window: float,
         max_wait: float | None = None,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
         observer: RestoreObserver | None,
     ) -> None:
         self.control = control
@@ -86,6 +89,7 @@ class HelperPool:
         self.helpers = helpers
         self.window = window
         self.max_wait = 4 * window if max_wait is None else max_wait
+        self.job_timeout = job_timeout
         self.observer = observer
         self.batches: list[Batch] = []
         self._queue: list[_Request] = []
@@ -304,7 +308,7 @@ class HelperPool:
         if self.family == "windows":
             return await self._run_windows(helper, batch, os_luns)
         jobs = [BatchJob(lun, _script_of(r.vm)) for r, lun in zip(batch, os_luns, strict=True)]
-        command = batch_command(jobs)
+        command = batch_command(jobs, job_timeout=self.job_timeout)
         output = await self.control.run_command(
             helper.vm_id, command_id=command.command_id, script=list(command.script)
         )

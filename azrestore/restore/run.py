@@ -190,6 +190,7 @@ class RestoreRun:
                 users=users,
                 window=self.settings.batch_window,
                 max_wait=self.settings.batch_max_wait,
+                job_timeout=self.settings.job_timeout,
                 observer=self.observer,
             )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .batchscript import DEFAULT_JOB_TIMEOUT
+
 
 @dataclass(frozen=True)
 class RestoreSettings:
@@ -34,3 +36,6 @@ class RestoreSettings:
     batch_window: float = 90.0
     #: ... and at most this long after the first VM of the batch came
     batch_max_wait: float = 360.0
+    #: how long one VM's preparation in a Linux helper's batch may run: a job past it is
+    #: stopped and fails that VM alone (the batch's Run Command goes on)
+    job_timeout: float = DEFAULT_JOB_TIMEOUT

@@ -18,8 +18,10 @@ from azrestore.jobs.emulated import emulated_preparation
 from tests.support import plans
 from tests.support.disks import needs_tools
 from tests.support.guestimages import (
+    LvmDisk,
     debugfs,
     exists,
+    extract,
     linux_disk,
     lvm_disk,
     noise_disk,
@@ -144,11 +146,37 @@ async def test_a_disk_the_script_cannot_read_fails_that_vm_alone(
     assert "noise01" not in {vm.name for vm in state.virtual_machines.values()}
 
 
+async def _lv_fs(emulator: Emulator, vm: str, disk: LvmDisk, work: Path) -> Path:
+    """The restored OS disk's root LV, read back from storage where LVM put its bytes."""
+    disk_name = emulator.arm.state().vm(vm).os_disk_id.rsplit("/", 1)[-1]
+    data = await disk_bytes(emulator, disk_name)
+    image = work / f"{vm}.restored.raw"
+    image.write_bytes(data[:-_FOOTER])
+    return extract(image, disk.lv_offset, disk.lv_size, work / f"{vm}.lv.fs")
+
+
+def _assert_lv_prepared(fs: Path, vg: str) -> None:
+    grub = debugfs(fs, "cat /etc/default/grub")
+    assert "console=ttyS0" in grub, grub
+    modules = debugfs(fs, "cat /etc/initramfs-tools/modules")
+    assert all(m in modules for m in ("hv_vmbus", "hv_storvsc", "hv_netvsc")), modules
+    # An LVM name is stable: fstab keeps it.
+    assert debugfs(fs, "cat /etc/fstab").startswith(f"/dev/mapper/{vg}-root / ext4")
+    assert not exists(fs, "/etc/udev/rules.d/70-persistent-net.rules")
+    wants = debugfs(fs, "ls -l /etc/systemd/system/multi-user.target.wants")
+    assert "ssh.service" in wants and "walinuxagent" in wants, wants
+    assert "--dport 22 -j ACCEPT" in debugfs(fs, "cat /etc/iptables/rules.v4")
+
+
 async def test_root_on_lvm(emulator: Emulator, tmp_path: Path) -> None:
-    images = {"lvm01": lvm_disk(tmp_path, "lvm01-os.raw")}
-    report = await run_plan(emulator, await resolve(_plan(tmp_path, images)))
+    disk = lvm_disk(tmp_path, "lvm01-os.raw")
+    report = await run_plan(emulator, await resolve(_plan(tmp_path, {"lvm01": disk.path})))
     assert report.succeeded, [vm.error for vm in report.vms]
-    assert emulator.arm.state().vm("lvm01").agent_status == "Ready"
+    state = emulator.arm.state()
+    assert state.vm("lvm01").agent_status == "Ready"
+    mark = state.disk(state.vm("lvm01").os_disk_id.rsplit("/", 1)[-1]).prepared
+    assert mark is not None and any("/dev/azrvg/root" in e for e in mark.evidence), mark
+    _assert_lv_prepared(await _lv_fs(emulator, "lvm01", disk, tmp_path), "azrvg")
 
 
 async def test_a_windows_vm_is_prepared_by_the_linux_helper_alone(

@@ -1,6 +1,7 @@
 """Real Linux disk images for the tests whose scripts run for real in the emulator's
 guest sandbox (a GPT disk with an ESP and an ext4 root made by ``mkfs.ext4 -d`` from a
-fake distribution tree, or its root on LVM), and reading a restored one back with debugfs.
+fake distribution tree, or its root on an LVM logical volume), and reading a restored one
+back with debugfs.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import os
 import random
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from azrestore.emulator.guest.availability import sandbox_unavailable
 from azrestore.formats.sizes import MiB
@@ -32,14 +32,6 @@ def require_sandbox() -> None:
     reason = sandbox_unavailable()
     if reason is not None:
         unavailable(reason)
-
-
-def require_device_mapper() -> None:
-    """Skip (in CI, fail) without the LVM tools; skip, in CI too, where the kernel has no
-    device-mapper: that is the machine's kernel, which ``make install`` cannot provide."""
-    require("pvcreate", "vgcreate", "lvcreate", "dmsetup")
-    if not Path("/sys/class/misc/device-mapper").exists():
-        pytest.skip("the kernel has no device-mapper: LVM volumes cannot be activated here")
 
 
 def distro_tree(root: Path, *, agent: bool) -> Path:
@@ -102,31 +94,95 @@ def noise_disk(work: Path, name: str, *, size: int = 48 * MiB) -> Path:
     return disk
 
 
-def lvm_disk(work: Path, name: str, *, size: int = 96 * MiB) -> Path:
-    """A GPT disk whose second partition is an LVM PV (VG ``azrvg``, LV ``root``, ext4
-    from :func:`distro_tree` with an agent). Built on a loop device, torn down after."""
-    require_device_mapper()
+@dataclass(frozen=True)
+class LvmDisk:
+    """A disk whose root file system is on LVM: the image, and where the root LV's bytes
+    lie in it (as LVM's own tools reported when they made it)."""
+
+    path: Path
+    lv_offset: int
+    lv_size: int
+
+
+def _lvm(work: Path, device: str, *command: str) -> str:
+    """An LVM command that sees ``device`` alone and never activates, with its own
+    configuration and metadata backups in ``work``."""
+    config = work / "lvm"
+    if not (config / "lvm.conf").exists():
+        config.mkdir(exist_ok=True)
+        (config / "lvm.conf").write_text(
+            f'devices {{ filter = [ "a|^{device}$|", "r|.*|" ] '
+            f'global_filter = [ "a|^{device}$|", "r|.*|" ] use_devicesfile = 0 '
+            "obtain_device_list_from_udev = 0 }\nglobal { activation = 0 }\n"
+            "backup { backup = 0 archive = 0 }\n"
+        )
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "LVM_SYSTEM_DIR": str(config), "LVM_SUPPRESS_FD_WARNINGS": "1"},
+    )
+    assert done.returncode == 0, f"{command}: {done.stderr}"
+    return done.stdout
+
+
+def lvm_disk(
+    work: Path, name: str, *, vg: str = "azrvg", split: bool = False, size: int = 96 * MiB
+) -> LvmDisk:
+    """A GPT disk whose second partition is an LVM PV (VG ``vg``, LV ``root``: one linear
+    segment, or two apart when ``split``) holding an ext4 root made from
+    :func:`distro_tree` with an agent (in the first segment when ``split``). Made without
+    device-mapper: the PV's metadata by pvcreate/vgcreate/lvcreate (never activated) on a
+    loop device over the partition, the file system by mkfs.ext4 into the byte range
+    ``lvs`` and ``pvs`` report."""
+    require("pvcreate", "vgcreate", "lvcreate", "lvextend", "lvs", "pvs", "losetup")
     tree = distro_tree(work / f"{name}.tree", agent=True)
-    (tree / "etc/fstab").write_text("/dev/mapper/azrvg-root / ext4 defaults 0 1\n")
+    (tree / "etc/fstab").write_text(
+        f"/dev/mapper/{vg.replace('-', '--')}-root / ext4 defaults 0 1\n"
+    )
     disk = new_disk(work, size, name)
     sfdisk(disk, f"label: gpt\nstart=2048, size=16M, type={ESP}\ntype={LVM_TYPE}\n")
-    loop = run("losetup", "--find", "--show", "--partscan", str(disk)).strip()
+    start, length = 17 * MiB, size - 18 * MiB
+    command = ("losetup", "--find", "--show", "--offset", str(start), "--sizelimit", str(length))
+    loop = run(*command, str(disk)).strip()
+    config = work / f"{name}.lvm"
+    config.mkdir()
+    new_lv = ("lvcreate", "-q", "--activate", "n", "--zero", "n")
+    report = ("--noheadings", "--nosuffix", "--units", "b")
     try:
-        subprocess.run(["partx", "--add", loop], capture_output=True, check=False)
-        part = f"{loop}p2"
-        if not os.path.exists(part):
-            major, minor = (
-                Path(f"/sys/block/{Path(loop).name}/{Path(part).name}/dev").read_text().split(":")
-            )
-            os.mknod(part, 0o60600, os.makedev(int(major), int(minor)))
-        run("pvcreate", "-q", part)
-        run("vgcreate", "-q", "azrvg", part)
-        run("lvcreate", "-q", "-l", "100%FREE", "-n", "root", "azrvg")
-        run("mkfs.ext4", "-q", "-F", "-d", str(tree), "/dev/azrvg/root")
+        _lvm(config, loop, "pvcreate", "-q", loop)
+        _lvm(config, loop, "vgcreate", "-q", vg, loop)
+        if split:
+            _lvm(config, loop, *new_lv, "-l", "6", "-n", "root", vg)
+            _lvm(config, loop, *new_lv, "-l", "1", "-n", "gap", vg)
+            _lvm(config, loop, "lvextend", "-q", "-l", "+6", f"{vg}/root")
+        else:
+            _lvm(config, loop, *new_lv, "-l", "100%FREE", "-n", "root", vg)
+        segments = _lvm(
+            config, loop, "lvs", "--segments", *report, "-o", "seg_pe_ranges,seg_size", f"{vg}/root"
+        ).split()
+        pvs = _lvm(config, loop, "pvs", *report, "-o", "pe_start,vg_extent_size", loop).split()
     finally:
-        subprocess.run(["vgchange", "-an", "azrvg"], capture_output=True, check=False)
         subprocess.run(["losetup", "--detach", loop], capture_output=True, check=False)
-    return disk
+    assert len(segments) == (4 if split else 2), segments
+    first = int(segments[0].rsplit(":", 1)[1].split("-")[0])
+    offset, lv_size = start + int(pvs[0]) + first * int(pvs[1]), int(segments[1])
+    root = work / f"{name}.root.fs"
+    with root.open("wb") as file:
+        file.truncate(lv_size)
+    run("mkfs.ext4", "-q", "-F", "-d", str(tree), str(root))
+    put(disk, offset, root)
+    root.unlink()
+    return LvmDisk(disk, offset, lv_size)
+
+
+def extract(image: Path, offset: int, size: int, into: Path) -> Path:
+    """``size`` bytes of ``image`` from ``offset`` copied into the file ``into``."""
+    with image.open("rb") as source, into.open("wb") as target:
+        source.seek(offset)
+        target.write(source.read(size))
+    return into
 
 
 def partition(image: Path, number: int, into: Path) -> Path:

@@ -2,7 +2,8 @@
 an OS disk with a working guest agent, by Azure's rules, never by what the script said.
 
 Run inside a guest sandbox (``python -m azrestore.emulator.guest.inspect``): it mounts
-every file system of the sandbox's data disks read-only (LVM volumes activated first),
+every file system of the sandbox's data disks read-only (LVM volumes activated first; where
+the kernel has no device-mapper, a linear LV through a loop device over its byte range),
 judges it, and prints one JSON object ``{"LUN": {"ready": bool, "os": ..., "evidence":
 [...], "problems": [...]}}``. Standard library only; blocking (it is its own process).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -215,45 +217,139 @@ def judge_windows(root: Path, verdict: Verdict) -> None:
     verdict.ready = rdp and agent
 
 
-def _blkid_type(device: str) -> str:
-    return _run("blkid", "-p", "-s", "TYPE", "-o", "value", device).stdout.strip()
+@dataclass(frozen=True)
+class _Volume:
+    """Somewhere a file system may be: a device, or (an LV mapped without device-mapper)
+    ``size`` bytes of it from ``offset``."""
+
+    name: str
+    device: str
+    offset: int | None = None
+    size: int | None = None
+
+    def range_args(self, blkid: bool) -> list[str]:
+        if self.offset is None:
+            return []
+        if blkid:
+            return ["-O", str(self.offset), "-S", str(self.size)]
+        return [f"offset={self.offset},sizelimit={self.size}"]
 
 
-def _volumes(lun_link: Path) -> tuple[list[str], list[str]]:
-    """The disk's devices to look at (itself, partitions, LVM volumes) and its VGs."""
+def _blkid_type(volume: _Volume) -> str:
+    command = ["blkid", "-p", *volume.range_args(True), "-s", "TYPE", "-o", "value"]
+    return _run(*command, volume.device).stdout.strip()
+
+
+def _device_mapper() -> bool:
+    return Path("/dev/mapper/control").exists() and _run("dmsetup", "version").returncode == 0
+
+
+def _lvm(devices: list[str], active: bool, *command: str) -> subprocess.CompletedProcess[str]:
+    """An LVM command that sees ``devices`` alone (another disk's VG of the same name, or a
+    clone's PVs, are not this disk's); without device-mapper, one that never activates."""
+    accept = "".join(f'"a|^{device}$|",' for device in devices)
+    config = (
+        f'devices{{filter=[{accept}"r|.*|"] global_filter=[{accept}"r|.*|"] '
+        "use_devicesfile=0 obtain_device_list_from_udev=0}"
+    )
+    if not active:
+        config += " global{activation=0}"
+    return _run(*command, "--config", config)
+
+
+def _mapped(devices: list[str], uuid: str) -> list[_Volume]:
+    """The VG's LVs that are one linear segment, as byte ranges of their PVs."""
+    found = []
+    lvs = _lvm(
+        devices,
+        False,
+        *("lvs", "--noheadings", "--nosuffix", "--units", "b", "--select", f"vg_uuid={uuid}"),
+        *("-o", "lv_path,seg_count,segtype,lv_attr,devices,lv_size"),
+    ).stdout
+    for line in lvs.splitlines():
+        fields = line.split()
+        if len(fields) != 6 or fields[1:3] != ["1", "linear"] or fields[3][0] != "-":
+            continue
+        device, _, first = fields[4].partition("(")
+        pvs = _lvm(
+            devices,
+            False,
+            *("pvs", "--noheadings", "--nosuffix", "--units", "b"),
+            *("-o", "pe_start,vg_extent_size", device),
+        ).stdout.split()
+        if len(pvs) != 2 or not first.rstrip(")").isdigit():
+            continue
+        offset = int(pvs[0]) + int(first.rstrip(")")) * int(pvs[1])
+        found.append(_Volume(fields[0], device, offset, int(fields[5])))
+    return found
+
+
+def _volumes(lun_link: Path) -> tuple[list[_Volume], list[tuple[list[str], str]]]:
+    """The disk's places to look at (itself, partitions, LVM volumes: activated where
+    device-mapper is, else mapped) and the VGs activated."""
     devices = [str(lun_link.resolve())]
     devices += [str(p.resolve()) for p in sorted(_AZURE.glob(f"{lun_link.name}-part*"))]
-    groups: list[str] = []
-    for device in list(devices):
-        if _blkid_type(device) != "LVM2_member":
+    volumes = [_Volume(device, device) for device in devices]
+    active = _device_mapper()
+    groups: list[tuple[list[str], str]] = []
+    seen: set[str] = set()
+    for volume in list(volumes):
+        if _blkid_type(volume) != "LVM2_member":
             continue
-        group = _run("pvs", "--noheadings", "-o", "vg_name", device).stdout.strip()
-        if not group or group in groups:
+        pvs = _lvm(devices, active, "pvs", "--noheadings", "-o", "vg_uuid", volume.device)
+        uuid = pvs.stdout.strip()
+        if not uuid or uuid in seen:
             continue
-        if _run("vgchange", "-ay", group).returncode != 0:
+        seen.add(uuid)
+        if not active:
+            volumes += _mapped(devices, uuid)
             continue
-        groups.append(group)
-        lvs = _run("lvs", "--noheadings", "-o", "lv_path", group).stdout.split()
-        devices += lvs
-    return devices, groups
+        select = ("--select", f"vg_uuid={uuid}")
+        if _lvm(devices, True, "vgchange", "-ay", *select).returncode != 0:
+            continue
+        groups.append((devices, uuid))
+        lvs = _lvm(devices, True, "lvs", "--noheadings", "-o", "lv_path", *select).stdout
+        volumes += [_Volume(lv, lv) for lv in lvs.split()]
+    return volumes, groups
+
+
+def _loop_node() -> str:
+    """The next free loop device, with a node in this /dev (which has no devtmpfs)."""
+    name = _run("losetup", "-f").stdout.strip()
+    path = Path(name)
+    if name and not path.exists():
+        major, minor = (Path("/sys/block") / path.name / "dev").read_text().split(":")
+        os.mknod(path, 0o600 | stat.S_IFBLK, os.makedev(int(major), int(minor)))
+    return name
+
+
+def _mount(volume: _Volume, kind: str, where: str) -> subprocess.CompletedProcess[str]:
+    if kind == "ntfs":
+        return _run("ntfs-3g", "-o", "ro", volume.device, where)
+    options = _LINUX_FS[kind]
+    if volume.offset is None:
+        return _run("mount", "-t", kind, "-o", options, volume.device, where)
+    for _ in range(5):  # another sandbox may take the free loop device first
+        loop = f"loop={_loop_node()},{volume.range_args(False)[0]}"
+        done = _run("mount", "-t", kind, "-o", f"{options},{loop}", volume.device, where)
+        if done.returncode == 0:
+            break
+    return done
 
 
 def judge_disk(lun_link: Path) -> Verdict:
     """Judge one data disk of the sandbox."""
     verdict = Verdict()
-    devices, groups = _volumes(lun_link)
+    volumes, groups = _volumes(lun_link)
     try:
-        for device in devices:
-            kind = _blkid_type(device)
-            if kind not in _LINUX_FS and kind != "ntfs":
+        for volume in volumes:
+            kind = _blkid_type(volume)
+            if kind not in _LINUX_FS and (kind != "ntfs" or volume.offset is not None):
                 continue
             with tempfile.TemporaryDirectory(prefix="azrestore-inspect.") as where:
-                if kind == "ntfs":
-                    mount = _run("ntfs-3g", "-o", "ro", device, where)
-                else:
-                    mount = _run("mount", "-t", kind, "-o", _LINUX_FS[kind], device, where)
+                mount = _mount(volume, kind, where)
                 if mount.returncode != 0:
-                    verdict.problems.append(f"cannot mount {device} ({kind})")
+                    verdict.problems.append(f"cannot mount {volume.name} ({kind})")
                     continue
                 try:
                     found = Verdict()
@@ -264,11 +360,11 @@ def judge_disk(lun_link: Path) -> Verdict:
                 finally:
                     _run("umount", where)
             if found.os is not None:
-                found.evidence.insert(0, f"{found.os} on {device} ({kind})")
+                found.evidence.insert(0, f"{found.os} on {volume.name} ({kind})")
                 return found
     finally:
-        for group in groups:
-            _run("vgchange", "-an", group)
+        for devices, uuid in groups:
+            _lvm(devices, True, "vgchange", "-an", "--select", f"vg_uuid={uuid}")
     verdict.problems.append("no operating system found")
     return verdict
 

@@ -15,7 +15,7 @@ umask 022
 export LC_ALL=C PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 ROOT="" DEVICE="" LUN="${AZRESTORE_LUN:-}" FSTAB_MAP="" CHROOT="" MODE=root DISTRO="" MNT=""
-CHANGES=() NOTES=() WARNINGS=() PENDING=() MOUNTS=() VGS=() PARTS=()
+CHANGES=() NOTES=() WARNINGS=() PENDING=() MOUNTS=() VGS=() PARTS=() LVF="" LVC=""
 WAAGENT=false CLOUD_INIT=false HOOK=false DONE=false LAST=0 ADDED_ARGS="" SSH_PORTS=22
 KERNEL_ARGS="console=ttyS0,115200n8 earlyprintk=ttyS0 rootdelay=300"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/azrestore.XXXXXX")
@@ -62,7 +62,7 @@ die() {
 	exit 1
 }
 on_error() {
-	# In a subshell ($(...), pipelines) just fail: the caller reports.
+	# In a subshell just fail: the caller reports.
 	[ "$BASH_SUBSHELL" = 0 ] || exit "$1"
 	$DONE && return
 	DONE=true
@@ -75,7 +75,7 @@ cleanup() {
 	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
 		umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" >&2 || true
 	done
-	for i in "${VGS[@]}"; do vgchange -an "$i" >/dev/null 2>&1 || true; done
+	for i in "${VGS[@]}"; do lvm_ vgchange -an --select "vg_uuid=$i" >/dev/null 2>&1 || true; done
 	# rmdir, never rm -r: a mount point that failed to unmount holds the restored disk.
 	[ -z "$MNT" ] || rmdir "$MNT" 2>/dev/null || true
 	rm -rf "$WORK"
@@ -84,10 +84,9 @@ cleanup() {
 trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
 trap cleanup EXIT
 
-# --- paths in the restored system --------------------------------------------------------
+# --- paths in the restored system ---
 
-# r PATH: where the restored system's PATH is, following its symlinks inside ROOT, so that
-# an absolute link (/etc/x -> /usr/x) never leads to the helper's own files.
+# r PATH: PATH of the restored system, its symlinks (/etc/x -> /usr/x too) followed in ROOT.
 r() {
 	local rest=${1#/} out="" part link n=0
 	while [ -n "$rest" ]; do
@@ -133,8 +132,7 @@ commit() {
 	LAST=1
 	[ -z "$2" ] || changed "$2"
 }
-# link PATH TARGET WHAT: PATH becomes a symlink to TARGET (a path in the restored system),
-# unless it is one already to the same file (/lib/x and /usr/lib/x with a merged /usr).
+# link PATH TARGET WHAT: PATH becomes a symlink to TARGET, unless it leads there already.
 link() {
 	local p
 	p=$(rd "$1")
@@ -144,8 +142,7 @@ link() {
 	ln -s "$2" "$p"
 	changed "$3"
 }
-# mark NAME TEXT: boot files to regenerate; kept on the disk until done, so that a later
-# run (with a chroot) still does it.
+# mark NAME TEXT: boot files to regenerate, kept on the disk until a chroot run does it.
 mark() {
 	local f
 	f=$(r "$MARKS/pending-$1")
@@ -168,7 +165,7 @@ unit_dir() { # unit_dir NAME: the directory holding the unit file NAME, if any
 	done
 }
 
-# --- the disk: find it and mount its root (not with --root) -------------------------------
+# --- the disk: find it and mount its root (not with --root) ---
 
 in_use() { # in_use DEV: is DEV, or anything on it, mounted?
 	local mounts
@@ -195,28 +192,54 @@ find_disk() {
 	[ -b "$DEVICE" ] || die "$DEVICE is not a block device"
 	if in_use "$DEVICE"; then die "$DEVICE is in use (mounted): not a restored disk, or still mounted"; fi
 }
-# PARTS: the disk's partitions and logical volumes; $WORK/blkid: "DEV KEY=VALUE ..." each.
+# PARTS: the disk's partitions and LVs; $WORK/blkid: "DEV KEY=VALUE ..." each. LVM sees
+# this disk's PVs only (not another disk's VG of the same name, or a clone's PVs).
+lvm_() { LVM_SUPPRESS_FD_WARNINGS=1 "$@" --config "devices{filter=[$LVF\"r|.*|\"] global_filter=[$LVF\"r|.*|\"] use_devicesfile=0 obtain_device_list_from_udev=0} $LVC" 2> >(grep -v 'WARNING: Activation disabled' >&2); }
+# No device-mapper: a linear LV is a byte range of its PV, mounted by a loop device.
+map_lvs() { # map_lvs VG_UUID
+	local lv n type attr dev size pe ext
+	while read -r lv n type attr dev size; do
+		if [ "$n" != 1 ] || [ "$type" != linear ] || [ "${attr:0:1}" != - ] || [ "${dev%\(*}" = "$dev" ]; then
+			say "LV $vg/$lv ($type, $n segments, $attr) skipped: not one linear segment (no device-mapper)" >&2
+			continue
+		fi
+		n=${dev#*\(} && dev=${dev%\(*}
+		read -r pe ext < <(lvm_ pvs --noheadings --nosuffix --units b -o pe_start,vg_extent_size "$dev")
+		say "/dev/$vg/$lv $dev offset=$((pe + ${n%\)} * ext)),sizelimit=$size /dev/mapper/${vg//-/--}-${lv//-/--}" >>"$WORK/lvmap"
+		PARTS+=("/dev/$vg/$lv")
+	done < <(lvm_ lvs --noheadings --nosuffix --units b -o lv_name,seg_count,segtype,lv_attr,devices,lv_size --select "vg_uuid=$1")
+}
 probe() {
-	local name type part vg uuid
+	local name type part vg uuid vgs=() l
 	while read -r name type; do
-		if [ "$type" = part ] || [ "$name" = "$DEVICE" ]; then PARTS+=("$name"); fi
+		if [ "$type" = part ] || [ "$name" = "$DEVICE" ]; then PARTS+=("$name") && LVF+="\"a|^$name\$|\","; fi
 	done < <(lsblk -lnpo NAME,TYPE "$DEVICE")
+	: >"$WORK/lvmap"
 	for part in "${PARTS[@]}"; do
 		[ "$(blkid -p -s TYPE -o value "$part" 2>/dev/null || true)" = LVM2_member ] || continue
 		command -v vgchange >/dev/null || die "$part is an LVM volume and the helper has no LVM tools (lvm2)"
-		vg=$(pvs --noheadings -o vg_name "$part" | tr -d ' ')
-		uuid=$(pvs --noheadings -o vg_uuid "$part" | tr -d ' ')
-		[ -n "$vg" ] || continue
-		case " ${VGS[*]} " in *" $vg "*) continue ;; esac
-		if [ "$(vgs --noheadings -o vg_name | tr -d ' ' | grep -cx "$vg")" -gt 1 ]; then
-			die "volume group $vg exists on the helper too; use a helper without one of that name"
-		fi
-		vgchange -ay --select "vg_uuid=$uuid" >/dev/null
-		VGS+=("$vg")
-		while read -r part; do PARTS+=("$part"); done < <(lvs --noheadings -o lv_path "$vg" | tr -d ' ')
+		[ -e /dev/mapper/control ] && dmsetup version >/dev/null 2>&1 || LVC="global{activation=0}"
+		read -r vg uuid < <(lvm_ pvs --noheadings -o vg_name,vg_uuid "$part") || continue
+		case " ${vgs[*]} " in *" $vg:$uuid "*) ;; *) vgs+=("$vg:$uuid") ;; esac
+	done
+	# Active LVs are named after their VG: batch jobs sharing a VG name or UUID take turns.
+	if [ -z "$LVC" ]; then
+		for l in $(printf '%s\n' "${vgs[@]%:*}" "${vgs[@]#*:}" | sort -u); do exec {name}>"/run/lock/azrestore-vg-$l" && flock "$name"; done
+	fi
+	for l in "${vgs[@]}"; do
+		vg=${l%:*} uuid=${l#*:}
+		if [ -n "$LVC" ]; then map_lvs "$uuid" && continue; fi
+		! dmsetup ls | grep -q "^${vg//-/--}-[^-]" || die "volume group $vg exists on the helper too; use a helper without one of that name"
+		lvm_ vgchange -ay --select "vg_uuid=$uuid" >/dev/null
+		VGS+=("$uuid")
+		while read -r part; do PARTS+=("$part"); done < <(lvm_ lvs --noheadings -o lv_path --select "vg_uuid=$uuid" | tr -d ' ')
 	done
 	for part in "${PARTS[@]}"; do
-		say "$part $(blkid -p -o export "$part" 2>/dev/null | tr '\n' ' ' || true)"
+		set -- "$part"
+		if read -r _ name type _ < <(grep "^$part " "$WORK/lvmap"); then
+			type=${type#offset=} && set -- -O "${type%,*}" -S "${type#*=}" "$name"
+		fi
+		say "$part $(blkid -p -o export "$@" 2>/dev/null | tr '\n' ' ' || true)"
 	done >"$WORK/blkid"
 }
 fs_of() { awk -v d="$1" '$1 == d { for (i = 2; i <= NF; i++) if (sub(/^TYPE=/, "", $i)) print $i }' "$WORK/blkid"; }
@@ -230,6 +253,7 @@ by_spec() {
 		awk -v kv="$key=${1#*=}" 'index(" " $0 " ", " " kv " ") { print $1; exit }' "$WORK/blkid"
 		;;
 	/dev/mapper/* | /dev/*/*)
+		awk -v s="$1" '$1 == s || $4 == s { print $1 }' "$WORK/lvmap"
 		dev=$(readlink -f "$1" 2>/dev/null || true)
 		for key in "${PARTS[@]}"; do [ "$(readlink -f "$key")" != "$dev" ] || say "$key"; done
 		;;
@@ -243,10 +267,19 @@ part_dev() { # part_dev N: partition N of DEVICE
 	done
 }
 mount_fs() { # mount_fs DEV DIR [OPTIONS]
-	local opts=${3:-rw}
+	local opts=${3:-rw} dev=$1 lo="" n i j
 	[ "$(fs_of "$1")" != xfs ] || opts+=,nouuid # a clone of the helper's image shares its UUID
-	mount -o "$opts" "$1" "$2" || return 1
-	MOUNTS+=("$2")
+	read -r _ dev lo _ < <(grep "^$1 " "$WORK/lvmap") || dev=$1
+	for i in 1 2 3 4 5; do # an LV of map_lvs: a loop device (gone at umount) over its bytes
+		if [ -n "$lo" ]; then
+			n=$(losetup -f) && IFS=: read -r i j <"/sys/block/${n#/dev/}/dev"
+			[ -b "$n" ] || mknod "$n" b "$i" "$j" || : # no devtmpfs (a sandbox)
+			lo=loop=$n,${lo#loop=*,}
+		fi
+		if mount -o "$opts${lo:+,$lo}" "$dev" "$2"; then MOUNTS+=("$2") && return 0; fi
+		[ -n "$lo" ] || return 1
+	done
+	return 1
 }
 mount_disk() {
 	local part fs sub spec found
@@ -290,7 +323,7 @@ bind_for_chroot() {
 }
 in_root() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C AZR_ARGS="${2:-}" chroot "$ROOT" /bin/sh -c "$1"; }
 
-# --- sshd and the firewalls --------------------------------------------------------------
+# --- sshd and the firewalls ---
 
 do_sshd() {
 	local unit="" dir="" name cfg files=()
@@ -392,7 +425,7 @@ do_iptables() {
 	fi
 }
 
-# --- the Azure agent ---------------------------------------------------------------------
+# --- the Azure agent ---
 
 do_agent() {
 	local name dir
@@ -412,9 +445,8 @@ do_agent() {
 		if $CLOUD_INIT; then note "agent: waagent and cloud-init found"; else note "agent: waagent found"; fi
 		return 0
 	fi
-	# No waagent: install WALinuxAgent from the distribution's repositories at first boot
-	# (the VM agent reports Ready and runs extensions; cloud-init alone does neither).
-	# Retried at every boot until it succeeds.
+	# No waagent (cloud-init alone reports no Ready): WALinuxAgent from the distribution's
+	# repositories at first boot, retried at every boot until it succeeds.
 	cat >"$NEW" <<'EOF'
 #!/bin/sh
 # Installed by azrestore: installs the Azure Linux agent (WALinuxAgent) once.
@@ -465,7 +497,7 @@ EOF
 	else warn "agent: no waagent or cloud-init: WALinuxAgent installed at first boot"; fi
 }
 
-# --- boot: kernel command line, initramfs ------------------------------------------------
+# --- boot: kernel command line, initramfs ---
 
 do_cmdline() {
 	local grub=/etc/default/grub cur arg pat add=""
@@ -551,7 +583,7 @@ do_regenerate() {
 	done
 }
 
-# --- fstab -------------------------------------------------------------------------------
+# --- fstab ---
 
 # Names tied to the old hardware (gone in Azure); UUID=, LABEL=, LVM and md names are not.
 unstable() {
@@ -643,7 +675,7 @@ do_fstab() {
 	if [ $n -gt 0 ]; then commit "$f" ""; else commit "$f" "fstab: normalised"; fi
 }
 
-# --- network -----------------------------------------------------------------------------
+# --- network ---
 
 do_net_rules() {
 	local p
@@ -722,7 +754,7 @@ do_network() {
 	fi
 }
 
-# --- main --------------------------------------------------------------------------------
+# --- main ---
 
 usage() {
 	sed -n '3,11p' "$0" >&2 2>/dev/null || true

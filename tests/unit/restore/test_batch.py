@@ -25,13 +25,21 @@ from azrestore.restore.batchscript import (
 )
 from azrestore.restore.scripts import LINUX_SCRIPT, MAX_SCRIPT_BYTES
 
-#: A stand-in for prepare-linux.sh: fails for the LUNs in $FAIL_LUNS with a long error
-#: and stderr, else reports two changes and a warning.
+#: A stand-in for prepare-linux.sh: hangs for the LUNs in $HANG_LUNS (until stopped),
+#: fails for those in $FAIL_LUNS with a long error and stderr, else reports two changes
+#: and a warning.
 FAKE = r"""#!/bin/bash
 lun=${AZRESTORE_LUN:?}
 echo "changed: one on $lun"
 echo "changed: two"
 echo "warning: look"
+for h in ${HANG_LUNS:-}; do
+	if [ "$h" = "$lun" ]; then
+		trap 'echo "lun $lun: stopped, cleaning up" >&2; exit 143' TERM
+		sleep 300 &
+		wait
+	fi
+done
 for f in ${FAIL_LUNS:-}; do
 	if [ "$f" = "$lun" ]; then
 		for i in $(seq 1 50); do echo "stderr line $i of lun $lun \"quoted\" \\ back" >&2; done
@@ -122,10 +130,11 @@ def test_scripts_too_big_together_go_in_separate_batches() -> None:
     assert batch_fits({LINUX_SCRIPT, OFFLINE_WINDOWS_SCRIPT}, texts=small)
 
 
-def _run(script: Path, fail: str = "") -> str:
+def _run(script: Path, fail: str = "", hang: str = "") -> str:
+    env = {"PATH": "/usr/bin:/bin", "FAIL_LUNS": fail, "HANG_LUNS": hang}
     result = subprocess.run(
         ["bash", str(script)],
-        env={"PATH": "/usr/bin:/bin", "FAIL_LUNS": fail, "TMPDIR": str(script.parent)},
+        env={**env, "TMPDIR": str(script.parent)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -135,8 +144,9 @@ def _run(script: Path, fail: str = "") -> str:
     return result.stdout
 
 
-def _write(tmp_path: Path, jobs: list[BatchJob]) -> Path:
-    command = batch_command(jobs, texts={LINUX_SCRIPT: FAKE, OFFLINE_WINDOWS_SCRIPT: FAKE})
+def _write(tmp_path: Path, jobs: list[BatchJob], job_timeout: float = 60) -> Path:
+    texts = {LINUX_SCRIPT: FAKE, OFFLINE_WINDOWS_SCRIPT: FAKE}
+    command = batch_command(jobs, job_timeout=job_timeout, texts=texts)
     path = tmp_path / "batch.sh"
     path.write_text(command.text)
     return path
@@ -155,6 +165,21 @@ def test_one_failing_job_fails_alone_with_its_stderr_tail(tmp_path: Path) -> Non
     assert "stderr line 50 of lun 7" in failed.stderr_tail
     assert "stderr line 50 of lun 7" in failed.describe()
     # Nothing of the jobs' temporary files is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["batch.sh"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_a_hanging_job_is_stopped_at_its_timeout_and_fails_alone(tmp_path: Path) -> None:
+    jobs = [BatchJob(2), BatchJob(5), BatchJob(8)]
+    stdout = _run(_write(tmp_path, jobs, job_timeout=1), hang="5")
+    results = parse_batch(stdout, len(jobs))
+    assert results is not None
+    assert [r.ok for r in results] == [True, False, True]
+    hung = results[1]
+    assert hung.error is not None and hung.error.startswith("timed out after 1 s: stopped")
+    # Stopped by TERM, so that the script's own exit trap cleans up (unmounts).
+    assert "lun 5: stopped, cleaning up" in hung.stderr_tail
+    assert "job 1: failed: timed out after 1 s" in stdout
     assert [p.name for p in tmp_path.iterdir()] == ["batch.sh"]
 
 
