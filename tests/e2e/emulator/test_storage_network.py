@@ -37,8 +37,9 @@ async def test_blob_request_target_answers_server_busy_with_retry_after(
 ) -> None:
     page_blob(storage, "busy", MiB)
     page_blob(storage, "calm", MiB)
-    # Three requests' burst and one a second after: the fourth and fifth in a row are over.
-    gateway.set_network(NetworkModel(blob_targets=Targets(requests=1, burst=3)))
+    # A burst of three requests, then one every 100 s: the fourth and fifth in a row are
+    # over (however slow the machine, no token comes back meanwhile).
+    gateway.set_network(NetworkModel(blob_targets=Targets(requests=0.01, burst=300)))
     url = storage.sas_url("busy")
     results = [await put_page(http, url, bytes([i + 1]) * 512, i * 512) for i in range(5)]
     assert [status for status, _, _ in results] == [201, 201, 201, 503, 503]
@@ -46,8 +47,9 @@ async def test_blob_request_target_answers_server_busy_with_retry_after(
     assert_azure_error(status, headers, body, 503, "ServerBusy")
     assert b"The server is currently unable to receive requests." in body
     # Whole seconds, rounded up, as HTTP has it; the exact wait in milliseconds beside.
-    assert headers["Retry-After"] == "1"
-    assert 0 < int(headers["x-ms-retry-after-ms"]) <= 1000
+    wait_ms = int(headers["x-ms-retry-after-ms"])
+    assert 90_000 < wait_ms <= 100_000
+    assert int(headers["Retry-After"]) == -(-wait_ms // 1000)
     # Another blob has its own targets.
     assert (await put_page(http, storage.sas_url("calm"), b"c" * 512, 0))[0] == 201
     assert written(storage, "busy") == [(0, 3 * 512 - 1)]
@@ -65,7 +67,8 @@ async def test_blob_byte_target(
     storage: StorageTarget, gateway: GatewayThread, http: aiohttp.ClientSession
 ) -> None:
     page_blob(storage, "bytes", 4 * MiB)
-    gateway.set_network(NetworkModel(blob_targets=Targets(bytes=MiB, burst=1)))
+    # 1 MiB of burst, refilled at 1 KiB/s: the third half MiB in a row is over.
+    gateway.set_network(NetworkModel(blob_targets=Targets(bytes=1024, burst=1024)))
     url = storage.sas_url("bytes")
     half = MiB // 2
     statuses = [(await put_page(http, url, b"b" * half, i * half))[0] for i in range(3)]
@@ -78,7 +81,7 @@ async def test_account_request_target_spans_blobs(
 ) -> None:
     for name in ("a", "b", "c"):
         page_blob(storage, name, MiB)
-    gateway.set_network(NetworkModel(account_targets=Targets(requests=1, burst=2)))
+    gateway.set_network(NetworkModel(account_targets=Targets(requests=0.01, burst=200)))
     results = [await put_page(http, storage.sas_url(n), b"x" * 512, 0) for n in ("a", "b", "c")]
     assert [status for status, _, _ in results] == [201, 201, 503]
     assert_azure_error(*results[2], 503, "ServerBusy")
