@@ -2,7 +2,12 @@
 the gateway (run as its own process, as `azrestore emulator` runs it in front of Azurite),
 alternating, in one run. Prints JSON with the medians and the ratio.
 
-    python -m benchmarks.gateway [--size-mib 1024] [--repeat 3]
+    python -m benchmarks.gateway [--size-mib 1024] [--repeat 3] [--link SPEC]
+        [--blob-targets SPEC]
+
+``--link`` and ``--blob-targets`` give the gateway a link like Azure's (as ``azrestore
+emulator`` takes them); ``python -m benchmarks.link`` measures azrestore through it against
+the least time the targets allow.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--link", metavar="SPEC", help="the gateway's link, e.g. rtt=40ms")
+    parser.add_argument("--blob-targets", metavar="SPEC", help="e.g. standard")
     parser.add_argument(
         "--json-out",
         default="",
@@ -61,8 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         make_dense(image, args.size_mib << 20)
         with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
             service.create_container(CONTAINER)
+        network = [
+            *(["--link", args.link] if args.link else []),
+            *(["--blob-targets", args.blob_targets] if args.blob_targets else []),
+        ]
         gateway = subprocess.Popen(
-            [sys.executable, "-m", "azrestore.emulator.storage", "--upstream", azurite.account_url],
+            [
+                sys.executable,
+                "-m",
+                "azrestore.emulator.storage",
+                "--upstream",
+                azurite.account_url,
+                *network,
+            ],
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
@@ -98,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "versions": results.versions(),
         "size_mib": args.size_mib,
         "repeat": args.repeat,
+        "link": args.link,
+        "blob_targets": args.blob_targets,
     }
     for label, measured in runs.items():
         wall = statistics.median(r["wall_s"] for r in measured)

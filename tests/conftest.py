@@ -22,7 +22,7 @@ from azrestore.emulator.azurite import (
     EmulatorError,
     find_azurite,
 )
-from azrestore.emulator.storage import GatewayThread
+from azrestore.emulator.storage import GatewayThread, NetworkModel
 from tests.support.storage import StorageTarget
 from tests.support.tools import require, unavailable
 
@@ -87,15 +87,18 @@ def gateway(azurite: AzuriteProcess) -> Iterator[GatewayThread]:
 
 @pytest.fixture(autouse=True)
 def _clean_gateway(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Give each test that uses the gateway no fault rules and zeroed statistics."""
+    """Give each test that uses the gateway no fault rules, a loopback link without
+    targets, and zeroed statistics."""
     if "gateway" not in request.fixturenames:
         yield
         return
     thread: GatewayThread = request.getfixturevalue("gateway")
     thread.set_rules(())
+    thread.set_network(NetworkModel())
     thread.reset_statistics()
     yield
     thread.set_rules(())
+    thread.set_network(NetworkModel())
 
 
 @pytest.fixture

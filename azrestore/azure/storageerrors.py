@@ -3,8 +3,9 @@ socket's exceptions, and error statuses, are translated here and nowhere else.""
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from time import time
@@ -69,7 +70,7 @@ async def raise_for_status(
     message = f"{where}: {what}: {response.status} {code or response.reason}"
     if detail:
         message += f": {redact_text(detail)}"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = retry_after_of(response.headers)
     if response.status == 407:  # from the forward proxy, for an http:// target
         message += PROXY_AUTH_HINT
     if response.status == 403 and code == "AuthenticationFailed":
@@ -83,14 +84,32 @@ async def raise_for_status(
     )
 
 
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """The seconds an answer asks to wait: ``x-ms-retry-after-ms`` or ``retry-after-ms``
+    (milliseconds, as azure-core reads them first), else ``Retry-After`` (whole seconds
+    or an HTTP date)."""
+    for name in ("x-ms-retry-after-ms", "retry-after-ms"):
+        value = headers.get(name)
+        if value:
+            try:
+                milliseconds = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(milliseconds):
+                return max(0.0, milliseconds / 1000)
+    return parse_retry_after(headers.get("Retry-After"))
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time())
     except (TypeError, ValueError):

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -33,6 +33,9 @@ from ..sources.locations import is_url
 from ..transfer.config import TransferConfig
 from ..transfer.progress import ProgressEvent
 from .environment import CONNECTION_STRING_ENV, STORAGE_ACCOUNT_ENV, default_journal_dir
+
+if TYPE_CHECKING:
+    from ..emulator.storage.network import NetworkModel
 
 
 @dataclass
@@ -165,12 +168,14 @@ async def run_restore(
     journal_dir: Path | None = None,
     restart: bool = False,
     scripts: str = "auto",
+    network: NetworkModel | None = None,
 ) -> RestoreReport:
     """Resolve the plan, then run it against the Azure the environment names, or against
     a fresh local emulator; through the forward proxies ``proxy`` names. Journals go in
     ``journal_dir``, else the default folder the environment names (a fresh emulator's
     runs keep none: nothing of theirs outlives them). ``scripts``: how the emulator's
-    Linux helper answers the preparation scripts (run, record, auto)."""
+    Linux helper answers the preparation scripts (run, record, auto); ``network``: the
+    emulator's storage link and targets."""
     if emulator:
         return await run_emulated_restore(
             plan_path,
@@ -179,6 +184,7 @@ async def run_restore(
             observer=view,
             proxy=proxy,
             scripts=cast(ScriptsChoice, scripts),
+            network=network,
             notice=lambda message: print(f"note: {message}", file=sys.stderr, flush=True),
         )
     settings = RestoreSettings(

@@ -26,7 +26,7 @@ from azrestore.emulator.arm.core import ScriptsMode
 from azrestore.emulator.azurite import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteProcess
 from azrestore.emulator.guest.availability import sandbox_unavailable
 from azrestore.emulator.lifecycle import AsyncStartStop
-from azrestore.emulator.storage import FaultRule, SasRefusal, StorageGateway
+from azrestore.emulator.storage import FaultRule, NetworkModel, SasRefusal, StorageGateway
 
 __all__ = ["Emulator"]
 
@@ -46,6 +46,10 @@ class Emulator(AsyncStartStop):
     machine cannot: not root, no loop devices), ``record`` only marks the data disks
     prepared, ``auto`` (the default) runs where the machine can and records elsewhere,
     saying why once (a logged warning, and :meth:`info`'s ``scripts``).
+
+    ``network`` puts a link between clients and the storage gateway, and Azure's
+    scalability targets (:class:`~azrestore.emulator.storage.NetworkModel`; the default is
+    loopback, no targets).
     """
 
     def __init__(
@@ -62,10 +66,12 @@ class Emulator(AsyncStartStop):
         azurite_port: int = 0,
         token: str | None = None,
         scripts: ScriptsMode = "auto",
+        network: NetworkModel | None = None,
     ) -> None:
         if scripts not in ("run", "record", "auto"):
             raise ValueError(f"scripts must be run, record or auto, not {scripts!r}")
         self._scripts = scripts
+        self._network = network or NetworkModel()
         self._time_factor = time_factor
         self._subscription_id = subscription_id
         self._arm_rules = tuple(arm_rules)
@@ -126,6 +132,7 @@ class Emulator(AsyncStartStop):
                 port=self._gateway_port,
                 rules=self._storage_rules,
                 sas_check=self._sas_check,
+                network=self._network,
             )
             await stack.enter_async_context(gateway)
             self._gateway = gateway
@@ -177,7 +184,8 @@ class Emulator(AsyncStartStop):
         ``subscription_id``, ``storage_account_id`` (for disk Import), ``token``,
         ``azurite_blob_endpoint`` (direct, bypassing the gateway), ``time_factor``, ``env``,
         ``scripts`` (``mode``; ``run``: whether Linux scripts run for real; ``reason``: why
-        not, when they could not).
+        not, when they could not), ``network`` (the storage link and targets in words:
+        ``link``, ``blob_targets``, ``account_targets``).
         """
         arm, gateway, azurite = self.arm, self.gateway, self.azurite
         connection_string = (
@@ -195,6 +203,7 @@ class Emulator(AsyncStartStop):
             "azurite_blob_endpoint": azurite.account_url,
             "time_factor": arm.time_factor,
             "scripts": self.scripts(),
+            "network": gateway.network.describe(),
             "env": {
                 "AZRESTORE_ARM_ENDPOINT": arm.endpoint,
                 "AZRESTORE_CA_BUNDLE": arm.ca_bundle,

@@ -25,6 +25,7 @@ from .restore import load_and_resolve, restore_resolved
 if TYPE_CHECKING:
     from ..azure.proxy import ProxySettings
     from ..emulator import Emulator, RunCommandOutcome, RunCommandRule
+    from ..emulator.storage import NetworkModel
 
 _log = logging.getLogger("azrestore.emulator")
 
@@ -64,6 +65,7 @@ async def run_emulated_restore(
     scripts: ScriptsChoice = "auto",
     notice: Callable[[str], None] | None = None,
     helper_size: str = "Standard_B2s",
+    network: NetworkModel | None = None,
 ) -> RestoreReport:
     """Resolve the plan, then run it against a fresh local emulator whose simulated
     durations are multiplied by ``time_factor``, through the forward proxies ``proxy``
@@ -73,7 +75,8 @@ async def run_emulated_restore(
     ``scripts``: the Linux helper runs the preparation scripts for real (``run``; the
     restored disks must then be real), answers them as a helper would (``record``), or
     runs them where the machine can (``auto``). When ``auto`` cannot, ``notice`` (else a
-    logged warning) hears why, once."""
+    logged warning) hears why, once. ``network``: the emulator's storage link and
+    scalability targets (loopback and none by default)."""
     from ..emulator import Emulator
 
     # The plan and images are checked before the emulator starts.
@@ -86,7 +89,7 @@ async def run_emulated_restore(
         else:
             _log.warning("%s", message)
     async with Emulator(
-        time_factor=time_factor, run_command_rules=rules, scripts=scripts
+        time_factor=time_factor, run_command_rules=rules, scripts=scripts, network=network
     ) as local_azure:
         info = local_azure.info()
         arm = ArmSettings.from_env({k: str(v) for k, v in info["env"].items()})

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ..text import error_line, print_json
 from .common import JsonOption, proxy_settings, reporting, run, terminate_as_interrupt
+from .networkoptions import AccountTargetsOption, BlobTargetsOption, LinkOption, network_model
 
 if TYPE_CHECKING:
     from ...restore.outcome import RestoreReport
@@ -75,6 +76,9 @@ def restore(
             " again, instead of continuing them.",
         ),
     ] = False,
+    link: LinkOption = None,
+    blob_targets: BlobTargetsOption = None,
+    account_targets: AccountTargetsOption = None,
 ) -> None:
     """Restore the VMs of a plan into Azure.
 
@@ -87,6 +91,9 @@ def restore(
             raise typer.BadParameter("--time-factor must be positive")
         if emulator_scripts not in ("run", "record", "auto"):
             raise typer.BadParameter("--emulator-scripts must be run, record or auto")
+        network = network_model(link, blob_targets, account_targets)
+        if network is not None and not use_emulator:
+            raise typer.BadParameter("--link, --blob-targets and --account-targets need --emulator")
         if dry_run:
             from ..restore import dry_run_steps, resolve_plan_file
 
@@ -117,6 +124,7 @@ def restore(
                         journal_dir=journal_dir,
                         restart=restart,
                         scripts=emulator_scripts,
+                        network=network,
                     )
                 )
         except KeyboardInterrupt:

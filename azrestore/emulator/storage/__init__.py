@@ -6,11 +6,15 @@ different code.  The gateway sits between a client and Azurite, refuses what Azu
 with Azure's status, ``x-ms-error-code`` and XML error body, and forwards everything else
 unchanged (headers and body bytes as they came, so SharedKey and SAS signatures stay valid).
 It can also inject faults by rule: error statuses with ``Retry-After``, connection resets
-mid-request, delays, and expired-SAS answers.
+mid-request, delays, and expired-SAS answers; and it can behave like a real link to Azure:
+a round trip per request, a bandwidth cap, and Azure's scalability targets per blob and per
+account, answered 503 ServerBusy with Retry-After when exceeded.
 
 Each request goes through the stages of :class:`StorageGateway` in turn: its operation
-(:mod:`.operations`), fault rules (:mod:`.faults`), Azure's checks (:mod:`.checks`, with
-:mod:`.names`, :mod:`.sas` and :mod:`.digests`), then on to Azurite (:mod:`.upstream`);
+(:mod:`.operations`), the link and targets (:mod:`.network`, with :mod:`.link`,
+:mod:`.targets` and :mod:`.units`), fault rules (:mod:`.faults`), Azure's checks
+(:mod:`.checks`, with :mod:`.names`, :mod:`.sas` and :mod:`.digests`), then on to Azurite
+(:mod:`.upstream`);
 :mod:`.statistics` counts what it saw.  :class:`GatewayThread` runs one on its own thread;
 ``python -m azrestore.emulator.storage`` runs one as a process.
 
@@ -26,10 +30,13 @@ from ..._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from azrestore.emulator.storage.faults import FaultAction, FaultRule
+    from azrestore.emulator.storage.link import LinkModel
+    from azrestore.emulator.storage.network import NetworkModel
     from azrestore.emulator.storage.operations import OPERATIONS, classify_operation
     from azrestore.emulator.storage.sas import SasCheck, SasRefusal
     from azrestore.emulator.storage.server import StorageGateway
     from azrestore.emulator.storage.statistics import GatewayStats
+    from azrestore.emulator.storage.targets import Targets
     from azrestore.emulator.storage.thread import GatewayThread
 
 __all__ = [
@@ -38,9 +45,12 @@ __all__ = [
     "FaultRule",
     "GatewayStats",
     "GatewayThread",
+    "LinkModel",
+    "NetworkModel",
     "SasCheck",
     "SasRefusal",
     "StorageGateway",
+    "Targets",
     "classify_operation",
 ]
 
@@ -51,6 +61,9 @@ _HOMES = {
     "FaultRule": ".faults",
     "GatewayStats": ".statistics",
     "GatewayThread": ".thread",
+    "LinkModel": ".link",
+    "NetworkModel": ".network",
+    "Targets": ".targets",
     "SasCheck": ".sas",
     "SasRefusal": ".sas",
     "StorageGateway": ".server",

@@ -3,6 +3,7 @@ response Azure would send for it (status, ``x-ms-error-code`` and XML error body
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ __all__ = [
     "body_too_large",
     "error_response",
     "invalid_header",
+    "retry_after_headers",
+    "server_busy",
 ]
 
 # The x-ms-version the gateway uses for its own requests (blob size look-ups) and answers.
@@ -117,3 +120,23 @@ def invalid_header(name: str, value: str) -> Rejection:
 def body_too_large() -> Rejection:
     """413 RequestBodyTooLarge."""
     return Rejection(413, "RequestBodyTooLarge", STATUS_ERRORS[413][1])
+
+
+def retry_after_headers(seconds: float | None) -> dict[str, str]:
+    """Retry-After as HTTP wants it (whole seconds, rounded up); fractions in milliseconds too
+    (rounded up: a client that waits that long finds the wait over).
+
+    azure-core reads ``x-ms-retry-after-ms`` first, then ``Retry-After`` (as a float).
+    """
+    if seconds is None:
+        return {}
+    whole = int(-(-seconds // 1))
+    headers = {"Retry-After": str(whole)}
+    if whole != seconds:
+        headers["x-ms-retry-after-ms"] = str(math.ceil(round(seconds * 1000, 6)))
+    return headers
+
+
+def server_busy(message: str, retry_after: float | None) -> Rejection:
+    """503 ServerBusy, as Azure answers a request beyond its scalability targets."""
+    return Rejection(503, "ServerBusy", message, headers=retry_after_headers(retry_after))

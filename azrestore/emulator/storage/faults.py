@@ -25,6 +25,7 @@ from azrestore.emulator.storage.errors import (
     STATUS_ERRORS,
     Rejection,
     error_response,
+    retry_after_headers,
 )
 from azrestore.emulator.storage.operations import OPERATIONS
 from azrestore.emulator.storage.sas import expired_sas_rejection, http_date
@@ -234,19 +235,5 @@ def _fault_rejection(rule: FaultRule) -> Rejection:
         if message is None:
             message = STATUS_ERRORS.get(rule.status, (code, "The request failed."))[1]
         error = Rejection(rule.status, code, message)
-    error.headers = _retry_after_headers(rule.retry_after)
+    error.headers = retry_after_headers(rule.retry_after)
     return error
-
-
-def _retry_after_headers(seconds: float | None) -> dict[str, str]:
-    """Retry-After as HTTP wants it (whole seconds, rounded up); fractions in milliseconds too.
-
-    azure-core reads ``x-ms-retry-after-ms`` first, then ``Retry-After`` (as a float).
-    """
-    if seconds is None:
-        return {}
-    whole = int(-(-seconds // 1))
-    headers = {"Retry-After": str(whole)}
-    if whole != seconds:
-        headers["x-ms-retry-after-ms"] = str(round(seconds * 1000))
-    return headers

@@ -1,8 +1,9 @@
 """The strict storage gateway's server: it listens on 127.0.0.1 and takes each request
-through its stages (faults, Azure's checks of names and requests, forwarding to Azurite).
+through its stages (the network link and Azure's scalability targets, faults, Azure's
+checks of names and requests, forwarding to Azurite).
 
-The stages run one after the other in :meth:`StorageGateway._handle`; a new one (a model of
-the network link, say) goes in there, between the two it belongs between.
+The stages run one after the other in :meth:`StorageGateway._handle`; a new one goes in
+there, between the two it belongs between.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from azrestore.emulator.storage.bodies import drain
 from azrestore.emulator.storage.checks import RequestChecks
 from azrestore.emulator.storage.errors import Rejection, error_response
 from azrestore.emulator.storage.faults import FaultInjector, FaultRule
+from azrestore.emulator.storage.network import NetworkModel, NetworkStage
 from azrestore.emulator.storage.operations import classify_operation
 from azrestore.emulator.storage.sas import SasCheck, check_sas_window
 from azrestore.emulator.storage.sizes import BlobSizes
@@ -40,7 +42,9 @@ class StorageGateway(AsyncStartStop):
     the gateway's :attr:`account_url` has the same path on its own port.  ``account_key``
     signs the gateway's own blob-size look-ups (HEAD) on the upstream.  ``sas_check`` (see
     :data:`~azrestore.emulator.storage.sas.SasCheck`) may refuse SAS requests the upstream
-    would accept (a revoked disk SAS).
+    would accept (a revoked disk SAS).  ``network`` models the link between client and
+    gateway and Azure's scalability targets (:mod:`~azrestore.emulator.storage.network`;
+    the default is loopback, no targets).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class StorageGateway(AsyncStartStop):
         rules: Sequence[FaultRule] = (),
         account_key: str = AZURITE_KEY,
         sas_check: SasCheck | None = None,
+        network: NetworkModel | None = None,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("the gateway only listens on 127.0.0.1")
@@ -62,6 +67,12 @@ class StorageGateway(AsyncStartStop):
             self._sizes, self._counters.bytes_received, sas_check, self._upstream.base_path
         )
         self._faults = FaultInjector(rules, self._counters)
+        self._network = NetworkStage(
+            network or NetworkModel(),
+            self._upstream.base_path,
+            self._counters.link,
+            self._counters.targets,
+        )
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -89,6 +100,15 @@ class StorageGateway(AsyncStartStop):
     def rules(self) -> tuple[FaultRule, ...]:
         """The current fault rules."""
         return self._faults.rules
+
+    @property
+    def network(self) -> NetworkModel:
+        """The link and targets in force."""
+        return self._network.model
+
+    def set_network(self, network: NetworkModel) -> None:
+        """Put another link and targets in force (the link idle, the targets' buckets full)."""
+        self._network.set_model(network)
 
     def statistics(self) -> GatewayStats:
         """A snapshot of the counters."""
@@ -173,6 +193,10 @@ class StorageGateway(AsyncStartStop):
         op = classify_operation(request.method, query, request.headers)
         self._counters.requests[op] += 1
         try:
+            busy = await self._network.cross(request)
+            if busy is not None:
+                await drain(request, op, self._counters.bytes_received)
+                return error_response(request, busy)
             injected = await self._faults.inject(request, op)
             if injected is not None:
                 return injected

@@ -11,6 +11,7 @@ from typing import TypeVar
 from azrestore.emulator.azurite import AZURITE_KEY
 from azrestore.emulator.lifecycle import StartStop
 from azrestore.emulator.storage.faults import FaultRule
+from azrestore.emulator.storage.network import NetworkModel
 from azrestore.emulator.storage.server import StorageGateway
 from azrestore.emulator.storage.statistics import GatewayStats
 
@@ -34,9 +35,15 @@ class GatewayThread(StartStop):
         port: int = 0,
         rules: Sequence[FaultRule] = (),
         account_key: str = AZURITE_KEY,
+        network: NetworkModel | None = None,
     ) -> None:
         self._gateway = StorageGateway(
-            upstream_account_url, host=host, port=port, rules=rules, account_key=account_key
+            upstream_account_url,
+            host=host,
+            port=port,
+            rules=rules,
+            account_key=account_key,
+            network=network,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -112,6 +119,10 @@ class GatewayThread(StartStop):
         """Replace the fault rules."""
         rules = tuple(rules)
         self._call(lambda: self._gateway.set_rules(rules))
+
+    def set_network(self, network: NetworkModel) -> None:
+        """Put another link and targets in force."""
+        self._call(lambda: self._gateway.set_network(network))
 
     def statistics(self) -> GatewayStats:
         """A snapshot of the gateway's counters."""

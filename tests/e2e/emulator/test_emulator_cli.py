@@ -1,5 +1,5 @@
 """`azrestore emulator --json`: one JSON line when ready, an environment that points
-azrestore at it, and a clean stop on SIGTERM."""
+azrestore at it (through the link its options model), and a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def test_emulator_command_serves_until_sigterm(tmp_path: Path) -> None:
             "--json",
             "--time-factor",
             "0.002",
+            "--link",
+            "rtt=2ms,rate=1Gbit/s",
+            "--blob-targets",
+            "standard",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -49,6 +53,11 @@ def _serve_and_use(server: subprocess.Popen[str], tmp_path: Path) -> None:
     assert server.stdout is not None
     info = json.loads(server.stdout.readline())
     assert set(info) >= KEYS and "subscription_id" in info
+    assert info["network"] == {
+        "link": "rtt=2ms,rate=1Gbit/s",
+        "blob_targets": "500 requests/s, 60 MiB/s",
+        "account_targets": "none",
+    }
     env = {**os.environ, **{k: str(v) for k, v in info["env"].items()}}
     assert {"AZRESTORE_ARM_ENDPOINT", "AZRESTORE_CA_BUNDLE", "AZURE_SUBSCRIPTION_ID"} <= set(
         info["env"]
