@@ -18,7 +18,15 @@ from azrestore.errors import InputError, SourceError
 from azrestore.sources.open import open_source
 from azrestore.sources.qemu import ContainerImage
 from azrestore.sources.qemu import image as qemu_image
-from tests.support.qemu import AWKWARD_SIZE, convert, create, pattern_raw, qemu_io, run
+from tests.support.qemu import (
+    AWKWARD_SIZE,
+    convert,
+    create,
+    encrypted_qcow2,
+    pattern_raw,
+    qemu_io,
+    run,
+)
 from tests.support.tools import needs
 
 pytestmark = [needs("qemu-img", "qemu-io", "qemu-nbd"), pytest.mark.anyio]
@@ -78,15 +86,12 @@ async def test_a_loop_in_the_chain(tmp_path: Path) -> None:
 
 def encrypted_image(image: Path, scheme: str) -> Path:
     """A qcow2 image encrypted with ``scheme`` (aes or luks)."""
-    for attempt in range(5):  # luks times its key derivation, which a busy machine upsets
-        done = subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pass",
-             "-o", f"encrypt.format={scheme},encrypt.key-secret=s0", str(image), "1M"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        if done.returncode == 0:
-            break
-        assert attempt < 4, done.stderr
+    if scheme == "luks":  # its key derivation times itself: made as it tolerates
+        return encrypted_qcow2(image, "1M")
+    run(
+        *("qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pass"),
+        *("-o", "encrypt.format=aes,encrypt.key-secret=s0", image, "1M"),
+    )
     return image
 
 
@@ -218,6 +223,48 @@ def test_a_killed_azrestore_leaves_no_qemu_nbd(tmp_path: Path) -> None:
     try:
         assert child.stdout is not None
         pid = int(child.stdout.readline())
+        assert alive(pid)
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(pid), "qemu-nbd outlived the process that started it"
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+_START_IN_A_THREAD_THAT_ENDS = (
+    "import sys, threading, time\n"
+    "from azrestore.sources.qemu.server import QemuNbd\n"
+    "server = QemuNbd(sys.argv[1], 'qcow2', shared=4, shown=sys.argv[1])\n"
+    "starter = threading.Thread(target=server.start)\n"
+    "starter.start()\n"
+    "starter.join()\n"
+    "time.sleep(0.5)  # the thread that started it has ended: qemu-nbd must still serve\n"
+    "print(server.pid if server.alive() else 'gone', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_azrestore_killed_before_any_handshake_leaves_no_qemu_nbd(tmp_path: Path) -> None:
+    """qemu-nbd ends by itself only when a *negotiated* client leaves; killed before
+    that (or while a new connection is still in its handshake), azrestore takes it
+    along all the same, and the worker thread that started it ending does not."""
+    image = convert(pattern_raw(tmp_path / "p.raw"), tmp_path / "d.qcow2", "qcow2")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _START_IN_A_THREAD_THAT_ENDS, str(image)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        said = child.stdout.readline().strip()
+        assert said.isdigit(), f"qemu-nbd did not outlive the thread that started it: {said}"
+        pid = int(said)
         assert alive(pid)
         child.kill()
         child.wait()

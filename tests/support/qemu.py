@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from azrestore.formats.sizes import KiB, MiB
@@ -123,10 +124,11 @@ def encrypted_qcow2(path: Path, size: str = "16M") -> Path:
         *("-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10"),
         *(str(path), size),
     ]
-    for attempt in range(5):
+    for attempt in range(10):
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode == 0:
             return path
-        if "accurate CPU usage" not in done.stderr or attempt == 4:
+        if "accurate CPU usage" not in done.stderr or attempt == 9:
             raise AssertionError(f"qemu-img create failed: {done.stderr.strip()}")
+        time.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")

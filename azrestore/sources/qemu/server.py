@@ -4,9 +4,13 @@ private temporary directory: started, waited for until its socket answers, and s
 Blocking: call in a worker thread.
 
 It runs without ``--persistent``: it exits by itself when its last client (that finished
-the handshake) disconnects. The source keeps a connection open for as long as it is open,
-so should azrestore be killed (``kill -9``), the kernel closes that connection and
-qemu-nbd exits too, rather than serving the image forever.
+the handshake) disconnects. That alone does not stop it when azrestore is killed
+(``kill -9``) before any handshake, or while a new connection is still in its handshake
+(qemu-nbd only ends on the close of a negotiated one; seen in CI, where it then served
+the image, and held its lock, for good). So it is also started under ``setpriv
+--pdeathsig TERM`` (util-linux), from one long-lived thread: the kernel sends the parent
+death signal when the *thread* that forked the child ends, so the fork must not come
+from a worker thread that may retire while the image is in use.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ...errors import InputError
 from .info import image_directory, qemu_tool
@@ -25,6 +30,17 @@ from .info import image_directory, qemu_tool
 START_TIMEOUT = 30.0
 #: Seconds it gets to exit after SIGTERM before SIGKILL.
 STOP_GRACE = 5.0
+
+#: The thread every qemu-nbd is forked from: it lives as long as azrestore (see above).
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="azrestore-qemu-nbd-spawner")
+
+
+def _dies_with_azrestore(command: list[str]) -> list[str]:
+    """``command`` run so that it gets SIGTERM when azrestore ends, however it ends."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:  # not util-linux: the handshake rule above still holds
+        return command
+    return [setpriv, "--pdeathsig", "TERM", "--", *command]
 
 
 class QemuNbd:
@@ -61,15 +77,16 @@ class QemuNbd:
         ]
         try:
             with open(self._log_path, "wb") as log:
-                self._process = subprocess.Popen(
-                    command,
+                self._process = _SPAWNER.submit(
+                    subprocess.Popen,
+                    _dies_with_azrestore(command),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
                     close_fds=True,
                     cwd=image_directory(os.path.abspath(self.image)),
                     start_new_session=True,  # a terminal's Ctrl-C goes to azrestore alone
-                )
+                ).result()
             self._wait_ready()
         except BaseException:
             self.stop()
