@@ -127,7 +127,8 @@ def make_vhdx_child(
     locator (``parent_linkage`` the parent's DataWriteGuid, ``relative_path`` its name
     unless ``locator`` says otherwise), ``partial`` blocks made PARTIALLY_PRESENT with
     only the given sectors (of the block) present in a sector bitmap block, ``zero``
-    blocks in state PAYLOAD_BLOCK_ZERO. Returns the view it must read as."""
+    blocks in state PAYLOAD_BLOCK_ZERO, every other block qemu did not write NOT_PRESENT
+    (from the parent). Returns the view it must read as."""
     top = raw_view(child, "vhdx")
     partial = partial or {}
     data = bytearray(child.read_bytes())
@@ -177,6 +178,9 @@ def make_vhdx_child(
             for sector in sectors:
                 bit = index * (block // SECTOR) + sector
                 data[bitmap_at + bit // 8] |= 1 << (bit % 8)
+    for index, value in enumerate(values):
+        if value & 7 in (1, 2, 3):  # qemu leaves unwritten blocks ZERO: from the parent now
+            values[index] = 0
     for index in zero:
         values[index] = 2
     struct.pack_into(f"<{blocks}Q", data, bat_at, *values)
