@@ -136,7 +136,7 @@ def _open_parent(
         raise InputError(f"{child_path}: its parent {found} is in the chain above it: a loop")
     if len(below) >= MAX_CHAIN:
         raise InputError(f"{child_path}: a chain of more than {MAX_CHAIN} differencing files")
-    identity = parent_identity(found, child.format)
+    identity = parent_identity(found, child.format, child_path)
     if identity not in child.linkages:
         what = "Unique Id" if child.format == "vpc" else "DataWriteGuid"
         raise InputError(

@@ -229,9 +229,9 @@ def _vhdx_child(path: str, fd: int) -> ChildMap:
     )
 
 
-def parent_identity(path: str, fmt: str) -> bytes:
+def parent_identity(path: str, fmt: str, child: str) -> bytes:
     """The identity a child links its parent by: a VHD's footer Unique Id, a VHDX's
-    DataWriteGuid. Raises InputError when ``path`` is no such file."""
+    DataWriteGuid. Raises InputError naming ``child`` when ``path`` is no such file."""
     kind = "VHD" if fmt == "vpc" else "VHDX"
     try:
         with open(path, "rb", buffering=0) as handle:
@@ -250,7 +250,7 @@ def parent_identity(path: str, fmt: str) -> bytes:
             )
             return header.data_write_guid.bytes_le
     except _BAD as exc:
-        raise InputError(f"{path}: is not a {kind} its child can have as parent: {exc}") from None
+        raise InputError(f"{child}: its parent {path} is not a {kind}: {exc}") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
 

@@ -108,6 +108,15 @@ def vhdx_pair(
     return child, parent, expected
 
 
+def vhdx_chain(tmp: Path) -> tuple[Path, bytes]:
+    child, _, middle = vhdx_pair(tmp)
+    grand = create(tmp / "grand.vhdx", "vhdx", AWKWARD_SIZE, "block_size=1048576")
+    qemu_io(grand, "vhdx", "write -P 0x55 5246976 4k", "write -P 0x66 7M 512")
+    partial = {5: set(range(8, 12))}  # of the 8 sectors written, 4 are the grandchild's
+    expected = make_vhdx_child(grand, child, middle, partial=partial, zero=[9])
+    return grand, expected
+
+
 async def check_reads(image: Path, expected: bytes, chain: list[tuple[str, str]]) -> None:
     with await open_source(image) as source:
         assert isinstance(source, DifferencingImage)
@@ -143,6 +152,12 @@ async def test_what_no_file_of_the_chain_holds_is_not_read(tmp_path: Path) -> No
 async def test_a_chain_of_three_vhds(tmp_path: Path) -> None:
     grand, _, _, expected = vhd_chain(tmp_path)
     chain = [("grand.vhd", "vpc"), ("child.vhd", "vpc"), ("parent.vhd", "vpc")]
+    await check_reads(grand, expected, chain)
+
+
+async def test_a_chain_of_three_vhdxs(tmp_path: Path) -> None:
+    grand, expected = vhdx_chain(tmp_path)
+    chain = [("grand.vhdx", "vhdx"), ("child.vhdx", "vhdx"), ("parent.vhdx", "vhdx")]
     await check_reads(grand, expected, chain)
 
 
@@ -245,6 +260,14 @@ async def test_a_vhdx_parent_with_another_data_write_guid_is_refused(tmp_path: P
         InputError, match=r"^.*child\.vhdx: its parent .*parent\.vhdx has DataWriteGuid"
     ):
         await open_source(child)
+
+
+async def test_a_vhdx_whose_parent_is_not_a_vhdx_is_refused(tmp_path: Path) -> None:
+    child, parent, _ = vhdx_pair(tmp_path)
+    parent.write_bytes(bytes(4 * MiB))
+    with pytest.raises(InputError) as caught:
+        await open_source(child)
+    assert str(caught.value) == f"{child}: its parent {parent} is not a VHDX: no VHDX signature"
 
 
 async def test_a_loop_is_refused(tmp_path: Path) -> None:
