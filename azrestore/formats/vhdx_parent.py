@@ -28,6 +28,8 @@ SB_BLOCK_PRESENT = 6
 FROM_PARENT = frozenset({0, 1})
 ZERO = frozenset({2, 3, 5})
 _MAX_KEYS = 256
+#: The header section fills the file's first 1 MiB: no block lies there.
+_FIRST_BLOCK = 1 << 20
 
 _CRC_TABLE: list[int] = []
 for _byte in range(256):
@@ -162,6 +164,8 @@ def differencing_blocks(bat: bytes, parameters: Parameters) -> tuple[list[Block]
         state = value & 7
         if state == SB_BLOCK_PRESENT:
             bitmaps[chunk] = (value >> 20) << 20
+            if bitmaps[chunk] < _FIRST_BLOCK:
+                raise VhdxError(f"sector bitmap block {chunk} at file offset {bitmaps[chunk]}")
         elif state != 0:
             raise VhdxError(f"sector bitmap block {chunk} in state {state}")
     blocks: list[Block] = []
@@ -176,9 +180,9 @@ def differencing_blocks(bat: bytes, parameters: Parameters) -> tuple[list[Block]
             continue
         if state not in (BLOCK_FULLY_PRESENT, BLOCK_PARTIALLY_PRESENT):
             raise VhdxError(f"payload block {index} in state {state}")
-        if offset == 0:
-            raise VhdxError(f"payload block {index} present at file offset 0")
-        if state == BLOCK_PARTIALLY_PRESENT and not bitmaps.get(index // ratio):
+        if offset < _FIRST_BLOCK:  # blocks lie after the header section
+            raise VhdxError(f"payload block {index} present at file offset {offset}")
+        if state == BLOCK_PARTIALLY_PRESENT and index // ratio not in bitmaps:
             raise VhdxError(f"payload block {index} partially present without a sector bitmap")
         blocks.append(Block(index, state, offset))
     return blocks, bitmaps

@@ -131,7 +131,7 @@ def _open_parent(
     found = next((name for name in child.candidates if os.path.isfile(name)), None)
     if found is None:
         tried = ", ".join(child.candidates) or "nothing"
-        raise InputError(f"{child_path}: its parent {child.named!r} is not found (tried: {tried})")
+        raise InputError(f"{child_path}: its parent '{child.named}' is not found (tried: {tried})")
     if os.path.realpath(found) in below:
         raise InputError(f"{child_path}: its parent {found} is in the chain above it: a loop")
     if len(below) >= MAX_CHAIN:

@@ -21,7 +21,13 @@ from azrestore.sources.report import inspect_image
 from azrestore.transfer.identity import source_identity
 from tests.e2e.test_sources_formats import read_all
 from tests.e2e.test_sources_upload import check, upload
-from tests.support.differencing import make_vhd_child, make_vhdx_child, vhd_unique_id
+from tests.support.cli import assert_one_line_error, run_script
+from tests.support.differencing import (
+    give_vhdx_a_pending_log,
+    make_vhd_child,
+    make_vhdx_child,
+    vhd_unique_id,
+)
 from tests.support.qemu import AWKWARD_SIZE, convert, create, pattern_raw, qemu_io, raw_view
 from tests.support.storage import StorageTarget
 from tests.support.tools import needs
@@ -220,7 +226,7 @@ async def test_a_missing_parent_is_named_with_the_file_naming_it(tmp_path: Path)
     with pytest.raises(InputError) as caught:
         await open_source(child)
     assert str(caught.value) == (
-        f"{child}: its parent '.\\\\parent.vhd' is not found (tried: {parent})"
+        f"{child}: its parent '.\\parent.vhd' is not found (tried: {parent})"
     )
 
 
@@ -233,7 +239,7 @@ async def test_a_missing_vhdx_parent_says_where_it_looked(tmp_path: Path) -> Non
     with pytest.raises(InputError) as caught:
         await open_source(child)
     assert str(caught.value) == (
-        f"{child}: its parent '..\\\\other\\\\base.vhdx' is not found (tried:"
+        f"{child}: its parent '..\\other\\base.vhdx' is not found (tried:"
         f" {tmp_path.parent / 'other' / 'base.vhdx'}, {tmp_path / 'old.vhdx'})"
     )
 
@@ -293,3 +299,21 @@ async def test_a_truncated_child_is_refused(tmp_path: Path) -> None:
     child.write_bytes(data[: 3 * MiB] + data[-512:])  # block 2 and on are gone
     with pytest.raises(InputError, match=r"a malformed differencing VHD: .* past the file's end"):
         await open_source(child)
+
+
+async def test_a_vhdx_with_a_log_to_replay_is_refused(tmp_path: Path) -> None:
+    child, _, _ = vhdx_pair(tmp_path)
+    give_vhdx_a_pending_log(child)
+    with pytest.raises(InputError) as caught:
+        await open_source(child)
+    assert str(caught.value) == (
+        f"{child}: its log holds changes not yet written to the disk (open it once in"
+        " Hyper-V, e.g. Mount-VHD, so that the log is replayed)"
+    )
+
+
+def test_the_command_line_says_a_parent_is_missing_in_one_line(tmp_path: Path) -> None:
+    child, parent, _ = vhd_pair(tmp_path)
+    parent.rename(tmp_path / "moved.vhd")
+    line = assert_one_line_error(run_script("inspect", child), 2)
+    assert f"{child}: its parent '.\\parent.vhd' is not found (tried: {parent})" in line

@@ -199,3 +199,29 @@ def make_vhdx_child(
                 if at < stop:
                     view[at : at + SECTOR] = top[at : at + SECTOR]
     return bytes(view)
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C bit by bit (slow, and apart from azrestore's table-driven one)."""
+    crc = 0xFFFF_FFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFF_FFFF
+
+
+def give_vhdx_a_pending_log(path: Path) -> None:
+    """Set a LogGuid in both of the VHDX's headers (CRC-32C made right) and write a log
+    entry header carrying it at the log's start: a log that still needs replaying."""
+    data = bytearray(path.read_bytes())
+    log_guid = uuid.uuid4().bytes_le
+    log_offset = 0
+    for at in (64 * 1024, 128 * 1024):
+        data[at + 48 : at + 64] = log_guid
+        (log_offset,) = struct.unpack_from("<Q", data, at + 72)
+        data[at + 4 : at + 8] = bytes(4)
+        struct.pack_into("<I", data, at + 4, _crc32c(bytes(data[at : at + 4096])))
+    entry = b"loge" + bytes(28) + log_guid
+    data[log_offset : log_offset + len(entry)] = entry
+    path.write_bytes(bytes(data))

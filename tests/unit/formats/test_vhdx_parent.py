@@ -130,6 +130,8 @@ def test_a_differencing_bat() -> None:
         ({0: 6}, "file offset 0"),
         ({0: 4}, "state 4"),
         ({4096: 3}, "sector bitmap block 0 in state 3"),
+        ({4096: 6, 1: (5 << 20) | 7}, "sector bitmap block 0 at file offset 0"),
+        ({0: (1 << 19) | 6}, "file offset 0"),
     ],
 )
 def test_bad_differencing_bats_are_refused(values: dict[int, int], message: str) -> None:
