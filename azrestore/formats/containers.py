@@ -15,8 +15,8 @@ _VHD_DISK_TYPES = {2: "VHD (fixed)", 3: "VHD (dynamic)", 4: "VHD (differencing)"
 _VDI_SIGNATURE = 0xBEDA107F
 
 #: qemu's format name for each container :func:`detect_container` names that azrestore
-#: reads (through qemu-nbd); the others (qcow version 1, QED, Parallels, and differencing
-#: VHDs, which qemu does not read) it refuses.
+#: reads through qemu-nbd; differencing VHDs (and VHDXs), which qemu does not read, are
+#: read by azrestore itself; the others (qcow version 1, QED, Parallels) it refuses.
 QEMU_FORMATS = {
     "VHD (fixed)": "vpc",
     "VHD (dynamic)": "vpc",

@@ -93,19 +93,7 @@ class Parameters:
 
 def parse_metadata(data: bytes) -> Parameters:
     """The parameters in a metadata region (its bytes, from its start)."""
-    if len(data) < 32 or data[:8] != b"metadata":
-        raise VhdxError("no metadata table signature")
-    (count,) = struct.unpack_from("<H", data, 10)
-    if count > _MAX_METADATA or 32 + 32 * count > len(data):
-        raise VhdxError(f"metadata table of {count} entries")
-    items: dict[uuid.UUID, bytes] = {}
-    for index in range(count):
-        base = 32 + 32 * index
-        guid = uuid.UUID(bytes_le=data[base : base + 16])
-        offset, length = struct.unpack_from("<II", data, base + 16)
-        if length and (offset < 64 * 1024 or offset + length > len(data)):
-            raise VhdxError("metadata item outside its region")
-        items[guid] = data[offset : offset + length]
+    items = metadata_items(data)
     try:
         block_size, flags = struct.unpack_from("<II", items[FILE_PARAMETERS])
         (virtual_size,) = struct.unpack_from("<Q", items[VIRTUAL_DISK_SIZE])
@@ -121,9 +109,28 @@ def parse_metadata(data: bytes) -> Parameters:
     return Parameters(block_size, sector, virtual_size, bool(flags & 2))
 
 
+def metadata_items(data: bytes) -> dict[uuid.UUID, bytes]:
+    """The items of a metadata region (its bytes, from its start), by GUID."""
+    if len(data) < 32 or data[:8] != b"metadata":
+        raise VhdxError("no metadata table signature")
+    (count,) = struct.unpack_from("<H", data, 10)
+    if count > _MAX_METADATA or 32 + 32 * count > len(data):
+        raise VhdxError(f"metadata table of {count} entries")
+    items: dict[uuid.UUID, bytes] = {}
+    for index in range(count):
+        base = 32 + 32 * index
+        guid = uuid.UUID(bytes_le=data[base : base + 16])
+        offset, length = struct.unpack_from("<II", data, base + 16)
+        if length and (offset < 64 * 1024 or offset + length > len(data)):
+            raise VhdxError("metadata item outside its region")
+        items[guid] = data[offset : offset + length]
+    return items
+
+
 def data_extents(bat: bytes, parameters: Parameters) -> list[tuple[int, int]]:
     """``(offset, length)`` of the virtual disk's blocks that hold data (fully present),
-    merged; every other block reads as zeros. A disk with a parent is not mapped here."""
+    merged; every other block reads as zeros. A disk with a parent is mapped by
+    :func:`.vhdx_parent.differencing_blocks` instead."""
     if parameters.has_parent:
         raise VhdxError("a differencing VHDX")
     entries = parameters.bat_entries

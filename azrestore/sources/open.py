@@ -2,8 +2,10 @@
 found from its signature) or an NBD URL; ``image_format`` forces one of
 :data:`~azrestore.sources.base.FORMATS`.
 
-Raw files and block devices are read directly (:mod:`.raw`); container images through a
-qemu-nbd child each (:mod:`.qemu`); NBD URLs by the NBD client (:mod:`.nbd`).
+Raw files and block devices are read directly (:mod:`.raw`), and so are fixed VHDs
+(:mod:`.fixedvhd`) and differencing VHDs and VHDXs over their parents
+(:mod:`.differencing`); other container images through a qemu-nbd child each
+(:mod:`.qemu`); NBD URLs by the NBD client (:mod:`.nbd`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,14 @@ def open_source_blocking(
     if image_format == "raw":
         return RawImage.open(text)
     name = _sniff(text)
+    if name in ("VHD (differencing)", "VHDX") and image_format in (None, _DIFFERENCING[name]):
+        from .diffmaps import differencing_kind
+
+        kind = "vpc" if name == "VHD (differencing)" else differencing_kind(text)
+        if kind is not None:  # qemu reads neither: read here, over its parent
+            from .differencing import open_differencing
+
+            return open_differencing(text, kind, _open_parent)
     if name == _FIXED_VHD and image_format in (None, "vpc"):
         from .fixedvhd import FixedVhdImage
 
@@ -81,6 +91,12 @@ def open_source_blocking(
     return open_container(text, fmt)
 
 
+def _open_parent(path: str, fmt: str) -> DiskSource:
+    return open_source_blocking(path, image_format=fmt)
+
+
+#: The formats whose differencing files are read by :mod:`.differencing`.
+_DIFFERENCING = {"VHD (differencing)": "vpc", "VHDX": "vhdx"}
 #: What :func:`_sniff` calls a fixed VHD with a whole 512-byte footer: read directly.
 _FIXED_VHD = "VHD (fixed)"
 
@@ -116,11 +132,6 @@ def _qemu_format(path: str, name: str | None) -> str | None:
     if name is None:
         return None
     fmt = QEMU_FORMATS.get(name.replace(", 511-byte footer", ""))
-    if name == "VHD (differencing)":
-        raise InputError(
-            f"{path}: is a {name} image, which azrestore does not read yet (merge it into"
-            " its parent first, e.g. with Hyper-V's Merge-VHD)"
-        )
     if fmt is None:
         raise InputError(
             f"{path}: is a {name} image, which azrestore does not read"

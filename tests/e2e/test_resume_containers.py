@@ -1,7 +1,8 @@
-"""An upload from a container image killed with SIGKILL midway, then the same command:
-it continues and the blob ends identical to what qemu reads of the image; a backing file
-changed in between is refused (a real ``azrestore upload`` through the strict gateway into
-Azurite; qemu-img is the judge of what the image holds)."""
+"""An upload from a container image (and a differencing VHD) killed with SIGKILL midway,
+then the same command: it continues and the blob ends identical to what qemu reads of
+the image (the differencing VHD's top view); a backing file (a parent) changed in between
+is refused (a real ``azrestore upload`` through the strict gateway into Azurite; qemu-img
+is the judge of what the image holds)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from azrestore.formats.sizes import MiB
 from azrestore.formats.vhd import VhdFooter
 from azrestore.transfer.journal import journal_path
 from tests.e2e.test_resume import upload_command, wait_for_journal, wait_for_records
+from tests.support.differencing import make_vhd_child
 from tests.support.images import make_sparse_image
 from tests.support.qemu import convert, create, qemu_io, raw_view
 from tests.support.storage import StorageTarget
@@ -125,3 +127,51 @@ def test_a_changed_backing_file_is_refused(storage: StorageTarget, tmp_path: Pat
     assert len(refused.stderr.splitlines()) == 1 and "cannot be continued" in line, line
     assert "base.qcow2" in line, line
     assert "sig=" not in line.replace("sig=REDACTED", "")
+
+
+def vhd_differencing(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A differencing VHD over a fixed VHD of the random base: (child, parent, the view
+    it reads as)."""
+    parent = convert(
+        _base(tmp_path), tmp_path / "parent.vhd", "vpc", "subformat=fixed", "force_size=on"
+    )
+    child = create(tmp_path / "child.vhd", "vpc", SIZE, "subformat=dynamic", "force_size=on")
+    qemu_io(child, "vpc", "write -P 0x5a 1M 2M", "write -P 0x33 30M 64k")
+    view = make_vhd_child(
+        child, parent, raw_view(parent, "vpc"), cleared=range(2048, 2100), relative="parent.vhd"
+    )
+    return child, parent, view
+
+
+def test_killed_upload_from_a_differencing_vhd_continues_identical(
+    storage: StorageTarget, tmp_path: Path
+) -> None:
+    child, _, view = vhd_differencing(tmp_path)
+    journals = tmp_path / "journals"
+    url = storage.sas_url("differencing.vhd")
+    _killed_midway(child, url, journals)
+    again = subprocess.run(
+        upload_command(child, url, journals), capture_output=True, text=True, timeout=180
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["bytes_resumed"] > 0
+    assert_blob_is_view(storage, "differencing.vhd", view)
+
+
+def test_a_changed_parent_of_a_differencing_vhd_is_refused(
+    storage: StorageTarget, tmp_path: Path
+) -> None:
+    child, parent, _ = vhd_differencing(tmp_path)
+    journals = tmp_path / "journals"
+    url = storage.sas_url("differencing-changed.vhd")
+    _killed_midway(child, url, journals)
+    with parent.open("r+b") as handle:  # its data, under the child; its Unique Id kept
+        handle.seek(20 * MiB)
+        handle.write(b"\x77" * 4096)
+    refused = subprocess.run(
+        upload_command(child, url, journals), capture_output=True, text=True, timeout=180
+    )
+    assert refused.returncode == 2, refused.stderr
+    line = refused.stderr.strip()
+    assert len(refused.stderr.splitlines()) == 1 and "cannot be continued" in line, line
+    assert "parent.vhd" in line, line

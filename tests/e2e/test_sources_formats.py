@@ -223,8 +223,9 @@ async def test_the_format_can_be_forced(tmp_path: Path) -> None:
         assert read_all(source) == raw_view(image, "vpc")
 
 
-async def test_a_differencing_vhd_is_refused_saying_so(tmp_path: Path) -> None:
-    """qemu reads no differencing VHD (nor VHDX): refused before anything starts."""
+async def test_a_vhd_whose_footer_copy_says_differencing_is_refused(tmp_path: Path) -> None:
+    """The copy of the footer at offset 0 says differencing, the footer itself dynamic:
+    one line, before anything starts (differencing VHDs: test_sources_differencing)."""
     image, _ = _dynamic_vpc(tmp_path)
     data = bytearray(image.read_bytes())
     data[60:64] = (4).to_bytes(4, "big")  # the footer's copy at offset 0: differencing
@@ -232,9 +233,7 @@ async def test_a_differencing_vhd_is_refused_saying_so(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         await open_source(image)
     assert str(caught.value) == (
-        f"{image}: is a VHD (differencing) image, which azrestore does not read yet"
-        " (merge it into its parent first, e.g. with Hyper-V's"
-        " Merge-VHD)"
+        f"{image}: a malformed differencing VHD: disk type 3, not differencing"
     )
 
 

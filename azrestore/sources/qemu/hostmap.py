@@ -17,7 +17,7 @@ import json
 import os
 import subprocess
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 #: Mapped ranges kept at most (24 bytes each); a more fragmented image is read through
 #: qemu-nbd alone rather than hold a larger map.
@@ -53,6 +53,10 @@ class HostMap:
 
     def __len__(self) -> int:
         return len(self._starts)
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        """The ranges in order, as ``(start, length, host offset)``."""
+        return zip(self._starts, self._lengths, self._host, strict=True)
 
     @property
     def mapped_bytes(self) -> int:
