@@ -19,6 +19,7 @@ import anyio
 from ..errors import InputError
 from .bandwidth import Bandwidth
 from .config import TransferConfig
+from .linkstats import LinkStats
 
 
 class SharedBufferPool:
@@ -87,6 +88,8 @@ class TransferBudget:
         if bandwidth is None and max_bandwidth is not None:
             bandwidth = Bandwidth(max_bandwidth)
         self.bandwidth = bandwidth
+        #: What the transfers sharing this budget measure of their link.
+        self.link = LinkStats()
 
     @classmethod
     def from_config(

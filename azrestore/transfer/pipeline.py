@@ -109,6 +109,7 @@ class _Upload:
         self.bandwidth = budget.bandwidth
         self.pool = budget.pool
         self.slots = budget.slots
+        self.link = budget.link
         self.resume = resume
         self.journal: Journal | None = None
         renew = getattr(sink, "renew", None)
@@ -215,13 +216,20 @@ class _Upload:
 
     async def _send(self, offset: int, data: memoryview, digest: bytes | None) -> None:
         length = len(data)
+        link = self.link
+        started = 0.0
 
         async def attempt() -> None:
+            nonlocal started
             if self.bandwidth is not None:
                 await self.bandwidth.consume(length)
+            started = link.now()
             await self.sink.write(offset, data, digest)
+            link.acknowledged(started, length)
 
         def on_retry(error: SinkError) -> None:
+            if error.status in (429, 503):
+                link.throttled(started)
             self.accounting.retry(offset, length, str(error))
 
         renewals = 0
