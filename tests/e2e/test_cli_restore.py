@@ -331,7 +331,10 @@ async def test_a_failed_vm_is_exit_1(images: Path, tmp_path: Path) -> None:
 
 #: The disk tools the demo builds its images with, and qemu-utils: qemu-img writes the
 #: exports (and judges them here), qemu-nbd is how azrestore reads them.
-DEMO_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs", "qemu-img", "qemu-nbd")
+DEMO_TOOLS = (
+    *("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs", "ntfs-3g", "hivexsh"),
+    *("qemu-img", "qemu-nbd"),
+)
 needs_demo_tools = needs(*DEMO_TOOLS)
 
 
@@ -377,6 +380,10 @@ async def test_demo_quick_runs_to_the_end(tmp_path: Path) -> None:
     assert "uefi" in stdout and "V2" in stdout
     assert "web01: linux, generation V2" in stdout
     assert "dc01: windows, generation V1" in stdout
+    # One Linux helper prepares both; the Windows disk offline, its hives built in.
+    assert "prepare (offline)" in stdout
+    if os.geteuid() == 0:
+        assert "Windows' SYSTEM and SOFTWARE hives" in stdout
     assert "restore report" in stdout
     for vm in ("web01", "dc01"):
         assert re.search(rf"^│ {vm}\s+│ succeeded\s+│", stdout, re.M), stdout[-3000:]
@@ -386,6 +393,7 @@ async def test_demo_quick_runs_to_the_end(tmp_path: Path) -> None:
     # a streamOptimized VMDK, and a dynamic VHDX (a file far smaller than its disk).
     plan = load_plan(out / "plan.yaml")
     assert [vm.name for vm in plan.vms] == ["web01", "dc01"]
+    assert "windows:" not in (out / "plan.yaml").read_text()
     disks = [Path(vm.disks[0].path) for vm in plan.vms]
     assert disks == [out / "web01-os.vmdk", out / "dc01-os.vhdx"]
     vmdk, vhdx = qemu_info(disks[0]), qemu_info(disks[1])

@@ -14,15 +14,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from azrestore.cli.demo.winhives import hive
 from azrestore.emulator.guest.availability import sandbox_unavailable
 from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, new_disk, put, run, sfdisk
 from tests.support.restore import ESP, LINUX_FS
 from tests.support.tools import require, unavailable
 
-#: hivex's own minimal hive (``images/minimal`` of libguestfs/hivex, LGPL-2.1-or-later: a
-#: root key only, as hivex cannot create an empty hive).
-MINIMAL_HIVE = Path(__file__).parent / "data" / "hivex-minimal.hive"
 LVM_TYPE = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
 
 
@@ -210,29 +208,6 @@ def exists(fs: Path, path: str) -> bool:
         ["debugfs", "-R", f"stat {path}", str(fs)], capture_output=True, text=True, check=False
     )
     return "File not found" not in done.stderr + done.stdout
-
-
-def hive(path: Path, keys: dict[str, dict[str, str]]) -> None:
-    """The minimal hive with ``keys`` (parents first) and their values (hivexsh syntax)."""
-    shutil.copyfile(MINIMAL_HIVE, path)
-    commands: list[str] = []
-    made: set[str] = set()
-    for key, values in keys.items():
-        parts = key.split("\\")
-        for depth in range(len(parts)):
-            sub = "\\".join(parts[: depth + 1])
-            if sub not in made:
-                parent = "\\".join(parts[:depth])
-                commands += [f"cd \\{parent}", f"add {parts[depth]}"]
-                made.add(sub)
-        if values:
-            commands += [f"cd \\{key}", f"setval {len(values)}"]
-            for name, value in values.items():
-                commands += [name, value]
-    commands.append("commit")
-    subprocess.run(
-        ["hivexsh", "-w", str(path)], input="\n".join(commands) + "\n", text=True, check=True
-    )
 
 
 def windows_tree(

@@ -1,10 +1,7 @@
-"""Offline Windows disks for the tests: registry hives made with hivexsh from hivex's own
-minimal hive, put on NTFS (mkntfs, ntfs-3g) in MBR or GPT disk images; and reading values
-back with hivexget, independently of azrestore's scripts.
-
-``data/hivex-minimal.hive`` is ``images/minimal`` of libguestfs/hivex (commit aef7470a,
-2010; LGPL-2.1-or-later, like the rest of hivex): a valid hive holding only a root key,
-since hivex cannot create an empty hive.
+"""Offline Windows disks for the tests: the demo's registry hives
+(:mod:`azrestore.cli.demo.winhives`, made with hivexsh from hivex's own minimal hive), put
+on NTFS (mkntfs, ntfs-3g) in MBR or GPT disk images; and reading values back with
+hivexget, independently of azrestore's scripts.
 """
 
 from __future__ import annotations
@@ -20,29 +17,52 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from azrestore.cli.demo.winhives import (
+    APP,
+    BOOTMGR,
+    LOADER,
+    OTHER_RULE,
+    RDP_TCP_OFF,
+    RULES,
+    Keys,
+    bcd_keys,
+    hive,
+    hivexsh,
+    software_keys,
+    system_keys,
+)
 from azrestore.formats.partition_types import ESP_GUID
 from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, new_disk, put, sfdisk
 from tests.support.tools import unavailable
 
-MINIMAL_HIVE = Path(__file__).parent / "data" / "hivex-minimal.hive"
+__all__ = [
+    "APP",
+    "BOOTMGR",
+    "LOADER",
+    "OTHER_RULE",
+    "RDP_TCP_OFF",
+    "RULES",
+    "TOOLS",
+    "Keys",
+    "attached",
+    "bcd_keys",
+    "fill",
+    "gpt_disk",
+    "hive",
+    "hivexget",
+    "hivexsh",
+    "mbr_disk",
+    "mounted",
+    "ntfs_acl",
+    "software_keys",
+    "system_keys",
+    "vfat_mounts",
+    "windows_files",
+]
+
 #: The tools these helpers run (with root, for the mounts).
 TOOLS = ("hivexsh", "hivexget", "ntfs-3g", "mkntfs", "mkfs.vfat", "sfdisk", "losetup")
-#: Values in hivexsh's setval syntax, by key path (backslashes, from the hive's root).
-Keys = Mapping[str, Mapping[str, str]]
-
-BOOTMGR = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
-LOADER = "{4b3b1a6e-5b7c-11ee-8c99-0242ac120002}"
-RULES = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules"
-APP = "%SystemRoot%\\system32\\svchost.exe"
-RDP_TCP_OFF = (
-    f"v2.30|Action=Allow|Active=FALSE|Dir=In|Protocol=6|LPort=3389|App={APP}|Svc=termservice"
-    "|Name=@FirewallAPI.dll,-28775|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|"
-)
-OTHER_RULE = (
-    "v2.30|Action=Allow|Active=FALSE|Dir=In|Protocol=1|ICMP4=8:*|Name=File and Printer Sharing"
-    " (Echo Request - ICMPv4-In)|"
-)
 
 
 @functools.cache
@@ -60,104 +80,6 @@ def vfat_mounts() -> bool:
         if done.returncode == 0:
             subprocess.run(["umount", f"{work}/mnt"], check=True)
         return done.returncode == 0
-
-
-def hive(path: Path, keys: Keys) -> Path:
-    """A hive at ``path``: the minimal one, with ``keys`` added (parents first)."""
-    shutil.copyfile(MINIMAL_HIVE, path)
-    made: set[str] = set()
-    commands: list[str] = []
-    for key, values in keys.items():
-        parts = key.split("\\")
-        for depth in range(len(parts)):
-            sub = "\\".join(parts[: depth + 1])
-            if sub.lower() in made:
-                continue
-            parent = "\\".join(parts[:depth])
-            commands += [f"cd \\{parent}" if parent else "cd \\ ", f"add {parts[depth]}"]
-            made.add(sub.lower())
-        if values:
-            setval = [f"cd \\{key}", f"setval {len(values)}"]
-            for name, value in values.items():
-                setval += [name or "@", value]
-            commands += setval
-    hivexsh(path, [*commands, "commit"])
-    return path
-
-
-def hivexsh(path: Path, commands: list[str]) -> None:
-    """hivexsh -w running ``commands`` on ``path`` (lines of at most 8191 bytes)."""
-    done = subprocess.run(
-        ["hivexsh", "-w", str(path)],
-        input="\n".join(commands) + "\n",
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def system_keys() -> dict[str, dict[str, str]]:
-    """A SYSTEM hive's keys as a Windows install has them, before preparation."""
-    cs = "ControlSet001"
-    return {
-        "Select": {"Current": "dword:1", "Default": "dword:1", "LastKnownGood": "dword:2"},
-        f"{cs}\\Control\\ComputerName\\ComputerName": {"ComputerName": "string:WIN-RESTORED"},
-        f"{cs}\\Control\\Terminal Server": {
-            "fDenyTSConnections": "dword:1",
-            "ProductVersion": "string:5.1",
-            # A multi-string, kept byte for byte: CertPropSvc, SessionEnv.
-            "RCDependentServices": "hex:7:"
-            + ",".join(f"{b:02x}" for b in "CertPropSvc\0SessionEnv\0\0".encode("utf-16-le")),
-        },
-        f"{cs}\\Control\\Terminal Server\\WinStations\\RDP-Tcp": {
-            "PortNumber": "dword:3390",
-            "WdName": "string:Microsoft RDP 8.0",
-            "SecurityLayer": "dword:2",
-            "UserAuthentication": "dword:1",
-        },
-        f"{cs}\\Control\\TimeZoneInformation": {
-            "Bias": "dword:0xffffffc4",
-            # Not ASCII: re-encoded exactly when the key is written again.
-            "StandardName": "hex:1:"
-            + ",".join(f"{b:02x}" for b in "Mitteleuropäische Zeit\0".encode("utf-16-le")),
-            "TimeZoneKeyName": "string:W. Europe Standard Time",
-        },
-        f"{cs}\\Services\\partmgr\\Parameters": {"SanPolicy": "dword:3"},
-        f"{cs}\\Services\\TermService": {
-            "Start": "dword:4",
-            "ImagePath": "expandstring:%SystemRoot%\\System32\\svchost.exe -k NetworkService",
-        },
-        f"{cs}\\Services\\BFE": {"Start": "dword:2"},
-        f"{cs}\\Services\\Dhcp": {"Start": "dword:2"},
-        f"{cs}\\Services\\IKEEXT": {"Start": "dword:3"},
-        f"{cs}\\Services\\mpssvc": {"Start": "dword:4"},
-        f"{cs}\\Services\\W32Time": {"Start": "dword:3"},
-        RULES: {
-            "RemoteDesktop-UserMode-In-TCP": f"string:{RDP_TCP_OFF}",
-            "FPS-ICMP4-ERQ-In": f"string:{OTHER_RULE}",
-        },
-    }
-
-
-def software_keys() -> dict[str, dict[str, str]]:
-    return {
-        "Microsoft\\Windows NT\\CurrentVersion": {
-            "ProductName": "string:Windows Server 2019 Datacenter",
-            "CurrentBuild": "string:17763",
-            "SystemRoot": "string:C:\\Windows",
-        },
-        "Policies\\Microsoft\\Windows NT\\Terminal Services": {"fDenyTSConnections": "dword:1"},
-    }
-
-
-def bcd_keys() -> dict[str, dict[str, str]]:
-    return {
-        f"Objects\\{BOOTMGR}\\Elements\\23000003": {"Element": f"string:{LOADER}"},
-        f"Objects\\{LOADER}\\Elements\\12000004": {"Element": "string:Windows Server"},
-        f"Objects\\{LOADER}\\Elements\\16000009": {"Element": "hex:3:01"},
-    }
 
 
 def hivexget(path: Path, key: str, name: str | None = None) -> str:

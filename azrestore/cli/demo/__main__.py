@@ -92,8 +92,8 @@ proxy:
   vm: {_vm_id("azproxy")}
   idle_timeout: 30
 helpers:
+  # No Windows helper: the Linux one prepares Windows disks too, offline (ntfs-3g, hivex).
   linux: {_vm_id("helper-linux")}
-  windows: {_vm_id("helper-windows")}
 {transfer}vms:
   - name: web01
     size: Standard_D2s_v5
@@ -134,7 +134,7 @@ def demo(options: Options) -> None:
     )
     run_azrestore("inspect", str(linux), what="azrestore inspect")
 
-    step(f"writing the restore plan {options.out / PLAN}: two VMs, a proxy, two helpers")
+    step(f"writing the restore plan {options.out / PLAN}: two VMs, a proxy, a helper")
     plan = write_plan(options)
 
     step("checking the plan and the images, and listing the steps (a dry run touches nothing)")
@@ -146,11 +146,12 @@ def demo(options: Options) -> None:
     )
     say(
         "Both VMs run at once: upload the disk through the proxy (read out of its VMDK or"
-        " VHDX by qemu-nbd, only the allocated parts), mount it on the helper"
-        " of its OS, prepare it, unmount, register the VM, power it on and wait for its"
-        " agent. The Linux helper runs azrestore's preparation script for real (as root, in"
-        " a sandbox over the disk's bytes) where this machine can; the Windows helper's"
-        " PowerShell is answered as a helper would."
+        " VHDX, only the allocated parts), mount it on the helper, prepare it, unmount,"
+        " register the VM, power it on and wait for its agent. The Linux helper prepares"
+        " both disks: azrestore's scripts run for real (as root, in a sandbox over the"
+        " disks' bytes) where this machine can, the Windows one editing its registry"
+        " offline with ntfs-3g and hivex, and the VM agent comes up only on a disk they"
+        " prepared."
         f" Simulated Azure here is {1 / options.time_factor:g} times faster than Azure."
     )
     run_azrestore(

@@ -12,16 +12,18 @@ import errno
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...formats.sizes import GiB, KiB, MiB, format_size
 from .fat32 import Fat32, Tree
 from .terminal import say, show_command
-from .tools import export_image, run_tool
+from .tools import DemoError, export_image, run_tool
+from .winhives import bcd_keys, hive, software_keys, system_keys
 
 #: Bump when the images change, so that an older demo-out/ is rebuilt.
-LAYOUT = "4"
+LAYOUT = "5"
 STAMP = ".demo-images"
 LINUX_IMAGE = "web01-os.vmdk"
 WINDOWS_IMAGE = "dc01-os.vhdx"
@@ -35,6 +37,13 @@ LINUX_ESP = (1 * MiB, 100 * MiB)  # (offset, size)
 LINUX_ROOT_START = LINUX_ESP[0] + LINUX_ESP[1]
 WINDOWS_SIZE = 3 * GiB
 WINDOWS_PART_START = 1 * MiB
+#: What the Windows volume holds, by windows_contents().
+WINDOWS_CONTENTS = {
+    "windows": "Windows' SYSTEM and SOFTWARE hives and its BCD (hivexsh), as before it is"
+    " prepared for Azure",
+    "empty": "left empty (ntfs-3g is not installed)",
+    "files": "a few files (ntfscp); no registry hives: they need root, FUSE and hivexsh",
+}
 
 
 @dataclass(frozen=True)
@@ -191,8 +200,21 @@ def make_linux_image(work: Path, target: Path, random_mib: int) -> None:
     copy_sparse(root, disk, LINUX_ROOT_START)
 
 
-def make_windows_image(work: Path, target: Path, random_mib: int) -> bool:
-    """MBR: one active NTFS partition (C:). Returns whether files were copied in."""
+def windows_contents() -> str:
+    """What the demo can put on the Windows volume here: ``windows`` (its registry hives,
+    BCD and files, through an ntfs-3g mount: root, FUSE and hivexsh), ``files`` (a few
+    files into C:\\ with ntfscp) or ``empty``."""
+    if (
+        os.geteuid() == 0
+        and os.path.exists("/dev/fuse")
+        and all(shutil.which(tool) for tool in ("ntfs-3g", "hivexsh"))
+    ):
+        return "windows"
+    return "files" if shutil.which("ntfscp") else "empty"
+
+
+def make_windows_image(work: Path, target: Path, random_mib: int, contents: str) -> None:
+    """MBR: one active NTFS partition (C:) holding ``contents`` (see windows_contents)."""
     part_size = WINDOWS_SIZE - WINDOWS_PART_START
     ntfs = make_empty(work / "c.fs", part_size)
     # The geometry and start sector are what Windows' boot code reads from the NTFS boot
@@ -203,21 +225,20 @@ def make_windows_image(work: Path, target: Path, random_mib: int) -> bool:
             *("-p", str(WINDOWS_PART_START // 512), "-H", "255", "-S", "63", str(ntfs)),
         ]
     )
-    copied = shutil.which("ntfscp") is not None
-    if copied:
-        files = work / "c-files"
-        shutil.rmtree(files, ignore_errors=True)
+    files: dict[str, str | bytes] = {
+        "bootmgr": b"\xeb\x52\x90NTFS    " + os.urandom(384 * KiB),
+        "BOOTNXT": b"\x00",
+        "README.txt": "dc01: a sample Windows backup restored by the azrestore demo.\r\n",
+        "pagefile.sys": os.urandom(random_mib * MiB),
+    }
+    if contents == "windows":
+        _windows_volume(work, ntfs, files)
+    elif contents == "files":
+        tree = work / "c-files"
+        shutil.rmtree(tree, ignore_errors=True)
         # ntfscp writes into existing directories only: these go to C:\ itself.
-        write_files(
-            files,
-            {
-                "bootmgr": b"\xeb\x52\x90NTFS    " + os.urandom(384 * KiB),
-                "BOOTNXT": b"\x00",
-                "README.txt": "dc01: a sample Windows backup restored by the azrestore demo.\r\n",
-                "pagefile.sys": os.urandom(random_mib * MiB),
-            },
-        )
-        for item in sorted(files.iterdir()):
+        write_files(tree, files)
+        for item in sorted(tree.iterdir()):
             run_tool(["ntfscp", "-q", str(ntfs), str(item), item.name])
     disk = make_empty(target, WINDOWS_SIZE)
     run_tool(
@@ -225,11 +246,71 @@ def make_windows_image(work: Path, target: Path, random_mib: int) -> bool:
         stdin=f"label: dos\nstart={WINDOWS_PART_START // 512}, type=7, bootable\n",
     )
     copy_sparse(ntfs, disk, WINDOWS_PART_START)
-    return copied
 
 
-def _stamp(random_mib: int) -> str:
-    return json.dumps({"layout": LAYOUT, "random_mib": random_mib})
+def _windows_volume(work: Path, ntfs: Path, files: dict[str, str | bytes]) -> None:
+    """C:\\ as the preparation finds an installed Windows: its SYSTEM and SOFTWARE hives
+    and Boot\\BCD as a Windows install has them before it is prepared, and ``files``."""
+    hives = work / "hives"
+    hives.mkdir(exist_ok=True)
+    config = "Windows/System32/config"
+    tree: dict[str, str | bytes] = {
+        **files,
+        f"{config}/SYSTEM": hive(hives / "SYSTEM", system_keys()).read_bytes(),
+        f"{config}/SOFTWARE": hive(hives / "SOFTWARE", software_keys()).read_bytes(),
+        "Boot/BCD": hive(hives / "BCD", bcd_keys()).read_bytes(),
+        "Windows/System32/notepad.exe": b"MZ",
+    }
+    mount = work / "c-mount"
+    mount.mkdir(exist_ok=True)
+    run_tool(["ntfs-3g", "-o", "rw", str(ntfs), str(mount)])
+    daemons = _ntfs_3g_serving(str(ntfs))
+    try:
+        write_files(mount, tree)
+    finally:
+        run_tool(["umount", str(mount)])
+        for pid in daemons:
+            _wait_for_exit(pid, str(ntfs))
+
+
+def _ntfs_3g_serving(image: str) -> list[int]:
+    """The ntfs-3g processes serving ``image``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"ntfs-3g") and image.encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _wait_for_exit(pid: int, image: str, within: float = 60.0) -> None:
+    """Wait for ntfs-3g to exit (and reap it: the demo is a subreaper, so the daemon is
+    its child): on a file (a plain FUSE mount, not a block device's) it closes the volume
+    after umount has returned, in its own time."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                state, parent = handle.read().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            return  # gone, reaped by its parent
+        if state == "Z":
+            if int(parent) == os.getpid():
+                os.waitpid(pid, 0)
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"ntfs-3g did not close {image} within {within:.0f} s of umount")
+        time.sleep(0.02)
+
+
+def _stamp(random_mib: int, contents: str) -> str:
+    return json.dumps({"layout": LAYOUT, "random_mib": random_mib, "windows": contents})
 
 
 def _export(raw: Path, out: Path, export: Export) -> None:
@@ -251,8 +332,13 @@ def make_backups(out: Path, random_mib: int) -> tuple[Path, Path]:
             shutil.rmtree(old)
         else:
             old.unlink(missing_ok=True)
+    contents = windows_contents()
     try:
-        reuse = linux.exists() and windows.exists() and stamp.read_text() == _stamp(random_mib)
+        reuse = (
+            linux.exists()
+            and windows.exists()
+            and stamp.read_text() == _stamp(random_mib, contents)
+        )
     except OSError:
         reuse = False
     if not reuse:
@@ -266,13 +352,12 @@ def make_backups(out: Path, random_mib: int) -> tuple[Path, Path]:
             _export(raw, out, LINUX_EXPORT)
             raw.unlink()
             raw = work / "dc01-os.raw"
-            say("dc01: MBR, one active NTFS partition (mkntfs)")
-            if not make_windows_image(work, raw, random_mib):
-                say("  ntfscp (ntfs-3g) not found: the NTFS partition stays empty")
+            say(f"dc01: MBR, one active NTFS partition (mkntfs): {WINDOWS_CONTENTS[contents]}")
+            make_windows_image(work, raw, random_mib, contents)
             _export(raw, out, WINDOWS_EXPORT)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # the raw images too
-        stamp.write_text(_stamp(random_mib))
+        stamp.write_text(_stamp(random_mib, contents))
     else:
         say(f"reusing the backups in {out}/ (delete it to rebuild them)")
     for export, size in ((LINUX_EXPORT, LINUX_SIZE), (WINDOWS_EXPORT, WINDOWS_SIZE)):
