@@ -24,8 +24,10 @@ from .info import ImageInfo
 #: Bytes of grain tables kept at most (4 per grain: 64 MiB maps 1 TiB of 64 KiB grains);
 #: an image with more is read through qemu-nbd.
 MAX_TABLE_BYTES = 64 << 20
-#: The most of the file read in one pread (several grains following each other).
-_MAX_SPAN = 8 << 20
+#: The most of the file read in one pread (several grains following each other), and
+#: the spare buffers of that size kept for the next reads (a thread takes one per read).
+_MAX_SPAN = 1 << 20
+_SPARE_SPANS = 4
 
 
 class StreamVmdkImage(ClosedOnExit):
@@ -49,8 +51,8 @@ class StreamVmdkImage(ClosedOnExit):
         self._header = header
         self._tables = tables
         self._file_size = file_size
-        self._local = threading.local()
-        self._counted = threading.Lock()
+        self._spans: list[bytearray] = []
+        self._lock = threading.Lock()
         #: Compressed bytes decompressed, and the bytes they gave (for benchmarks).
         self.compressed_bytes = 0
         self.decompressed_bytes = 0
@@ -132,23 +134,35 @@ class StreamVmdkImage(ClosedOnExit):
         end = min(start + self._header.grain_size, self.size)
         return max(start, offset) - offset, min(end, offset + want) - offset
 
-    def _span(self, length: int) -> memoryview:
-        """This thread's buffer for the file's bytes, of at least ``length`` bytes."""
-        pooled: bytearray | None = getattr(self._local, "buffer", None)
-        if pooled is None or len(pooled) < length:
-            pooled = bytearray(length)
-            self._local.buffer = pooled
-        return memoryview(pooled)[:length]
-
     def _read_run(
         self, run: list[tuple[int, int]], buffer: memoryview, offset: int, want: int
     ) -> None:
         """Decompress the grains of ``run`` (sorted by where they lie in the file, close
         together), read with one pread, into their places in ``buffer``."""
-        grain_size = self._header.grain_size
         base = run[0][0] * vs.SECTOR
-        end = min(run[-1][0] * vs.SECTOR + 2 * grain_size, self._file_size)
-        span = self._span(end - base)
+        end = min(run[-1][0] * vs.SECTOR + 2 * self._header.grain_size, self._file_size)
+        with self._lock:
+            pooled = self._spans.pop() if self._spans else None
+        if pooled is None or len(pooled) < end - base:
+            pooled = bytearray(max(end - base, _MAX_SPAN + 2 * self._header.grain_size))
+        try:
+            self._inflate_run(run, memoryview(pooled)[: end - base], base, buffer, offset, want)
+        finally:
+            with self._lock:
+                if len(self._spans) < _SPARE_SPANS:
+                    self._spans.append(pooled)
+
+    def _inflate_run(
+        self,
+        run: list[tuple[int, int]],
+        span: memoryview,
+        base: int,
+        buffer: memoryview,
+        offset: int,
+        want: int,
+    ) -> None:
+        grain_size = self._header.grain_size
+        end = base + len(span)
         try:
             pread_full(self._fd, span, base)
         except OSError as exc:
@@ -182,10 +196,10 @@ class StreamVmdkImage(ClosedOnExit):
                     f" decompresses to {len(data)} bytes, not {needed}"
                 )
             skip = offset + start - first
-            buffer[start:stop] = data[skip : skip + stop - start]
+            buffer[start:stop] = memoryview(data)[skip : skip + stop - start]
             compressed += size
             decompressed += len(data)
-        with self._counted:
+        with self._lock:
             self.compressed_bytes += compressed
             self.decompressed_bytes += decompressed
 
