@@ -119,10 +119,10 @@ def parse_header(data: bytes) -> StreamHeader | None:
         return None
     if capacity == 0:  # a descriptor that names other extents: qemu's to read
         return None
+    if capacity >= 1 << 32:  # past VMDK's 2 TiB (32-bit sector offsets): qemu's to judge
+        return None
     if not 0 < gtes <= MAX_GTES:
         raise VmdkStreamError(f"the VMDK header says {gtes} entries per grain table")
-    if capacity >= 1 << 32:  # VMDK_EXTENT_MAX_SECTORS: grain offsets are 32-bit sectors
-        raise VmdkStreamError(f"the VMDK header's capacity of {capacity} sectors is too large")
     return StreamHeader(
         capacity=capacity * SECTOR,
         grain_size=grain * SECTOR,

@@ -24,10 +24,10 @@ from .info import ImageInfo
 #: Bytes of grain tables kept at most (4 per grain: 64 MiB maps 1 TiB of 64 KiB grains);
 #: an image with more is read through qemu-nbd.
 MAX_TABLE_BYTES = 64 << 20
-#: The most of the file read in one pread (several grains following each other), and
-#: the spare buffers of that size kept for the next reads (a thread takes one per read).
-_MAX_SPAN = 1 << 20
-_SPARE_SPANS = 4
+#: The most of the file read in one pread (several grains following each other, or one
+#: grain's two at most). Such buffers are pooled: a read takes one and gives it back, so
+#: there are as many as reads at once (the transfer's concurrency), allocated once.
+_MAX_SPAN = 256 << 10
 
 
 class StreamVmdkImage(ClosedOnExit):
@@ -144,13 +144,12 @@ class StreamVmdkImage(ClosedOnExit):
         with self._lock:
             pooled = self._spans.pop() if self._spans else None
         if pooled is None or len(pooled) < end - base:
-            pooled = bytearray(max(end - base, _MAX_SPAN + 2 * self._header.grain_size))
+            pooled = bytearray(max(end - base, _MAX_SPAN, 2 * self._header.grain_size))
         try:
             self._inflate_run(run, memoryview(pooled)[: end - base], base, buffer, offset, want)
         finally:
             with self._lock:
-                if len(self._spans) < _SPARE_SPANS:
-                    self._spans.append(pooled)
+                self._spans.append(pooled)
 
     def _inflate_run(
         self,

@@ -51,6 +51,7 @@ def test_what_is_not_read_here_is_none(fields: dict[str, int]) -> None:
 def test_another_magic_and_a_zero_capacity_are_none() -> None:
     assert vs.parse_header(b"COWD" + header(1 << 20, 21)[4:]) is None
     assert vs.parse_header(header(0, 21)) is None
+    assert vs.parse_header(header((1 << 32) * 512, 21)) is None  # past VMDK's 2 TiB
 
 
 @pytest.mark.parametrize("gtes", [0, 513])
