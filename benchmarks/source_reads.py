@@ -78,14 +78,18 @@ def read_rate(image: Path, threads: int = 2) -> dict[str, Any]:
     """Read every data extent of ``image`` as the pipeline does (``threads`` threads, CHUNK
     pieces) and say how fast: bytes read against the format's allocated bytes, wall time,
     and for a container format the CPU time of its qemu-nbd child and the bytes read
-    straight from the image file instead (``direct_bytes``). For a streamOptimized VMDK,
-    bytes qemu-nbd delivered per second of its CPU time is its decompression rate (qemu
-    inflates each grain in that process, on its one main thread)."""
+    straight from the image file instead (``direct_bytes``). A streamOptimized VMDK is
+    decompressed in this process: grain bytes made per CPU second of this process (its
+    reading threads) is the decompression rate, which qemu-nbd's CPU time once gave."""
     with open_source_blocking(image) as source:
         pid = getattr(source, "server_pid", None)
         cpu_before = server_cpu_s(pid)
+        own_before = time.process_time()
         got, seconds = read_all(source, threads)
+        own_cpu = time.process_time() - own_before
         cpu_after = server_cpu_s(pid)
+        inflated = getattr(source, "decompressed_bytes", None)
+        deflated = getattr(source, "compressed_bytes", None)
         allocated = source.allocated_bytes()
         direct = getattr(source, "direct_bytes", None)
     result: dict[str, Any] = {
@@ -94,7 +98,14 @@ def read_rate(image: Path, threads: int = 2) -> dict[str, Any]:
         "read_over_allocated": round(got / allocated, 4) if allocated else None,
         "wall_s": round(seconds, 3),
         "mib_per_s": round(got / seconds / (1 << 20), 1),
+        "reader_cpu_s": round(own_cpu, 3),  # this process's, all its threads
     }
+    if inflated is not None and deflated is not None:  # decompressed in this process
+        result["compressed_bytes"] = deflated
+        result["decompressed_bytes"] = inflated
+        if own_cpu > 0:
+            result["decompressed_mib_per_cpu_s"] = round(inflated / own_cpu / (1 << 20), 1)
+        result["decompressed_mib_per_s"] = round(inflated / seconds / (1 << 20), 1)
     if direct is not None:
         result["direct_bytes"] = direct  # read from the image file, not through qemu-nbd
     if cpu_before is not None and cpu_after is not None:

@@ -7,6 +7,7 @@ JSON: medians, each format's upload throughput over the raw image's, convert tim
 qemu-img's, peak RSS, and bytes read against the format's allocated bytes.
 
     python -m benchmarks.sources [--disk-gib 8] [--data-mib 1024] [--repeat 3]
+        [--formats vmdk-streamOptimized,...] [--compressible]
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def prime(nbytes: int) -> None:
     del block
 
 
-def make_raw(path: Path, disk: int, data: int) -> None:
+def make_raw(path: Path, disk: int, data: int, *, compressible: bool = False) -> None:
     """A sparse raw disk of ``disk`` bytes holding ``data`` bytes of random data (not
-    compressible), in extents spread over the whole disk."""
+    compressible; or, ``compressible``, random letters of 16, which zlib packs to about
+    60%), in extents spread over the whole disk."""
     rng = np.random.default_rng(11)
     extents = max(1, data // EXTENT)
     stride = disk // extents
@@ -70,7 +72,12 @@ def make_raw(path: Path, disk: int, data: int) -> None:
         handle.truncate(disk)
         for index in range(extents):
             handle.seek(index * stride)
-            handle.write(rng.bytes(min(EXTENT, data - index * EXTENT)))
+            length = min(EXTENT, data - index * EXTENT)
+            if compressible:
+                letters = rng.integers(0, 16, length, dtype=np.uint8) + ord("a")
+                handle.write(letters.tobytes())
+            else:
+                handle.write(rng.bytes(length))
 
 
 def make_image(raw: Path, out: Path, fmt: str, options: str) -> None:
@@ -97,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disk-gib", type=int, default=8)
     parser.add_argument("--data-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--formats",
+        default="",
+        help="comma-separated labels of the formats compared with raw (default: all of "
+        + ", ".join(label for label, _, _ in FORMATS)
+        + ")",
+    )
+    parser.add_argument(
+        "--compressible",
+        action="store_true",
+        help="data that zlib packs to about 60%% (default: random, incompressible)",
+    )
     parser.add_argument("--workdir", default="", help="default: a temporary folder")
     parser.add_argument(
         "--json-out",
@@ -105,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the JSON here (default benchmarks/results/sources.json; '-' for none)",
     )
     args = parser.parse_args(argv)
+    chosen = [f for f in FORMATS if not args.formats or f[0] in args.formats.split(",")]
+    if args.formats and len(chosen) != len(args.formats.split(",")):
+        parser.error(f"--formats: each one of {', '.join(label for label, _, _ in FORMATS)}")
     azrestore = find_azrestore()
     if azrestore is None:
         print("azrestore is not installed (make install)", file=sys.stderr)
@@ -117,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         logs = work / "logs"
         machine = results.machine_info(work)
         raw = work / "disk.raw"
-        make_raw(raw, disk, data)
+        make_raw(raw, disk, data, compressible=args.compressible)
         images = {"raw": raw}
-        for label, fmt, options in FORMATS:
+        for label, fmt, options in chosen:
             images[label] = work / f"disk.{label}"
             make_image(raw, images[label], fmt, options)
             note(f"made {label}: {images[label].stat().st_blocks * 512 >> 20} MiB on disk")
@@ -198,12 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         "disk_bytes": disk,
         "data_bytes": data,
         "repeat": args.repeat,
+        "compressible": args.compressible,
         "method": (
             "medians of --repeat runs; each run starts with the image warmed and memory primed"
             " (prime()); azrestore convert and qemu-img run twice per repeat, ABBA; read_rate:"
             " the image's data extents read in-process on 2 threads, 4 MiB pieces, and for a"
-            " container format the CPU time of its qemu-nbd child over that read"
-            " (streamOptimized: its decompression rate, MiB of grain data per qemu-nbd CPU s)"
+            " container format the CPU time of its qemu-nbd child over that read;"
+            " streamOptimized, decompressed in-process: MiB of grains decompressed per CPU s"
+            " of the reading process (decompressed_mib_per_cpu_s) and per wall s"
         ),
         "formats": {},
     }

@@ -3,11 +3,13 @@ command line (:mod:`azrestore.cli.app`).
 
 The full command line (typer, rich, pydantic) takes longer to start than the conversion
 of a sparse image takes (figures in docs/benchmarks.md). A plain
-``azrestore [--debug] convert IMAGE OUT [--json] [--overwrite]`` of a raw image with no
+``azrestore [--debug] convert IMAGE OUT [--json] [--overwrite]`` of an image file with no
 progress bar to draw (``--json``, or stderr not a terminal) runs here instead, with the
-same output, error lines and exit codes. Anything else - help, a usage error, a terminal
-to draw on, ``--format``, an image in a container format or an NBD URL (opened on an
-event loop) - goes to the full command line, which checks and reports it.
+same output, error lines and exit codes: a raw image with the fewest imports, an image in
+a container format opened as the full command line opens it
+(:func:`~azrestore.sources.open.open_source_blocking`, in this thread: no event loop).
+Anything else - help, a usage error, a terminal to draw on, ``--format``, an NBD URL -
+goes to the full command line, which checks and reports it.
 """
 
 from __future__ import annotations
@@ -74,12 +76,15 @@ def parse_quick_convert(argv: Sequence[str], *, stderr_is_terminal: bool) -> Qui
 
 
 def quick_can_read(image: str) -> bool:
-    """Whether the quick start can convert ``image`` itself: not an NBD URL, and no
-    container format's signature in its first 64 KiB or last 512 bytes. (Anything it
-    cannot open is left to it: it reports missing files and the like as the full command
-    line does.)"""
-    if "://" in image:
-        return False
+    """Whether the quick start can convert ``image`` itself: not an NBD URL."""
+    return "://" not in image
+
+
+def is_raw(image: str) -> bool:
+    """Whether ``image`` shows no container format's signature in its first 64 KiB or last
+    512 bytes, so that the raw path (fewest imports) converts it. (Anything it cannot open
+    is left to that path: it reports missing files and the like as the full command line
+    does.)"""
     import stat
 
     try:
@@ -111,7 +116,14 @@ def run_quick_convert(request: QuickConvert) -> int:
 
     try:
         # Blocking, on threads: no event loop to start for one local copy.
-        result = convert_file(request.image, request.output, overwrite=request.overwrite)
+        if is_raw(request.image):
+            result = convert_file(request.image, request.output, overwrite=request.overwrite)
+        else:
+            os.environ.setdefault(*BLAS_THREADS)
+            from ..sources.open import open_source_blocking
+
+            with open_source_blocking(request.image) as source:
+                result = convert_file(source, request.output, overwrite=request.overwrite)
     except (KeyboardInterrupt, Exception) as exc:
         return report_error(exc, debug=request.debug)
     if request.as_json:
@@ -132,7 +144,7 @@ def main() -> None:
     """Console-script entry point."""
     request = parse_quick_convert(sys.argv[1:], stderr_is_terminal=os.isatty(2))
     if request is not None and not quick_can_read(request.image):
-        request = None  # a container format or a URL: read through the full command line
+        request = None  # a URL: read through the full command line
     if request is None:
         os.environ.setdefault(*BLAS_THREADS)
         from .app import main as full_main

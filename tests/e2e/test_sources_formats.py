@@ -16,6 +16,7 @@ from azrestore.formats.vhd import fixed_vhd_footer
 from azrestore.sources.base import ChainLink, DiskSource
 from azrestore.sources.fixedvhd import FixedVhdImage
 from azrestore.sources.open import open_source
+from azrestore.sources.qemu.vmdk_stream import StreamVmdkImage
 from azrestore.sources.raw import RawImage
 from tests.support.qemu import (
     AWKWARD_SIZE,
@@ -120,6 +121,8 @@ async def test_a_container_reads_as_qemu_reads_it(tmp_path: Path, case: str) -> 
     source = await open_source(image)
     try:
         assert source.format == fmt
+        # Compressed grains are decompressed in-process; every other VMDK goes to qemu.
+        assert isinstance(source, StreamVmdkImage) == (case == "vmdk-streamOptimized")
         assert source.path == str(image)
         assert source.chain[0] == ChainLink(str(image), fmt)
         assert source.size == len(expected)

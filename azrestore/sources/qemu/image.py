@@ -1,7 +1,9 @@
 """A container image (qcow2, VMDK, VHDX, VHD, VDI) read through its own ``qemu-nbd``: the
 source is an :class:`~azrestore.sources.nbd.NbdSource` on the child's Unix socket, whose
 block status gives what the image (its whole backing chain) holds; closing it stops the
-child. Blocking: :func:`open_container` runs in a worker thread.
+child. A streamOptimized VMDK in one file is decompressed in-process instead
+(:mod:`.vmdk_stream`), with no qemu-nbd. Blocking: :func:`open_container` runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .hostmap import HostMap, host_map, pread_full
 from .info import ImageInfo, inspect_image, qemu_tool
 from .server import QemuNbd
 from .vhdx_map import vhdx_extents, vhdx_host_map
+from .vmdk_stream import StreamVmdkImage, open_stream_vmdk
 
 #: The formats read through qemu-nbd (qemu's names; ``vpc`` is VHD).
 CONTAINER_FORMATS = ("qcow2", "vmdk", "vhdx", "vpc", "vdi")
@@ -96,7 +99,7 @@ class ContainerImage(NbdSource):
         return f"ContainerImage({self.path!r}, size={self.size}, format={self.format!r})"
 
 
-def open_container(path: str, fmt: str | None) -> ContainerImage:
+def open_container(path: str, fmt: str | None) -> ContainerImage | StreamVmdkImage:
     """Inspect the image at ``path`` (``fmt``: its qemu format, or None) and serve it with
     qemu-nbd. Raises InputError for what cannot be read; nothing is left running then."""
     info = inspect_image(path, fmt)
@@ -107,6 +110,10 @@ def open_container(path: str, fmt: str | None) -> ContainerImage:
         )
     if info.size % 512:
         raise InputError(f"{path}: virtual size {info.size} is not a whole number of sectors")
+    if info.format == "vmdk" and len(info.chain) == 1 and len(info.files) == 1:
+        stream = open_stream_vmdk(path, info)  # compressed grains: decompressed here
+        if stream is not None:
+            return stream
     server = QemuNbd(path, info.format, shared=MAX_CONNECTIONS, shown=path)
     server.start()
     try:

@@ -21,6 +21,8 @@ from azrestore.cli.entry import (
 )
 from azrestore.formats.sizes import MiB
 from tests.support.images import expected_vhd_body, make_sparse_image
+from tests.support.qemu import convert, pattern_raw, raw_view
+from tests.support.tools import needs
 
 
 @pytest.mark.parametrize(
@@ -184,3 +186,46 @@ def test_full_command_line_keeps_numpy_to_one_blas_thread(
         # No OpenBLAS worker to spin next to the main thread (an idle worker thread of the
         # command may end meanwhile: fewer threads, never more).
         assert int(started) <= 0
+
+
+@needs("qemu-img", "qemu-nbd")
+@pytest.mark.parametrize("fmt", ["qcow2", "vmdk"])
+def test_quick_start_converts_a_container_like_the_full_cli(tmp_path: Path, fmt: str) -> None:
+    """A container image (a qcow2 through qemu-nbd, a streamOptimized VMDK decompressed
+    in-process) takes the quick start too: the same VHD, report and refusals as the full
+    command line, without typer's start-up."""
+    raw = pattern_raw(tmp_path / "p.raw")
+    options = ("subformat=streamOptimized",) if fmt == "vmdk" else ()
+    image = convert(raw, tmp_path / f"disk.{fmt}", fmt, *options)
+    quick_out, full_out = tmp_path / "quick.vhd", tmp_path / "full.vhd"
+    quick = run("convert", image, quick_out, "--json")
+    assert quick.returncode == 0 and quick.stderr == "quick\n", quick.stderr
+    app_argv = [sys.executable, "-m", "azrestore.cli.app", "convert", str(image)]
+    full = subprocess.run(
+        [*app_argv, str(full_out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert full.returncode == 0, full.stderr
+    quick_report, full_report = json.loads(quick.stdout), json.loads(full.stdout)
+    for report in (quick_report, full_report):
+        del report["output"], report["seconds"], report["throughput_mib_s"]
+    assert quick_report == full_report
+    quick_vhd, full_vhd = quick_out.read_bytes(), full_out.read_bytes()
+    # The same but for the footer's timestamp, unique id and so its checksum.
+    assert len(quick_vhd) == len(full_vhd) and quick_vhd[:-512] == full_vhd[:-512]
+    assert quick_vhd[-512:-488] == full_vhd[-512:-488]
+    body, expected = quick_vhd[:-512], raw_view(image, fmt)
+    assert body[: len(expected)] == expected and not any(body[len(expected) :])
+
+    again = run("convert", image, quick_out)
+    refused = subprocess.run(
+        [*app_argv, str(quick_out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == refused.returncode == 2
+    assert again.stderr == refused.stderr + "quick\n"
+    assert "already exists" in refused.stderr

@@ -155,7 +155,9 @@ def test_os_disk_rules_for_upload_to_disk(tmp_path: Path, monkeypatch: pytest.Mo
     assert "OS disk" not in data.stderr
 
 
-def test_quick_convert_hands_a_container_to_the_full_command_line(tmp_path: Path) -> None:
+def test_quick_convert_reads_a_container_and_hands_a_url_to_the_full_command_line(
+    tmp_path: Path,
+) -> None:
     require("qemu-img")
     image = tmp_path / "disk.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
@@ -163,11 +165,19 @@ def test_quick_convert_hands_a_container_to_the_full_command_line(tmp_path: Path
         "import sys\nfrom azrestore.cli.entry import main\ntry:\n    main()\nfinally:\n"
         "    print('typer' in sys.modules, file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, "convert", str(image), str(tmp_path / "o.vhd"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def quick(source: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, "convert", source, str(tmp_path / "o.vhd"), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = quick(str(image))
+    assert done.stderr.splitlines()[-1] == "False", done.stderr  # converted by the quick start
+    assert done.returncode == 0 and (tmp_path / "o.vhd").stat().st_size == 16 * MiB + 512
+    (tmp_path / "o.vhd").unlink()
+    done = quick("nbd://127.0.0.1:1/none")  # refused at once: nothing listens on port 1
     assert done.stderr.splitlines()[-1] == "True", done.stderr  # the full command line ran
-    assert not (tmp_path / "o.vhd").exists() or done.returncode == 0
+    assert done.returncode != 0 and not (tmp_path / "o.vhd").exists()
