@@ -1,5 +1,5 @@
 """A streamOptimized VMDK read in-process, without qemu-nbd: its grain tables are read once
-at open, and each read decompresses the grains it spans (zlib, which lets go of the GIL,
+at open, and each read decompresses the grains it spans (zlib-ng, which lets go of the GIL,
 so that the transfer's worker threads decompress on every core where qemu-nbd used one).
 
 Only for a VMDK that is one file whose header :func:`~...formats.vmdk_stream.parse_header`
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import threading
-import zlib
 from array import array
+
+from zlib_ng import zlib_ng as zlib
 
 from ...errors import InputError, SourceError
 from ...formats import vmdk_stream as vs
@@ -20,6 +21,9 @@ from ..base import ChainLink
 from ..closing import ClosedOnExit
 from .hostmap import pread_full
 from .info import ImageInfo
+
+#: zlib-ng's error class (its stub declares it as an instance, not a class).
+_ZLIB_ERROR: type[Exception] = zlib.error  # type: ignore[assignment]
 
 #: Bytes of grain tables kept at most (4 per grain: 64 MiB maps 1 TiB of 64 KiB grains);
 #: an image with more is read through qemu-nbd.
@@ -181,7 +185,7 @@ class StreamVmdkImage(ClosedOnExit):
                 data = _inflate(
                     span[at + vs.MARKER_BYTES : at + vs.MARKER_BYTES + size], grain_size
                 )
-            except (vs.VmdkStreamError, zlib.error) as exc:
+            except (vs.VmdkStreamError, _ZLIB_ERROR) as exc:
                 raise SourceError(
                     f"{self.path}: grain {grain} (at byte {sector * vs.SECTOR} of the file)"
                     f" cannot be read: {exc}"
@@ -219,7 +223,10 @@ class StreamVmdkImage(ClosedOnExit):
 
 def _inflate(packed: memoryview, grain_size: int) -> bytes:
     """One grain's zlib stream decompressed: at most ``grain_size`` bytes are made (a
-    damaged grain cannot make more, as a zlib bomb would)."""
+    damaged grain cannot make more, as a zlib bomb would). With zlib-ng (python-zlib-ng,
+    the same API as the standard module, and like it lets go of the GIL): on this
+    project's machines it inflated a 64 KiB grain several times faster than zlib 1.2.13,
+    whose Adler-32 took most of the time."""
     stream = zlib.decompressobj()
     data = stream.decompress(packed, grain_size)
     if not stream.eof and (stream.decompress(stream.unconsumed_tail, 1) or not stream.eof):
