@@ -123,6 +123,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{label}: {problem}")
             return child
 
+        container = stack.enter_context(
+            BlobServiceClient.from_connection_string(azurite.connection_string)
+        ).get_container_client(CONTAINER)
+
+        def upload_once(label: str, argv: list[str], blob: str, *, url_at: int) -> Child:
+            """Run ``argv`` with the SAS URL of ``blob`` at ``url_at``, then delete the blob
+            (a store in memory would otherwise hold every upload of the run)."""
+            argv = [*argv[:url_at], sas_url(account, blob), *argv[url_at:]]
+            try:
+                return run(label, argv)
+            finally:
+                with contextlib.suppress(Exception):
+                    container.delete_blob(blob)
+
         for index in range(args.repeat):
             order = ["peer", *variants]
             if index % 2:
@@ -131,15 +145,20 @@ def main(argv: list[str] | None = None) -> int:
                 load = os.getloadavg()[0]
                 if name == "peer":
                     peer = [sys.executable, "-m", "benchmarks.cpu_peer"]
-                    full = run(name, [*peer, str(dense), sas_url(account, f"peer-{index}.vhd")])
-                    idle = run(name, [*peer, str(nothing), sas_url(account, f"peer0-{index}.vhd")])
+                    full = upload_once(name, [*peer, str(dense)], f"peer-{index}.vhd", url_at=4)
+                    idle = upload_once(name, [*peer, str(nothing)], f"peer0-{index}.vhd", url_at=4)
                 else:
                     command, image, holes = variants[name]
                     extra = ["--json", "--overwrite", "--restart", "--journal-dir", str(work / "j")]
-                    url = sas_url(account, f"{name}-{index}.vhd")
-                    full = run(name, [*command, str(image), "--to", url, *extra])
-                    url = sas_url(account, f"{name}-empty-{index}.vhd")
-                    idle = run(name, [*command, str(holes), "--to", url, *extra])
+                    at = len(command) + 2
+                    blob = f"{name}-{index}.vhd"
+                    full = upload_once(
+                        name, [*command, str(image), "--to", *extra], blob, url_at=at
+                    )
+                    blob = f"{name}-empty-{index}.vhd"
+                    idle = upload_once(
+                        name, [*command, str(holes), "--to", *extra], blob, url_at=at
+                    )
                 runs[name].append(
                     {
                         "cpu_s": round(full.cpu_s, 3),
