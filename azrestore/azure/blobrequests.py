@@ -88,13 +88,3 @@ async def send(
             method, url, headers=await target.headers(headers), data=data, proxy=target.proxy
         ) as response:
             yield response
-
-
-def crc64(data: memoryview | bytes) -> bytes:
-    """Azure Storage's CRC64 of ``data`` as x-ms-content-crc64 carries it (8 bytes, little
-    endian). Azure's polynomial and conventions are CRC-64/NVME's; awscrt computes that with
-    carry-less multiplication, many times faster than azure-storage-extensions, which the
-    strict gateway keeps as the reference (figures in docs/benchmarks.md)."""
-    from awscrt.checksums import crc64nvme
-
-    return int(crc64nvme(data)).to_bytes(8, "little")

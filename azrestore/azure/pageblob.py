@@ -25,8 +25,9 @@ from ..formats.sizes import FOOTER_SIZE
 from ..transfer.config import DEFAULT_CONCURRENCY, Checksum
 from ..transfer.sink import TargetIdentity
 from .auth import BearerAuth, BlobAuth, resolve_auth
-from .blobrequests import BlobTarget, crc64, send
+from .blobrequests import BlobTarget, send
 from .blobsession import BlobSession, client_session
+from .crc64 import crc64
 from .leases import acquire_lease, lease_conflict, release_lease
 from .pagebody import PageBody
 from .proxy import ProxySettings

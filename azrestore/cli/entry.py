@@ -1,5 +1,6 @@
-"""The ``azrestore`` console script: a quick start for scripted ``convert``, else the full
-command line (:mod:`azrestore.cli.app`).
+"""The ``azrestore`` console script: a quick start for scripted ``convert`` (and, in
+:mod:`.quickupload`, for scripted ``upload``), else the full command line
+(:mod:`azrestore.cli.app`).
 
 The full command line (typer, rich, pydantic) takes longer to start than the conversion
 of a sparse image takes (figures in docs/benchmarks.md). A plain
@@ -147,8 +148,15 @@ def main() -> None:
         request = None  # a URL: read through the full command line
     if request is None:
         os.environ.setdefault(*BLAS_THREADS)
+        from .collection import pause_collection, resume_collection
+
+        pause_collection()
+        from .quickupload import main as quick_upload
+
+        quick_upload(sys.argv[1:])  # exits when it takes the command line
         from .app import main as full_main
 
+        resume_collection()
         full_main()
     else:
         sys.exit(run_quick_convert(request))

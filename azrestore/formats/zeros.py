@@ -10,8 +10,6 @@ into one request, because one more request costs more than sending a small gap o
 
 from __future__ import annotations
 
-import numpy as np
-
 from .sizes import SECTOR
 
 
@@ -31,6 +29,8 @@ def nonzero_runs(
         raise ValueError(f"buffer length {size} is not a multiple of {SECTOR}")
     if size == 0:
         return []
+    import numpy as np  # here, not at the top: an upload with nothing to read never loads it
+
     words = np.frombuffer(data, dtype=np.uint64, count=size // 8)
     nblocks = -(-size // block)
     full = size // block

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-import numpy as np
 
 from ..errors import InputError, SinkError, first_error
 from ..formats.sizes import FOOTER_SIZE, SECTOR, GiB, blob_size, round_down, virtual_size
@@ -288,6 +287,8 @@ def _read_and_zero(
     parts: list[tuple[int, int]],
 ) -> None:
     """Worker thread: read the source window; zero the target buffer outside ``parts``."""
+    import numpy as np  # here: an upload that does not verify never loads it
+
     image.read_into(source, offset)
     array = np.frombuffer(target, dtype=np.uint8)
     cursor = 0
@@ -299,6 +300,8 @@ def _read_and_zero(
 
 def _first_difference(source: memoryview, target: memoryview) -> int | None:
     """Worker thread: the first offset where the buffers differ, or None."""
+    import numpy as np
+
     # Windows are whole sectors, so compare 8 bytes at a time (numpy drops the GIL).
     words_a = np.frombuffer(source, dtype=np.uint64)
     words_b = np.frombuffer(target, dtype=np.uint64)

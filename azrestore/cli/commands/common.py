@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvloop
 
 from ...formats.sizes import parse_size
 from ...sources.base import FORMATS
@@ -20,11 +19,11 @@ from ...transfer.config import TransferConfig
 from .. import environment
 from ..edge import report_error
 from ..environment import CONNECTION_STRING_ENV
+from ..loop import run as run
 
 if TYPE_CHECKING:
     from ...azure.proxy import ProxySettings
 
-T = TypeVar("T")
 
 #: The library's defaults, shown as the options' defaults.
 DEFAULTS = TransferConfig()
@@ -60,30 +59,6 @@ def reporting(ctx: typer.Context) -> Iterator[None]:
         raise
     except (KeyboardInterrupt, Exception) as exc:
         raise typer.Exit(report_error(exc, debug=global_options(ctx).debug)) from None
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one coroutine to completion on uvloop."""
-    result: T = uvloop.run(_quiet_teardown(coroutine))
-    return result
-
-
-async def _quiet_teardown(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` with the loop's exception handler told to drop one known noise:
-    uvloop's TLS protocol writing to a transport that a cancelled run (Ctrl-C) has
-    already closed. Everything else still goes to the default handler."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        error = context.get("exception")
-        if isinstance(error, RuntimeError) and "handler is closed" in str(error):
-            return
-        loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-    return await coroutine
 
 
 def size_option(value: str | int) -> int:
