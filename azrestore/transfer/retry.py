@@ -13,12 +13,32 @@ from ..errors import SinkError, TransferError
 T = TypeVar("T")
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float | None) -> float:
+#: Statuses of throttling: the server says when to come back, and that is what we do.
+THROTTLED = frozenset({429, 503})
+#: Jitter added to a throttled answer's Retry-After (a share of it, at most): enough to
+#: spread the requests it throttled together, far less than the backoff's full jitter.
+RETRY_AFTER_JITTER = 0.2
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None,
+    throttled: bool = False,
+) -> float:
     """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
 
-    Full jitter over ``base * 2**(attempt-1)`` capped at ``cap``; a server's Retry-After is
-    a floor, never shortened by jitter.
+    A throttled answer (429, 503) with a Retry-After is waited for that long plus up to
+    :data:`RETRY_AFTER_JITTER` of it (capped at ``cap``): Azure's targets are token
+    buckets that say when a request will pass (often milliseconds), and the concurrency
+    controller, not the wait, backs the run off. Otherwise full jitter over
+    ``base * 2**(attempt-1)`` capped at ``cap``, a server's Retry-After being a floor,
+    never shortened by jitter.
     """
+    if throttled and retry_after is not None:
+        return min(cap, retry_after * (1 + random.uniform(0, RETRY_AFTER_JITTER)))
     ceiling = min(cap, base * 2 ** (attempt - 1))
     delay = random.uniform(0, ceiling)
     if retry_after is not None:
@@ -55,4 +75,11 @@ async def call_with_retries(
             raise TransferError(f"{what}: failed after {attempt} attempts: {error}") from error
         if on_retry is not None:
             on_retry(error)
-        await anyio.sleep(backoff_delay(attempt, base=base, cap=cap, retry_after=error.retry_after))
+        delay = backoff_delay(
+            attempt,
+            base=base,
+            cap=cap,
+            retry_after=error.retry_after,
+            throttled=error.status in THROTTLED,
+        )
+        await anyio.sleep(delay)
