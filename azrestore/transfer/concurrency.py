@@ -7,8 +7,10 @@ The rule, with no ``--concurrency``:
   many requests as the limit, and at least two mean latencies) compare the bytes per
   second acknowledged with those measured before the last increase. While the limit is
   in use (a task waited for a slot) and throughput grew by :data:`GROWTH` or more, grow:
-  double at first (slow start), then by a quarter. When it stops growing, hold (the
-  knee); after :data:`PROBE_AFTER` flat windows, probe one step up again.
+  double at first (slow start), then by a quarter. When it first stops growing, come
+  back to what fills the link (bytes per second times the least latency seen, in
+  requests, plus a quarter: :data:`KNEE_SPARE`) and hold there; a later step that buys
+  nothing is taken back. After :data:`PROBE_AFTER` flat windows, probe a step up again.
 - Rising latency: a window whose mean latency is over :data:`LATENCY_RISE` times the
   least seen, without the throughput to show for it, shrinks the limit by
   :data:`LATENCY_DECREASE` (requests are queueing, not moving).
@@ -46,6 +48,8 @@ LATENCY_RISE = 2.0
 #: Factors the limit is multiplied by on rising latency and on the account's throttling.
 LATENCY_DECREASE = 0.8
 THROTTLE_DECREASE = 0.7
+#: Requests in flight kept past the knee, over what the link holds.
+KNEE_SPARE = 1.25
 #: Flat windows at the knee before the limit is probed one step up again.
 PROBE_AFTER = 8
 #: Least seconds a window lasts.
@@ -88,6 +92,8 @@ class ConcurrencyController:
         self.throttles = 0
         self._slow_start = True
         self._reference: float | None = None
+        self._reference_limit = 1
+        self._increased = False
         self._base_latency: float | None = None
         self._flat = 0
         self._last_decrease = -math.inf
@@ -118,10 +124,11 @@ class ConcurrencyController:
         if self.fixed or started < self._last_decrease:
             return
         self._last_decrease = self.link.now()
-        self._slow_start = False
+        self._slow_start = self._increased = False
         self._reference = None
         self._flat = 0
-        self._set(math.floor(self.slots.limit * THROTTLE_DECREASE), "throttled")
+        self._reference_limit = max(1, math.floor(self.slots.limit * THROTTLE_DECREASE))
+        self._set(self._reference_limit, "throttled")
         self._begin_window()
 
     def tick(self) -> None:
@@ -136,33 +143,47 @@ class ConcurrencyController:
         latency = (self.link.latency_sum - self._latency) / requests
         if elapsed < max(MIN_WINDOW, 2 * latency):
             return
-        throughput = (self.link.bytes - self._bytes) / elapsed
-        self._decide(throughput, latency, self.slots.saturated)
+        sent = self.link.bytes - self._bytes
+        self._decide(sent / elapsed, latency, sent / requests, self.slots.saturated)
         self._begin_window()
 
-    def _decide(self, throughput: float, latency: float, saturated: bool) -> None:
+    def _decide(self, throughput: float, latency: float, size: float, saturated: bool) -> None:
         if self._base_latency is None or latency < self._base_latency:
             self._base_latency = latency
         reference = self._reference
         grew = reference is None or throughput >= reference * GROWTH
         limit = self.slots.limit
-        if latency > LATENCY_RISE * self._base_latency and not grew and limit > 1:
-            self._slow_start = False
+        if self._slow_start and saturated and not grew:
+            # Past the knee: as many requests as fill the link (throughput times the least
+            # latency, in requests: Little's law), with a quarter to spare.
+            self._slow_start = self._increased = False
+            needed = math.ceil(KNEE_SPARE * throughput * self._base_latency / max(size, 1))
+            self._set(min(limit, max(self._reference_limit, needed)), "knee")
+        elif latency > LATENCY_RISE * self._base_latency and not grew and limit > 1:
+            self._slow_start = self._increased = False
             self._reference = throughput
-            self._set(math.floor(limit * LATENCY_DECREASE), "latency")
+            self._reference_limit = math.floor(limit * LATENCY_DECREASE)
+            self._set(self._reference_limit, "latency")
         elif not saturated:
             return  # the uploads do not use what they have: nothing to learn
         elif grew:
             self._reference = throughput
+            self._reference_limit = limit
             self._flat = 0
             step = limit if self._slow_start else max(1, limit // 4)
             self._set(limit + step, "grew")
+            self._increased = True
+        elif self._increased:
+            # The last step bought nothing: back to where it was.
+            self._increased = False
+            self._set(self._reference_limit, "flat")
         else:
-            self._slow_start = False
             self._flat += 1
             if self._flat >= PROBE_AFTER:
                 self._flat = 0
                 self._reference = throughput
+                self._reference_limit = limit
+                self._increased = True
                 self._set(limit + max(1, limit // 4), "probe")
 
 
