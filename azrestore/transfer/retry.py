@@ -15,9 +15,6 @@ T = TypeVar("T")
 
 #: Statuses of throttling: the server says when to come back, and that is what we do.
 THROTTLED = frozenset({429, 503})
-#: Jitter added to a throttled answer's Retry-After (a share of it, at most): enough to
-#: spread the requests it throttled together, far less than the backoff's full jitter.
-RETRY_AFTER_JITTER = 0.2
 
 
 def backoff_delay(
@@ -30,15 +27,18 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
 
-    A throttled answer (429, 503) with a Retry-After is waited for that long plus up to
-    :data:`RETRY_AFTER_JITTER` of it (capped at ``cap``): Azure's targets are token
-    buckets that say when a request will pass (often milliseconds), and the concurrency
-    controller, not the wait, backs the run off. Otherwise full jitter over
-    ``base * 2**(attempt-1)`` capped at ``cap``, a server's Retry-After being a floor,
-    never shortened by jitter.
+    A throttled answer (429, 503) with a Retry-After is waited for that long plus full
+    jitter over ``retry_after * 2**(attempt-1)`` (capped at ``cap``): Azure's targets are
+    token buckets that say when a request will pass (often milliseconds), so the first
+    retry comes within twice the Retry-After rather than after the backoff's ``base``;
+    the jitter, growing with each attempt, spreads the requests that were throttled
+    together so they do not all come back at once, and the concurrency controller backs
+    the run off. Otherwise full jitter over ``base * 2**(attempt-1)`` capped at ``cap``, a
+    server's Retry-After being a floor, never shortened by jitter.
     """
     if throttled and retry_after is not None:
-        return min(cap, retry_after * (1 + random.uniform(0, RETRY_AFTER_JITTER)))
+        spread = random.uniform(0, retry_after * 2 ** (attempt - 1))
+        return min(cap, retry_after + spread)
     ceiling = min(cap, base * 2 ** (attempt - 1))
     delay = random.uniform(0, ceiling)
     if retry_after is not None:
