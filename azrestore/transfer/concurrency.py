@@ -13,7 +13,7 @@ The rule, with no ``--concurrency``:
   nothing is taken back. After :data:`PROBE_AFTER` flat windows, probe a step up again.
 - Rising latency: a window whose mean latency is over :data:`LATENCY_RISE` times the
   least seen, without the throughput to show for it, shrinks the limit by
-  :data:`LATENCY_DECREASE` (requests are queueing, not moving).
+  :data:`LATENCY_DECREASE` (requests are queueing, not moving), down to :data:`START`.
 - Throttling: a 503 ServerBusy for the account's targets ("over the account limit")
   shrinks the shared limit by :data:`THROTTLE_DECREASE`, at most once per round trip.
   A 503 or 429 of one blob's targets shrinks only that disk's own cap (halved, grown back
@@ -160,10 +160,12 @@ class ConcurrencyController:
             self._slow_start = self._increased = False
             needed = math.ceil(KNEE_SPARE * throughput * self._base_latency / max(size, 1))
             self._set(min(limit, max(self._reference_limit, needed)), "knee")
-        elif latency > LATENCY_RISE * self._base_latency and not grew and limit > 1:
+        elif latency > LATENCY_RISE * self._base_latency and not grew and limit > START:
+            # Not below the start: on a loaded machine latency also rises with the number
+            # of disks running, whatever the limit; only the account's 503s go lower.
             self._slow_start = self._increased = False
             self._reference = throughput
-            self._reference_limit = math.floor(limit * LATENCY_DECREASE)
+            self._reference_limit = max(START, math.floor(limit * LATENCY_DECREASE))
             self._set(self._reference_limit, "latency")
         elif not saturated:
             return  # the uploads do not use what they have: nothing to learn

@@ -15,6 +15,9 @@ T = TypeVar("T")
 
 #: Statuses of throttling: the server says when to come back, and that is what we do.
 THROTTLED = frozenset({429, 503})
+#: A throttled answer with a Retry-After spends attempts of its own: this many times
+#: ``max_attempts`` of them (the service is answering, and says when to come back).
+THROTTLED_ATTEMPTS = 4
 
 
 def backoff_delay(
@@ -37,7 +40,7 @@ def backoff_delay(
     server's Retry-After being a floor, never shortened by jitter.
     """
     if throttled and retry_after is not None:
-        spread = random.uniform(0, retry_after * 2 ** (attempt - 1))
+        spread = random.uniform(0, retry_after * 2 ** min(attempt - 1, 6))
         return min(cap, retry_after + spread)
     ceiling = min(cap, base * 2 ** (attempt - 1))
     delay = random.uniform(0, ceiling)
@@ -57,9 +60,11 @@ async def call_with_retries(
     on_retry: Callable[[SinkError], None] | None = None,
 ) -> T:
     """Await ``operation()`` until it succeeds, a fatal :class:`SinkError` stops it, or
-    ``max_attempts`` is spent. A request over ``request_timeout`` seconds counts as a retryable
-    failure. Raises :class:`TransferError` naming ``what`` when retries run out."""
-    attempt = 0
+    ``max_attempts`` is spent (throttled answers with a Retry-After spend
+    :data:`THROTTLED_ATTEMPTS` times as many of their own). A request over
+    ``request_timeout`` seconds counts as a retryable failure. Raises
+    :class:`TransferError` naming ``what`` when retries run out."""
+    attempt = throttles = 0
     while True:
         attempt += 1
         try:
@@ -71,15 +76,24 @@ async def call_with_retries(
             if not exc.retryable:
                 raise
             error = exc
-        if attempt >= max_attempts:
+        if error.status in THROTTLED and error.retry_after is not None:
+            # A throttled answer says when to come back: it spends a budget of its own.
+            throttles += 1
+            attempt -= 1
+            if throttles >= THROTTLED_ATTEMPTS * max_attempts:
+                raise TransferError(
+                    f"{what}: still throttled after {throttles} attempts: {error}"
+                ) from error
+        elif attempt >= max_attempts:
             raise TransferError(f"{what}: failed after {attempt} attempts: {error}") from error
         if on_retry is not None:
             on_retry(error)
+        throttled = error.status in THROTTLED and error.retry_after is not None
         delay = backoff_delay(
-            attempt,
+            throttles if throttled else attempt,
             base=base,
             cap=cap,
             retry_after=error.retry_after,
-            throttled=error.status in THROTTLED,
+            throttled=throttled,
         )
         await anyio.sleep(delay)
