@@ -31,7 +31,6 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 
 from azrestore.emulator.azurite import AzuriteProcess
-from azrestore.transfer.config import DEFAULT_CONCURRENCY
 
 from . import images, results
 from .children import Child, note, run_child, signals_as_interrupt
@@ -95,7 +94,7 @@ def upload(
     log_dir: Path,
     label: str,
     state: Path,
-    concurrency: int,
+    concurrency: int | None,
 ) -> tuple[Child, dict[str, Any] | None]:
     env = {
         "PATH": "/usr/bin:/bin",
@@ -104,7 +103,7 @@ def upload(
         "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
     }
     child = run_child(
-        [azrestore, "upload", *args, "--concurrency", str(concurrency), "--json"],
+        [azrestore, "upload", *args, *_concurrency(concurrency), "--json"],
         log_dir=log_dir,
         label=label,
         timeout=3600,
@@ -140,11 +139,17 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def _concurrency(value: int | None) -> list[str]:
+    return [] if value is None else ["--concurrency", str(value)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bulk", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median)")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="fixed (default: found from the link)"
+    )
     parser.add_argument("--workdir", type=Path, default=REPO / "bench-out" / "bulk")
     parser.add_argument(
         "--json-out",

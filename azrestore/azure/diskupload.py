@@ -210,7 +210,7 @@ async def upload_into_ready_disk(
             sas_url,
             checksum=config.checksum,
             existing=True,
-            concurrency=config.concurrency,
+            concurrency=config.slots,
             credential_refresher=grant_again,
             proxy=control.proxy,
         ) as blob:

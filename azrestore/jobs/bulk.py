@@ -55,7 +55,7 @@ async def upload_entries(
             blob_url_of(entry.url, target.connection_string)
         except InputError as exc:
             raise InputError(f"{entry.label}: {exc}") from None
-    async with open_blob_session(config.concurrency, target.proxy) as session:
+    async with open_blob_session(config.slots, target.proxy) as session:
         jobs = [
             UploadJob(
                 source=entry.image,

@@ -86,7 +86,7 @@ async def upload_to_page_blob(
             checksum=config.checksum,
             overwrite=target.overwrite,
             existing=target.existing,
-            concurrency=config.concurrency,
+            concurrency=config.slots,
             proxy=target.proxy,
         ) as sink:
             result = await upload_disk(

@@ -35,7 +35,7 @@ async def verify_page_blob(
             url,
             connection_string=connection_string,
             existing=True,
-            concurrency=config.concurrency,
+            concurrency=config.slots,
             proxy=proxy,
         ) as sink:
             return await verify_disk(image, sink, config=config, on_progress=on_progress)

@@ -274,7 +274,7 @@ class DiskUploads:
                     connection_string=self.settings.storage_connection_string,
                     checksum=self.config.checksum,
                     overwrite=True,
-                    concurrency=self.config.concurrency,
+                    concurrency=self.config.slots,
                     proxy=self.control.proxy,
                 ) as sink:
                     transfer = await upload_disk(

@@ -17,18 +17,20 @@ class Checksum(StrEnum):
     NONE = "none"
 
 
-#: Requests in flight by default: as many as the SDK's upload_blob(max_concurrency=16).
-#: Into Azurite, 16 beat the SDK's speed where 8 did not, at a somewhat higher peak RSS
-#: (figures in docs/benchmarks.md).
-DEFAULT_CONCURRENCY = 16
+#: Connections a session is sized for when nothing else says: the most requests an
+#: automatic run puts in flight (:data:`azrestore.transfer.concurrency.CEILING`).
+DEFAULT_CONCURRENCY = 64
 
 
 @dataclass(frozen=True, slots=True)
 class TransferConfig:
-    """How a disk is moved. Memory in use is about ``concurrency * chunk_size`` plus a
+    """How a disk is moved. Memory in use is at most ``slots * chunk_size`` plus a
     constant, whatever the disk's size.
 
-    - ``concurrency``: requests in flight (and chunk buffers held) at once.
+    - ``concurrency``: requests in flight (and chunk buffers held) at once; ``None`` (the
+      default) finds it from the link, between 1 and ``max_concurrency`` (see
+      :mod:`azrestore.transfer.concurrency`).
+    - ``max_concurrency``: the ceiling of automatic concurrency.
     - ``chunk_size``: bytes read per chunk; also the largest request (at most 4 MiB).
     - ``zero_block`` / ``merge_gap``: the zero-skipping rule, see :mod:`azrestore.formats.zeros`.
     - ``max_bandwidth``: bytes per second sent, ``None`` for no cap.
@@ -37,7 +39,8 @@ class TransferConfig:
     - ``request_timeout``: seconds one request may take before it counts as failed.
     """
 
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: int | None = None
+    max_concurrency: int = DEFAULT_CONCURRENCY
     chunk_size: int = 4 * MiB
     checksum: Checksum = Checksum.CRC64
     zero_block: int = 4 * KiB
@@ -49,8 +52,12 @@ class TransferConfig:
     request_timeout: float = 300.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= 256:
+        if self.concurrency is not None and not 1 <= self.concurrency <= 256:
             raise InputError(f"concurrency must be between 1 and 256, not {self.concurrency}")
+        if not 1 <= self.max_concurrency <= 256:
+            raise InputError(
+                f"max concurrency must be between 1 and 256, not {self.max_concurrency}"
+            )
         if not (SECTOR <= self.chunk_size <= MAX_PUT_PAGE) or self.chunk_size % SECTOR:
             raise InputError(
                 f"chunk size must be a multiple of 512 between 512 B and 4 MiB,"
@@ -67,3 +74,8 @@ class TransferConfig:
         if self.max_attempts < 1:
             raise InputError("max attempts must be at least 1")
         object.__setattr__(self, "checksum", Checksum(self.checksum))
+
+    @property
+    def slots(self) -> int:
+        """The most requests in flight: ``concurrency`` if fixed, else the ceiling."""
+        return self.max_concurrency if self.concurrency is None else self.concurrency

@@ -45,6 +45,9 @@ class LinkStats:
         self.requests = 0
         self.throttles = 0
         self.bytes = 0
+        #: Seconds of latency of every acknowledged request, summed (windows of the
+        #: concurrency controller take differences of these counters).
+        self.latency_sum = 0.0
 
     def now(self) -> float:
         """The clock the caller stamps a request's start with."""
@@ -53,9 +56,11 @@ class LinkStats:
     def acknowledged(self, started: float, size: int) -> None:
         """A request of ``size`` bytes sent at ``started`` (``now()``) was acknowledged."""
         done = self._clock()
-        self._samples.append(_Sample(done, max(0.0, done - started), size, False))
+        latency = max(0.0, done - started)
+        self._samples.append(_Sample(done, latency, size, False))
         self.requests += 1
         self.bytes += size
+        self.latency_sum += latency
 
     def throttled(self, started: float) -> None:
         """A request sent at ``started`` was answered 503 ServerBusy or 429."""

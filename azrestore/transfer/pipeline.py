@@ -108,8 +108,9 @@ class _Upload:
             budget.check(config)
         self.bandwidth = budget.bandwidth
         self.pool = budget.pool
-        self.slots = budget.slots
+        self.slots = budget.slots_for()
         self.link = budget.link
+        self.accounting.slots = budget.slots
         self.resume = resume
         self.journal: Journal | None = None
         renew = getattr(sink, "renew", None)
@@ -230,6 +231,7 @@ class _Upload:
         def on_retry(error: SinkError) -> None:
             if error.status in (429, 503):
                 link.throttled(started)
+                self.slots.throttled(error, started)
             self.accounting.retry(offset, length, str(error))
 
         renewals = 0

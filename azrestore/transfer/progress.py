@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..formats.sizes import MiB
+from .slots import SlotLimiter
 
 
 class EventKind(StrEnum):
@@ -48,6 +49,10 @@ class TransferStats:
     retries: int = 0
     seconds: float = 0.0
     bytes_resumed: int = 0
+    #: Requests in flight allowed (the run's limit, fixed or found) and most in flight at
+    #: once, over all the disks sharing the budget.
+    in_flight_limit: int = 0
+    in_flight_peak: int = 0
 
     @property
     def throughput_mib_s(self) -> float:
@@ -104,6 +109,8 @@ class Accounting:
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    #: The budget's shared slots, whose limit and peak the snapshots report.
+    slots: SlotLimiter | None = None
 
     def snapshot(self) -> TransferStats:
         end = self.finished if self.finished is not None else time.monotonic()
@@ -119,6 +126,8 @@ class Accounting:
             retries=self.retries,
             seconds=end - self.started,
             bytes_resumed=self.bytes_resumed,
+            in_flight_limit=0 if self.slots is None else self.slots.limit,
+            in_flight_peak=0 if self.slots is None else self.slots.peak,
         )
 
     def _emit(self, kind: EventKind, offset: int = 0, length: int = 0, message: str = "") -> None:

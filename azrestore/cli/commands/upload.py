@@ -108,8 +108,13 @@ def upload(
     sku: Annotated[str, typer.Option(help="With --to-disk: the disk's SKU.")] = "Standard_LRS",
     as_json: JsonOption = False,
     concurrency: Annotated[
-        int, typer.Option(help="Requests in flight (and chunk buffers held) at once.")
-    ] = DEFAULTS.concurrency,
+        int | None,
+        typer.Option(
+            show_default=False,
+            help="Requests in flight (and chunk buffers held) at once, fixed"
+            " [default: found from the link, up to 64].",
+        ),
+    ] = None,
     chunk_size: Annotated[
         int,
         typer.Option(

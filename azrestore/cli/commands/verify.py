@@ -12,7 +12,6 @@ from ...transfer.config import TransferConfig
 from ..progress import VerifyProgressBar, verify_line
 from ..text import error_line, print_json
 from .common import (
-    DEFAULTS,
     ConnectionStringOption,
     FormatOption,
     ImageArgument,
@@ -21,6 +20,9 @@ from .common import (
     reporting,
     run,
 )
+
+#: Reads in flight by default (reads are not governed by the upload's controller).
+VERIFY_CONCURRENCY = 16
 
 
 def verify(
@@ -37,7 +39,7 @@ def verify(
     as_json: JsonOption = False,
     concurrency: Annotated[
         int, typer.Option(help="Reads in flight (and chunk buffers held) at once.")
-    ] = DEFAULTS.concurrency,
+    ] = VERIFY_CONCURRENCY,
     connection_string: ConnectionStringOption = None,
     image_format: FormatOption = None,
 ) -> None:

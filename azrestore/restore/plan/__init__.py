@@ -19,8 +19,9 @@ Keys (see :func:`example_plan` for a commented plan). Required: ``target.resourc
   ``target.storage_account`` and ``target.container: vhds``),
   ``target.disk_sku: StandardSSD_LRS`` (works with every VM size), ``target.tags``;
 * ``proxy: {vm, idle_timeout: 300}``; ``helpers: {linux, windows}`` (VM ids);
-* ``transfer: {concurrency: 16, chunk_size: 4MiB, max_bandwidth: null, checksum: crc64}``,
-  sizes as ``parse_size`` reads them (``4MiB``, ``200MB/s``);
+* ``transfer: {concurrency: null, chunk_size: 4MiB, max_bandwidth: null, checksum: crc64}``
+  (a null concurrency is found from the link), sizes as ``parse_size`` reads them
+  (``4MiB``, ``200MB/s``);
 * per VM: ``os: auto``, ``generation: auto``, ``resource_group``, ``subnet``,
   ``private_ip`` (a static IP on the NIC: Azure assigns it by DHCP), ``disk_sku``,
   ``tags``, ``power_on: true``, ``wait_for_agent: true`` (needs ``power_on``),

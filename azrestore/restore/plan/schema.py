@@ -59,7 +59,7 @@ _DEFAULT_TRANSFER = TransferConfig()
 class TransferSettings(PlanModel):
     """How disks are sent (see :class:`~azrestore.transfer.config.TransferConfig`)."""
 
-    concurrency: int = Field(default=_DEFAULT_TRANSFER.concurrency, ge=1, le=256)
+    concurrency: int | None = Field(default=None, ge=1, le=256)
     chunk_size: Size = _DEFAULT_TRANSFER.chunk_size
     max_bandwidth: OptionalSize = None
     checksum: Literal["md5", "crc64", "none"] = "crc64"

@@ -236,12 +236,12 @@ def test_interrupted_upload_continues_where_it_stopped(tmp_path: Path) -> None:
     # Nothing acknowledged in the first run was sent again, except inside windows that
     # were still in flight when it stopped (at most concurrency of them).
     again = set(first) & set(sink.sent)
-    assert len(again) <= config.concurrency
+    assert len(again) <= config.slots
     assert final.bytes_resumed > 0
     assert final.bytes_uploaded + final.bytes_skipped + final.bytes_resumed == final.blob_size
     assert sum(e.length for e in events if e.kind is EventKind.RESUMED) == final.bytes_resumed
     # The recorded windows were not even read again.
-    assert final.bytes_read < sum(len(chunk) for _, chunk in data) + MiB * config.concurrency
+    assert final.bytes_read < sum(len(chunk) for _, chunk in data) + MiB * config.slots
     # A third run has nothing to do.
     sink.sent.clear()
     events = run_upload(image, sink, options, config)

@@ -83,10 +83,10 @@ def test_small_disk_is_not_starved_by_a_big_one(tmp_path: Path) -> None:
     order = [name for name, _ in meter.completed]
     small_done = len(order) - order[::-1].index("small")
     assert order[small_done:].count("big") > 0, "the big disk was done before the small one"
-    assert order[started[0] : small_done].count("big") <= 4 * config.concurrency
+    assert order[started[0] : small_done].count("big") <= 4 * config.slots
     # One budget: never more requests in flight or buffers than its concurrency.
-    assert meter.peak <= config.concurrency
-    assert budget.pool.peak <= config.concurrency and budget.pool.allocated <= 4
+    assert meter.peak <= config.slots
+    assert budget.pool.peak <= config.slots and budget.pool.allocated <= 4
     assert budget.pool.in_use == 0
 
 
