@@ -108,7 +108,8 @@ def _upload(request: QuickUpload) -> int:
     options, flags = request.options, request.flags
     defaults = TransferConfig()
     config = TransferConfig(
-        concurrency=int(options.get("--concurrency", defaults.concurrency)),
+        # None: found from the link, as the full command line leaves it without the option
+        concurrency=int(options["--concurrency"]) if "--concurrency" in options else None,
         chunk_size=defaults.chunk_size,
         checksum=Checksum(options.get("--checksum", defaults.checksum).lower()),
         max_bandwidth=None,
