@@ -40,8 +40,9 @@ from .slots import SlotLimiter
 #: Requests in flight an automatic run starts with: the fixed default it replaces, which
 #: measured best into Azurite on loopback (docs/benchmarks.md).
 START = 16
-#: Requests in flight an automatic run never goes beyond (chunk buffers: 64 x 4 MiB).
-CEILING = 64
+#: Requests in flight an automatic run never goes beyond (chunk buffers: 32 x 4 MiB, so
+#: that an upload stays under the benchmarks' 200 MiB peak RSS; 64 would not).
+CEILING = 32
 #: Throughput must grow by this factor for the limit to grow again.
 GROWTH = 1.1
 #: Mean latency over this many times the least seen counts as queueing.

@@ -19,7 +19,7 @@ class Checksum(StrEnum):
 
 #: Connections a session is sized for when nothing else says: the most requests an
 #: automatic run puts in flight (:data:`azrestore.transfer.concurrency.CEILING`).
-DEFAULT_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 32
 
 
 @dataclass(frozen=True, slots=True)

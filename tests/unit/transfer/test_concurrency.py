@@ -15,7 +15,7 @@ import pytest
 from azrestore.errors import SinkError, TransferError
 from azrestore.formats.sizes import KiB, MiB
 from azrestore.transfer.budget import TransferBudget
-from azrestore.transfer.concurrency import START, ConcurrencyController
+from azrestore.transfer.concurrency import CEILING, START, ConcurrencyController
 from azrestore.transfer.config import TransferConfig
 from azrestore.transfer.linkstats import LinkStats
 from azrestore.transfer.pipeline import upload_disk
@@ -159,12 +159,12 @@ def test_a_blobs_throttling_backs_off_that_disk_alone() -> None:
         for _ in range(8):
             await throttled.acquire()
         throttled.throttled(BLOB_BUSY, budget.link.now())
-        assert throttled.cap == 4 and other.cap == 64 and budget.limit == 16
+        assert throttled.cap == 4 and other.cap == CEILING and budget.limit == 16
         for _ in range(8):  # the other disk still gets every free shared slot
             await other.acquire()
         assert budget.slots.borrowed == 16
         other.throttled(ACCOUNT_BUSY, budget.link.now())  # the account's: everyone
-        assert budget.limit == 11 and other.cap == 64
+        assert budget.limit == 11 and other.cap == CEILING
 
     anyio.run(go)
 
