@@ -1,0 +1,164 @@
+"""The request planner: which zero gaps an upload sends, from what a request and a byte
+cost on the link it measures (round trip, per-byte time, throttling), not from a constant.
+
+The rule. Data is sent as Put Page requests that start and end with non-zero data, at
+most a chunk (4 MiB) each and never across the chunk grid. Between two pieces of data
+lies a gap of zeros: a zero stretch inside data that is read anyway, or a hole of the
+allocation map (which must be read to be sent; it reads as zeros). Sending the gap joins
+the two pieces into one request; skipping it costs one more request. So a gap is sent
+when its bytes cost less than a request::
+
+    request = round_trip / in_flight  [+ 1 / requests_budget, when requests throttle]
+    byte    = max(1 / bytes_budget, seconds_per_byte / in_flight)
+    gap     = request / byte            (send a gap shorter than this)
+
+- ``round_trip / in_flight``: the round trip a request pays, shared by the requests in
+  flight with it (measured: the intercept of the link's latency against request size);
+- ``1 / requests_budget``: its share of the blob's request budget (Azure's per-blob
+  target, 500 requests/s for a standard page blob), counted only while the upload is
+  throttled (503 ServerBusy, 429) *and* its requests are smaller on average than the
+  budgets' balance (``bytes_budget / requests_budget``, 120 KiB): then requests, not bytes,
+  are what the blob runs out of;
+- a byte costs at least its share of the blob's byte budget (60 MiB/s), more where the
+  link's latency shows it slower (the slope of latency against size, shared likewise).
+
+The gap that results is bounded by the chunk size. Below the configured ``merge_gap``
+(64 KiB, the loopback rule of :mod:`azrestore.formats.zeros`), today's rule stands as it
+was: zero stretches under 64 KiB inside a read window are sent, holes never are; so on
+loopback, where a request costs next to nothing, exactly the same data is sent. Before
+the link has been measured (the first requests of a run), the same. Above it, both zero
+stretches and holes shorter than the gap are sent, so a throttled or distant link gets a
+little more data in far fewer requests, and the gap follows the link as it is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from ..formats.sizes import SECTOR, KiB, MiB, round_down
+from .linkstats import LinkStats
+
+#: Azure's published targets for one standard page blob (AZURE-FACTS): requests per
+#: second and bytes per second. A premium blob or a managed disk has more of both.
+STANDARD_REQUESTS: Final = 500.0
+STANDARD_BYTES: Final = 60.0 * MiB
+#: The planner looks at the link again after this many more requests.
+REFRESH_REQUESTS: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCosts:
+    """What the link has shown so far (None: not measured yet)."""
+
+    round_trip: float | None
+    seconds_per_byte: float | None
+    throughput: float | None
+    request_rate: float | None
+    throttled_share: float | None
+
+    @classmethod
+    def of(cls, link: LinkStats) -> LinkCosts:
+        return cls(
+            link.round_trip,
+            link.seconds_per_byte,
+            link.throughput,
+            link.request_rate,
+            link.throttled_share,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Gaps:
+    """The planner's decision: zero stretches inside a read window shorter than ``inner``
+    are sent; holes between data extents shorter than ``hole`` are read and sent."""
+
+    inner: int
+    hole: int
+
+
+def cost_gap(
+    costs: LinkCosts,
+    *,
+    in_flight: int,
+    requests_budget: float = STANDARD_REQUESTS,
+    bytes_budget: float = STANDARD_BYTES,
+) -> float | None:
+    """The length of zeros that costs as much as one request (see the module), or None
+    before the link's round trip is known."""
+    if costs.round_trip is None:
+        return None
+    in_flight = max(1, in_flight)
+    request = costs.round_trip / in_flight
+    throttled = costs.throttled_share is not None and costs.throttled_share > 0
+    if throttled and costs.throughput is not None and costs.request_rate:
+        mean_size = costs.throughput / costs.request_rate
+        if mean_size < bytes_budget / requests_budget:
+            request += 1.0 / requests_budget
+    byte = 1.0 / bytes_budget
+    if costs.seconds_per_byte is not None:
+        byte = max(byte, costs.seconds_per_byte / in_flight)
+    return request / byte
+
+
+def plan_gaps(
+    costs: LinkCosts,
+    *,
+    in_flight: int,
+    floor: int,
+    ceiling: int,
+    requests_budget: float = STANDARD_REQUESTS,
+    bytes_budget: float = STANDARD_BYTES,
+) -> Gaps:
+    """The gaps to send given the link's ``costs``: today's rule (``floor`` inside
+    windows, no holes) unless a request costs more than ``floor`` bytes of zeros; then the
+    cost gap, 512-aligned and at most ``ceiling``, for both."""
+    gap = cost_gap(
+        costs, in_flight=in_flight, requests_budget=requests_budget, bytes_budget=bytes_budget
+    )
+    if gap is None or gap <= floor:
+        return Gaps(floor, 0)
+    sent = max(floor, round_down(int(min(gap, ceiling)), SECTOR))
+    return Gaps(sent, sent)
+
+
+class RequestPlanner:
+    """:func:`plan_gaps` on a live :class:`LinkStats`, looked at again every
+    :data:`REFRESH_REQUESTS` requests (its estimates cost a pass over its window);
+    ``in_flight`` says how many requests are in flight at most (the budget's slots).
+    Event loop thread only, as the link is."""
+
+    def __init__(
+        self,
+        link: LinkStats,
+        *,
+        floor: int = 64 * KiB,
+        ceiling: int = 4 * MiB,
+        in_flight: Callable[[], int] = lambda: 16,
+        requests_budget: float = STANDARD_REQUESTS,
+        bytes_budget: float = STANDARD_BYTES,
+    ) -> None:
+        self.link = link
+        self.floor = floor
+        self.ceiling = ceiling
+        self.in_flight = in_flight
+        self.requests_budget = requests_budget
+        self.bytes_budget = bytes_budget
+        self._gaps = Gaps(floor, 0)
+        self._seen = -REFRESH_REQUESTS
+
+    def gaps(self) -> Gaps:
+        """The gaps to send now."""
+        seen = self.link.requests + self.link.throttles
+        if seen - self._seen >= REFRESH_REQUESTS:
+            self._seen = seen
+            self._gaps = plan_gaps(
+                LinkCosts.of(self.link),
+                in_flight=self.in_flight(),
+                floor=self.floor,
+                ceiling=self.ceiling,
+                requests_budget=self.requests_budget,
+                bytes_budget=self.bytes_budget,
+            )
+        return self._gaps
