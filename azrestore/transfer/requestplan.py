@@ -5,29 +5,38 @@ The rule. Data is sent as Put Page requests that start and end with non-zero dat
 most a chunk (4 MiB) each and never across the chunk grid. Between two pieces of data
 lies a gap of zeros: a zero stretch inside data that is read anyway, or a hole of the
 allocation map (which must be read to be sent; it reads as zeros). Sending the gap joins
-the two pieces into one request; skipping it costs one more request. So a gap is sent
-when its bytes cost less than a request::
+the two pieces into one request; skipping it costs one more request. What each costs, in
+seconds of the upload::
 
-    request = round_trip / in_flight  [+ 1 / requests_budget, when requests throttle]
+    request = max(round_trip / in_flight, 1 / requests_budget if throttled)
     byte    = max(1 / bytes_budget, seconds_per_byte / in_flight)
-    gap     = request / byte            (send a gap shorter than this)
+    balance = request / byte
+    gap     = balance * balance / (balance + mean)    (send the gaps shorter than this)
 
 - ``round_trip / in_flight``: the round trip a request pays, shared by the requests in
   flight with it (measured: the intercept of the link's latency against request size);
-- ``1 / requests_budget``: its share of the blob's request budget (Azure's per-blob
-  target, 500 requests/s for a standard page blob), counted only while the upload is
-  throttled (503 ServerBusy, 429) *and* its requests are smaller on average than the
-  budgets' balance (``bytes_budget / requests_budget``, 120 KiB): then requests, not bytes,
-  are what the blob runs out of;
-- a byte costs at least its share of the blob's byte budget (60 MiB/s), more where the
-  link's latency shows it slower (the slope of latency against size, shared likewise).
+- ``1 / requests_budget``: a request's share of the blob's request budget (Azure's
+  per-blob target, 500 requests/s for a standard page blob), from the first throttled
+  answer on (503 ServerBusy, 429; measured): a budget met once is met again;
+- ``byte``: a byte's share of the blob's byte budget (60 MiB/s), more where the link's
+  latency shows it slower (the slope of latency against size, shared likewise);
+- ``balance``: the request size at which an upload's requests and its bytes take equally
+  long; ``mean``: the requests' measured mean size (throughput / request rate).
 
-The gap that results is bounded by the chunk size. Below the configured ``merge_gap``
-(64 KiB, the loopback rule of :mod:`azrestore.formats.zeros`), today's rule stands as it
-was: zero stretches under 64 KiB inside a read window are sent, holes never are; so on
-loopback, where a request costs next to nothing, exactly the same data is sent. Before
-the link has been measured (the first requests of a run), the same. Above it, both zero
-stretches and holes shorter than the gap are sent, so a throttled or distant link gets a
+A request is worth ``balance`` bytes of zeros, weighed by the share of the upload's time
+its requests take, ``balance / (balance + mean)``: an upload of small requests (an aged
+file system's scattered runs) waits on its requests, so gaps up to nearly ``balance`` are
+sent; one of large requests waits on its bytes (a dense disk, throttled at 60 MiB/s), so
+hardly any. Sending more zeros makes the requests larger and the gap smaller again: it
+settles where the upload's bytes and requests take about equally long, which is where
+the least time lies.
+
+The gap is bounded by the chunk size. Below the configured ``merge_gap`` (64 KiB, the
+loopback rule of :mod:`azrestore.formats.zeros`), today's rule stands as it was: zero
+stretches under 64 KiB inside a read window are sent, holes never are. On loopback, where
+a request costs next to nothing (``balance`` is a few KiB), exactly the same data is sent;
+so it is before the link is measured (the first requests of a run). Above it, zero
+stretches and holes shorter than the gap are sent: a throttled or distant link gets a
 little more data in far fewer requests, and the gap follows the link as it is measured.
 """
 
@@ -50,13 +59,14 @@ REFRESH_REQUESTS: Final = 32
 
 @dataclass(frozen=True, slots=True)
 class LinkCosts:
-    """What the link has shown so far (None: not measured yet)."""
+    """What the link has shown so far (None: not measured yet); ``throttled``: whether
+    any request was throttled yet (the budget, once met, is met again)."""
 
     round_trip: float | None
     seconds_per_byte: float | None
     throughput: float | None
     request_rate: float | None
-    throttled_share: float | None
+    throttled: bool
 
     @classmethod
     def of(cls, link: LinkStats) -> LinkCosts:
@@ -65,7 +75,7 @@ class LinkCosts:
             link.seconds_per_byte,
             link.throughput,
             link.request_rate,
-            link.throttled_share,
+            link.throttles > 0,
         )
 
 
@@ -91,15 +101,16 @@ def cost_gap(
         return None
     in_flight = max(1, in_flight)
     request = costs.round_trip / in_flight
-    throttled = costs.throttled_share is not None and costs.throttled_share > 0
-    if throttled and costs.throughput is not None and costs.request_rate:
-        mean_size = costs.throughput / costs.request_rate
-        if mean_size < bytes_budget / requests_budget:
-            request += 1.0 / requests_budget
+    if costs.throttled:
+        request = max(request, 1.0 / requests_budget)
     byte = 1.0 / bytes_budget
     if costs.seconds_per_byte is not None:
         byte = max(byte, costs.seconds_per_byte / in_flight)
-    return request / byte
+    balance = request / byte
+    mean = 0.0
+    if costs.throughput is not None and costs.request_rate:
+        mean = costs.throughput / costs.request_rate
+    return balance * balance / (balance + mean)
 
 
 def plan_gaps(
