@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     assert targets.requests is not None and targets.bytes is not None
     started = results.started()
     rows: list[dict[str, Any]] = []
+    failures = 0
     with tempfile.TemporaryDirectory(prefix="azr-link-") as tmp, AzuriteProcess() as azurite:
         work = Path(tmp)
         machine = results.machine_info(work)
@@ -144,13 +145,27 @@ def main(argv: list[str] | None = None) -> int:
                         cwd=REPO,
                     )
                     failure = child.failure()
-                    if failure is not None:
-                        print(f"{label}: {failure}", file=sys.stderr)
-                        return 1
                     stats = gateway.statistics()
                     blob = container.get_blob_client(name)
-                    length = blob.get_blob_properties().size
-                    blob.delete_blob()
+                    length = blob.get_blob_properties().size if blob.exists() else None
+                    if length is not None:
+                        blob.delete_blob()
+                    if failure is not None:
+                        # Recorded, and the run goes on: one failed upload loses no figures.
+                        note(f"{label}: {failure}")
+                        failures += 1
+                        rows.append(
+                            {
+                                "image": kind,
+                                "tool": tool,
+                                "rtt_ms": None if rtt is None else round(rtt * 1000, 3),
+                                "error": failure[-400:],
+                                "wall_s": round(child.wall_s, 3),
+                                "gateway_put_pages": stats.requests.get("PutPage", 0),
+                                "gateway_throttled": dict(stats.throttled),
+                            }
+                        )
+                        continue
                     row: dict[str, Any] = {
                         "image": kind,
                         "tool": tool,
@@ -188,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                             r["wall_s"]
                             for r in rows
                             if r["tool"] == "azrestore"
+                            and "error" not in r
                             and r["image"] == kind
                             and r.get("rtt_ms") == row["rtt_ms"]
                         ]
@@ -213,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=2)
     results.write(text, results.json_out_path(args.json_out, "link"))
     print(text)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

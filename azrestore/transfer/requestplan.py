@@ -53,8 +53,10 @@ from .linkstats import LinkStats
 #: second and bytes per second. A premium blob or a managed disk has more of both.
 STANDARD_REQUESTS: Final = 500.0
 STANDARD_BYTES: Final = 60.0 * MiB
-#: The planner looks at the link again after this many more requests.
+#: The planner looks at the link again after this many more requests, and this many
+#: seconds (a look costs about a millisecond: a few passes over the link's window).
 REFRESH_REQUESTS: Final = 32
+REFRESH_SECONDS: Final = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +137,9 @@ def plan_gaps(
 
 
 class RequestPlanner:
-    """:func:`plan_gaps` on a live :class:`LinkStats`, looked at again every
-    :data:`REFRESH_REQUESTS` requests (its estimates cost a pass over its window);
+    """:func:`plan_gaps` on a live :class:`LinkStats`, looked at again after
+    :data:`REFRESH_REQUESTS` requests and :data:`REFRESH_SECONDS` (its estimates cost
+    passes over its window);
     ``in_flight`` says how many requests are in flight at most (the budget's slots).
     Event loop thread only, as the link is."""
 
@@ -158,12 +161,13 @@ class RequestPlanner:
         self.bytes_budget = bytes_budget
         self._gaps = Gaps(floor, 0)
         self._seen = -REFRESH_REQUESTS
+        self._at = -float("inf")
 
     def gaps(self) -> Gaps:
         """The gaps to send now."""
         seen = self.link.requests + self.link.throttles
-        if seen - self._seen >= REFRESH_REQUESTS:
-            self._seen = seen
+        if seen - self._seen >= REFRESH_REQUESTS and self.link.now() - self._at >= REFRESH_SECONDS:
+            self._seen, self._at = seen, self.link.now()
             self._gaps = plan_gaps(
                 LinkCosts.of(self.link),
                 in_flight=self.in_flight(),

@@ -15,6 +15,7 @@ from azrestore.transfer.chunking import read_windows
 from azrestore.transfer.linkstats import MIN_SAMPLES, LinkStats
 from azrestore.transfer.requestplan import (
     REFRESH_REQUESTS,
+    REFRESH_SECONDS,
     Gaps,
     LinkCosts,
     RequestPlanner,
@@ -119,8 +120,9 @@ def test_the_planner_follows_the_link_as_it_is_measured() -> None:
     feed(MIN_SAMPLES + REFRESH_REQUESTS, 0.150)
     distant = planner.gaps()
     assert distant.hole > 400 * KiB
-    # Looked at again only after REFRESH_REQUESTS more requests.
+    # Looked at again only after REFRESH_REQUESTS more requests and REFRESH_SECONDS.
     feed(REFRESH_REQUESTS - 1, 0.0005)
+    clock.now += REFRESH_SECONDS
     assert planner.gaps() == distant
     feed(400, 0.0005)  # the window now holds loopback-like requests only
     assert planner.gaps() == Gaps(FLOOR, 0)
