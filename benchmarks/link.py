@@ -1,32 +1,32 @@
-"""azrestore through the emulator's link, against the least time Azure's targets allow.
+"""azrestore and AzCopy through the emulator's link, against the least time Azure's
+per-blob targets allow.
 
-Each image (4 GiB virtual) is uploaded with default flags through the strict gateway with
-a link of each round trip (default 5, 40 and 150 ms) and standard page-blob targets (500
-requests/s, 60 MiB/s per blob, AZURE-FACTS), into Azurite on 127.0.0.1. The least time
-those targets allow for an image's data is computed, not measured::
+Each image (4 GiB virtual, a fixed VHD both tools upload: dense, sparse, and an aged file
+system's scattered small runs, see :mod:`benchmarks.linkimages`) is uploaded with default
+flags through the strict gateway with a link of each round trip (default 5, 40 and
+150 ms) and standard page-blob targets (500 requests/s, 60 MiB/s per blob, AZURE-FACTS),
+into Azurite on 127.0.0.1, by azrestore, by AzCopy with its default concurrency and by
+AzCopy with ``AZCOPY_CONCURRENCY_VALUE=AUTO``, taking turns. The least time the targets
+allow for an image's data is computed, not measured (:func:`least_seconds`): ``bound``,
+``max(data / 60 MiB/s, ceil(data / 4 MiB) / 500 per s) + rtt``, which scattered data
+cannot reach, and ``plan``, the least over plans that send every zero gap under a
+threshold. Each image is first uploaded by azrestore on loopback without targets, the
+baseline of the same run. It prints JSON with each wall time, its ratios to both least
+times, azrestore's ratio to AzCopy, and the gateway's own counts (Put Pages, 503s).
 
-    least = max(data / blob bytes/s, ceil(data / 4 MiB) / blob requests/s, rtt)
+    python -m benchmarks.link [--images dense,sparse,aged] [--rtts 5,40,150]
+                              [--tools azrestore,azcopy,azcopy-auto]
 
-(no upload sends fewer bytes than the image's data, nor in fewer requests than 4 MiB
-ones). Each image is first uploaded on loopback without targets, the baseline measured in
-the same run. It prints JSON with azrestore's wall time, its ratios to that least time
-and to the loopback run, and the gateway's own counts (requests, 503s, round-trip
-seconds).
-
-    python -m benchmarks.link [--images sparse,aged] [--rtts 5,40,150] [--aged-runs 2000]
-
-The default run (a sparse and an aged image, about 200 MiB of data between them, at three
-round trips) takes a few minutes; ``--images dense`` adds 4 GiB of data (over a minute per
-round trip at 60 MiB/s).
+The whole run (three images, three round trips, three uploads each) takes about half an
+hour: the dense image is 4 GiB of data, over a minute per upload at 60 MiB/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -41,63 +41,43 @@ from azrestore.emulator.storage.targets import BLOB_PRESETS
 from . import results
 from .blobcheck import CONTAINER, sas_url
 from .children import note, run_child
-from .tools import REPO
+from .linkimages import AGED_RUNS, IMAGES, MiB, build, image_runs, least_seconds
+from .tools import AZCOPY_FLAGS, REPO, find_azcopy
 
-KiB = 1024
-MiB = 1024 * KiB
-GiB = 1024 * MiB
-#: Azure's largest Put Page body.
-MAX_PUT_PAGE = 4 * MiB
-VIRTUAL = 4 * GiB
-IMAGES = ("sparse", "aged", "dense")
+TOOLS = ("azrestore", "azcopy", "azcopy-auto")
 
 
-def image_runs(kind: str, aged_runs: int, seed: int = 13) -> list[tuple[int, int]]:
-    """The data runs ``(offset, length)`` of an image, sorted and apart.
-
-    sparse: 32 extents of 1-8 MiB at random 4 KiB-aligned places; aged: ``aged_runs``
-    runs of 4-64 KiB scattered over the whole disk, as a long-used file system's data
-    lies; dense: the whole disk.
-    """
-    if kind == "dense":
-        return [(0, VIRTUAL)]
-    rng = random.Random(seed)
-    count, low, high = (32, MiB, 8 * MiB) if kind == "sparse" else (aged_runs, 4 * KiB, 64 * KiB)
-    slot = VIRTUAL // count
-    runs = []
-    for index in range(count):
-        length = rng.randrange(low, high + 1, 4 * KiB)
-        room = slot - length - 4 * KiB
-        runs.append((index * slot + rng.randrange(0, room, 4 * KiB), length))
-    return runs
-
-
-def build(path: Path, runs: list[tuple[int, int]]) -> None:
-    """A sparse file of ``VIRTUAL`` bytes with random data in ``runs``."""
-    with path.open("wb") as handle:
-        handle.truncate(VIRTUAL)
-        for offset, length in runs:
-            handle.seek(offset)
-            left = length
-            while left:
-                block = min(left, 64 * MiB)
-                handle.write(os.urandom(block))
-                left -= block
-
-
-def least_seconds(runs: list[tuple[int, int]], rtt: float) -> float:
-    """The least time the standard blob targets allow for this data (see the module)."""
-    targets = BLOB_PRESETS["standard"]
-    assert targets.bytes is not None and targets.requests is not None
-    data = sum(length for _, length in runs)
-    return max(data / targets.bytes, math.ceil(data / MAX_PUT_PAGE) / targets.requests, rtt)
+def upload_argv(
+    tool: str, image: Path, url: str, state: Path, azcopy: str | None, extra: list[str]
+) -> tuple[list[str], dict[str, str] | None]:
+    """One tool's command line and environment (None: this one's) for one upload."""
+    if tool == "azrestore":
+        # This checkout's azrestore (run from the repository, so an editable install of
+        # another checkout does not stand in for it).
+        argv = [sys.executable, "-m", "azrestore.cli", "upload", str(image), "--to", url]
+        argv += ["--json", "--overwrite", "--restart", "--journal-dir", str(state), *extra]
+        return argv, None
+    assert azcopy is not None
+    shutil.rmtree(state, ignore_errors=True)
+    env = dict(os.environ)
+    env.update(
+        AZCOPY_LOG_LOCATION=str(state / "logs"),
+        AZCOPY_JOB_PLAN_LOCATION=str(state / "plans"),
+        AZCOPY_DISABLE_SYSLOG="true",
+    )
+    env.pop("AZCOPY_CONCURRENCY_VALUE", None)
+    if tool == "azcopy-auto":
+        env["AZCOPY_CONCURRENCY_VALUE"] = "AUTO"
+    return [azcopy, "copy", str(image), url, *AZCOPY_FLAGS], env
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", default="sparse,aged", help=f"of {','.join(IMAGES)}")
+    parser.add_argument("--images", default=",".join(IMAGES), help=f"of {','.join(IMAGES)}")
     parser.add_argument("--rtts", default="5,40,150", help="round trips in ms")
-    parser.add_argument("--aged-runs", type=int, default=2000)
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"of {','.join(TOOLS)}")
+    parser.add_argument("--aged-runs", type=int, default=AGED_RUNS)
+    parser.add_argument("--azcopy", help="AzCopy binary (default: the npm package in .tools/)")
     parser.add_argument("--azrestore-args", default="", help="extra `azrestore upload` args")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument(
@@ -110,81 +90,130 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [kind.strip() for kind in args.images.split(",") if kind.strip()]
     if not kinds or set(kinds) - set(IMAGES):
         parser.error(f"--images: of {', '.join(IMAGES)}")
+    tools = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
+    if not tools or set(tools) - set(TOOLS):
+        parser.error(f"--tools: of {', '.join(TOOLS)}")
+    azcopy, azcopy_version = find_azcopy(args.azcopy)
+    if azcopy is None and set(tools) - {"azrestore"}:
+        print(azcopy_version, file=sys.stderr)
+        return 1
     rtts = [float(value) / 1000 for value in args.rtts.split(",")]
-    # This checkout's azrestore (run from the repository, so an editable install of
-    # another checkout does not stand in for it).
-    azrestore = [sys.executable, "-m", "azrestore.cli"]
+    targets = BLOB_PRESETS["standard"]
+    assert targets.requests is not None and targets.bytes is not None
     started = results.started()
     rows: list[dict[str, Any]] = []
+    failures = 0
     with tempfile.TemporaryDirectory(prefix="azr-link-") as tmp, AzuriteProcess() as azurite:
         work = Path(tmp)
         machine = results.machine_info(work)
-        with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-            service.create_container(CONTAINER)
-        with GatewayThread(azurite.account_url) as gateway:
+        service = BlobServiceClient.from_connection_string(azurite.connection_string)
+        container = service.create_container(CONTAINER)
+        with service, GatewayThread(azurite.account_url) as gateway:
             for kind in kinds:
                 runs = image_runs(kind, args.aged_runs)
-                image = work / f"{kind}.raw"
+                image = work / f"{kind}.vhd"
                 build(image, runs)
                 data = sum(length for _, length in runs)
                 note(f"{kind}: {len(runs)} runs, {data / MiB:.0f} MiB of data")
                 loopback: float | None = None
-                for rtt in [None, *rtts]:
-                    # First the same upload on loopback, without targets: the baseline.
+                plan: list[tuple[float | None, str]] = [(None, "azrestore")]
+                plan += [(rtt, tool) for rtt in rtts for tool in tools]
+                for rtt, tool in plan:
+                    # First azrestore on loopback, without targets: the baseline.
                     network = NetworkModel()
                     if rtt is not None:
-                        network = NetworkModel(
-                            link=LinkModel(rtt=rtt), blob_targets=BLOB_PRESETS["standard"]
-                        )
+                        network = NetworkModel(link=LinkModel(rtt=rtt), blob_targets=targets)
                     gateway.set_network(network)
                     gateway.reset_statistics()
-                    label = f"{kind}-loopback" if rtt is None else f"{kind}-{round(rtt * 1000)}ms"
-                    url = sas_url(gateway.account_url, f"{label}.vhd")
+                    where = "loopback" if rtt is None else f"{round(rtt * 1000)}ms"
+                    label = f"{kind}-{where}-{tool}"
+                    name = f"{label}.vhd"
+                    command, env = upload_argv(
+                        tool,
+                        image,
+                        sas_url(gateway.account_url, name),
+                        work / "state" / tool,
+                        azcopy,
+                        args.azrestore_args.split(),
+                    )
                     child = run_child(
-                        [*azrestore, "upload", str(image), "--to", url, "--json", "--overwrite",
-                         "--restart", "--journal-dir", str(work / "journals"),
-                         *args.azrestore_args.split()],
+                        command,
                         log_dir=work / "logs",
                         label=label,
                         timeout=args.timeout,
+                        env=env,
                         cwd=REPO,
-                    )  # fmt: skip
+                    )
                     failure = child.failure()
-                    if failure is not None:
-                        print(f"{label}: {failure}", file=sys.stderr)
-                        return 1
-                    report = json.loads(child.stdout)
                     stats = gateway.statistics()
+                    blob = container.get_blob_client(name)
+                    length = blob.get_blob_properties().size if blob.exists() else None
+                    if length is not None:
+                        blob.delete_blob()
+                    if failure is not None:
+                        # Recorded, and the run goes on: one failed upload loses no figures.
+                        note(f"{label}: {failure}")
+                        failures += 1
+                        rows.append(
+                            {
+                                "image": kind,
+                                "tool": tool,
+                                "rtt_ms": None if rtt is None else round(rtt * 1000, 3),
+                                "error": failure[-400:],
+                                "wall_s": round(child.wall_s, 3),
+                                "gateway_put_pages": stats.requests.get("PutPage", 0),
+                                "gateway_throttled": dict(stats.throttled),
+                            }
+                        )
+                        continue
                     row: dict[str, Any] = {
                         "image": kind,
+                        "tool": tool,
                         "runs": len(runs),
                         "data_mib": round(data / MiB, 1),
                         "link": network.link.describe(),
                         "blob_targets": network.blob_targets.describe(),
                         "wall_s": round(child.wall_s, 3),
                         "cpu_s": round(child.cpu_s, 3),
-                        "requests": report.get("requests"),
-                        "retries": report.get("retries"),
-                        "bytes_uploaded_mib": round(report.get("bytes_uploaded", 0) / MiB, 1),
+                        "blob_length": length,
                         "gateway_put_pages": stats.requests.get("PutPage", 0),
                         "gateway_throttled": dict(stats.throttled),
-                        "gateway_rtt_s": round(stats.link_rtt_seconds, 3),
+                        "gateway_mib_received": round(
+                            stats.bytes_received.get("PutPage", 0) / MiB, 1
+                        ),
                     }
+                    if tool == "azrestore":
+                        report = json.loads(child.stdout)
+                        row["requests"] = report.get("requests")
+                        row["retries"] = report.get("retries")
+                        row["bytes_uploaded_mib"] = round(report.get("bytes_uploaded", 0) / MiB, 1)
                     if rtt is None:
                         loopback = child.wall_s
-                        note(f"{label}: {child.wall_s:.1f} s, {row['requests']} requests")
                     else:
-                        least = least_seconds(runs, rtt)
+                        least = least_seconds(runs, rtt, targets.requests, targets.bytes)
                         row["rtt_ms"] = round(rtt * 1000, 3)
-                        row["least_s"] = round(least, 3)
-                        row["over_least"] = round(child.wall_s / least, 2)
-                        if loopback:
+                        row["least_bound_s"] = round(least["bound"], 3)
+                        row["least_plan_s"] = round(least["plan"], 3)
+                        row["least_plan_gap_kib"] = int(least["plan_gap"]) // 1024
+                        row["over_least_bound"] = round(child.wall_s / least["bound"], 2)
+                        row["over_least_plan"] = round(child.wall_s / least["plan"], 2)
+                        if loopback and tool == "azrestore":
                             row["over_loopback"] = round(child.wall_s / loopback, 2)
-                        note(
-                            f"{label}: {child.wall_s:.1f} s, {row['over_least']}x the least"
-                            f" {least:.1f} s, {row['requests']} requests,"
-                            f" {row['retries']} retries"
-                        )
+                        mine = [
+                            r["wall_s"]
+                            for r in rows
+                            if r["tool"] == "azrestore"
+                            and "error" not in r
+                            and r["image"] == kind
+                            and r.get("rtt_ms") == row["rtt_ms"]
+                        ]
+                        if tool != "azrestore" and mine:
+                            row["over_azrestore"] = round(child.wall_s / mine[0], 2)
+                    note(
+                        f"{label}: {child.wall_s:.1f} s, {row['gateway_put_pages']} Put Pages,"
+                        f" {row['gateway_mib_received']} MiB, throttled {row['gateway_throttled']}"
+                        + (f", {row['over_least_plan']}x the plan least" if rtt else "")
+                    )
                     rows.append(row)
                 image.unlink()
     result: dict[str, Any] = {
@@ -192,14 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         "started": started,
         "machine": machine,
         "versions": results.versions(),
-        "targets": BLOB_PRESETS["standard"].describe(),
-        "virtual_gib": VIRTUAL // GiB,
+        "azcopy": azcopy_version,
+        "targets": targets.describe(),
+        "virtual_gib": 4,
         "results": rows,
     }
     text = json.dumps(result, indent=2)
     results.write(text, results.json_out_path(args.json_out, "link"))
     print(text)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ The rule (also stated in docs/reference.md): a buffer is looked at in blocks of 
 block is not sent. Data blocks separated by fewer than ``merge_gap`` zero bytes are merged
 into one request, because one more request costs more than sending a small gap of zeros
 (a request is worth roughly 64 KiB of bandwidth at a page blob's 500 requests/s and
-60 MiB/s targets). ``merge_gap=0`` never merges across a zero block.
+60 MiB/s targets; the upload's request planner, azrestore.transfer.requestplan, widens the
+gap from what it measures of the link). ``merge_gap=0`` never merges across a zero block.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the chunk grid), and the holes between them, skipped unread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..formats.sizes import SECTOR, round_down, round_up
@@ -22,7 +22,11 @@ class Window:
 
 
 def read_windows(
-    extents: Iterable[tuple[int, int]], *, virtual_size: int, chunk_size: int
+    extents: Iterable[tuple[int, int]],
+    *,
+    virtual_size: int,
+    chunk_size: int,
+    join: Callable[[int, int], bool] | None = None,
 ) -> Iterator[Window]:
     """Split data extents into read windows.
 
@@ -30,6 +34,10 @@ def read_windows(
     touching ones are joined, and each is cut on the ``chunk_size`` grid, so no window
     crosses a grid line and every window is at most ``chunk_size``. Everything outside the
     windows (holes, and the padding up to ``virtual_size``) reads as zeros and is skipped.
+
+    ``join(start, end)``, asked (lazily, as windows are taken) of each hole that lies
+    inside one chunk of the grid, says whether it is read with the extents either side
+    of it (so that one request may cover both: see :mod:`azrestore.transfer.requestplan`).
     """
     pending_start = pending_end = -1
     for offset, length in extents:
@@ -39,7 +47,12 @@ def read_windows(
         end = min(round_up(offset + length, SECTOR), virtual_size)
         if start >= end:
             continue
-        if pending_end >= start:
+        if pending_end >= start or (
+            join is not None
+            and pending_end > 0
+            and (pending_end - 1) // chunk_size == start // chunk_size
+            and join(pending_end, start)
+        ):
             pending_end = max(pending_end, end)
             continue
         if pending_end > pending_start:

@@ -32,7 +32,9 @@ class TransferConfig:
       :mod:`azrestore.transfer.concurrency`).
     - ``max_concurrency``: the ceiling of automatic concurrency.
     - ``chunk_size``: bytes read per chunk; also the largest request (at most 4 MiB).
-    - ``zero_block`` / ``merge_gap``: the zero-skipping rule, see :mod:`azrestore.formats.zeros`.
+    - ``zero_block`` / ``merge_gap``: the zero-skipping rule, see :mod:`azrestore.formats.zeros`;
+      ``merge_gap`` is the least gap sent, which the request planner
+      (:mod:`azrestore.transfer.requestplan`) widens where the link makes requests dear.
     - ``max_bandwidth``: bytes per second sent, ``None`` for no cap.
     - ``max_attempts``, ``backoff_base``, ``backoff_max``: retry policy for transient errors
       (exponential backoff with full jitter, Retry-After honoured when longer).

@@ -5,8 +5,10 @@ Per chunk: take a concurrency slot, *then* a pooled buffer, read the window (the
 all in one worker-thread call; then send each run as a Put Page (with retries) on the
 event loop. Memory in use is at most ``concurrency`` buffers of ``chunk_size`` bytes,
 whatever the disk's size (or the number of disks sharing one :class:`TransferBudget`).
-Holes (extents outside the source's data extents) are never read; all-zero blocks are
-never sent; the VHD footer is written last.
+Holes (extents outside the source's data extents) are not read, unless the request
+planner (:mod:`azrestore.transfer.requestplan`) finds a short one cheaper to send than
+a request; all-zero blocks are never sent on their own (every request starts and ends
+with non-zero data); the VHD footer is written last.
 
 With a journal (``resume=``), each window is recorded once all its requests are
 acknowledged, and a later run skips (does not even read) the recorded windows.
@@ -32,6 +34,7 @@ from .chunking import Window, read_windows
 from .config import TransferConfig
 from .journal import Journal, Range
 from .progress import Accounting, ProgressCallback, TransferResult
+from .requestplan import RequestPlanner
 from .resume import ResumeOptions, open_journal, release_lease
 from .retry import call_with_retries
 from .sink import MAX_RENEWALS, PageSink
@@ -111,6 +114,12 @@ class _Upload:
         self.slots = budget.slots_for()
         self.link = budget.link
         self.accounting.slots = budget.slots
+        self.planner = RequestPlanner(
+            budget.link,
+            floor=config.merge_gap,
+            ceiling=config.chunk_size,
+            in_flight=lambda: budget.limit,
+        )
         self.resume = resume
         self.journal: Journal | None = None
         renew = getattr(sink, "renew", None)
@@ -146,8 +155,13 @@ class _Upload:
                 accounting.resumed(start, end - start)
             extents = subtract_ranges(extents, done, self.virtual_size)
         gaps = _Gaps(done)
+        holes = _Gaps(done)  # a hole is read only if nothing of it was resumed
+
+        def join(start: int, end: int) -> bool:
+            return end - start < self.planner.gaps().hole and holes.free(start, end) == end - start
+
         windows = read_windows(
-            extents, virtual_size=self.virtual_size, chunk_size=self.config.chunk_size
+            extents, virtual_size=self.virtual_size, chunk_size=self.config.chunk_size, join=join
         )
         position = 0
         journal = self.journal
@@ -194,7 +208,8 @@ class _Upload:
             buffer = self.pool.take()
             try:
                 view = memoryview(buffer)[: window.length]
-                got, pieces = await anyio.to_thread.run_sync(self._load, view, window.offset)
+                gap = self.planner.gaps().inner
+                got, pieces = await anyio.to_thread.run_sync(self._load, view, window.offset, gap)
                 self.accounting.read(window.offset, got)
                 cursor = window.offset
                 for start, end, digest in pieces:
@@ -209,10 +224,10 @@ class _Upload:
         finally:
             self.slots.release()
 
-    def _load(self, view: memoryview, offset: int) -> tuple[int, list[_Piece]]:
+    def _load(self, view: memoryview, offset: int, merge_gap: int) -> tuple[int, list[_Piece]]:
         """Worker thread: read, find what is not zero, digest it (GIL released by hashlib)."""
         got = self.image.read_into(view, offset)
-        runs = nonzero_runs(view, self.config.zero_block, self.config.merge_gap)
+        runs = nonzero_runs(view, self.config.zero_block, merge_gap)
         return got, [(start, end, self.sink.digest(view[start:end])) for start, end in runs]
 
     async def _send(self, offset: int, data: memoryview, digest: bytes | None) -> None:
