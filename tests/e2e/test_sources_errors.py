@@ -205,24 +205,17 @@ async def test_qemu_nbd_dying_is_a_source_error(tmp_path: Path) -> None:
         assert "qemu-nbd stopped" in message
 
 
-def test_a_killed_azrestore_leaves_no_qemu_nbd(tmp_path: Path) -> None:
-    """kill -9 of the process that opened the image: the kernel closes its connections,
-    and qemu-nbd, which serves no one then, exits."""
-    image = convert(pattern_raw(tmp_path / "p.raw"), tmp_path / "d.qcow2", "qcow2")
-    script = (
-        "import sys, time\n"
-        "from azrestore.sources.open import open_source_blocking\n"
-        "source = open_source_blocking(sys.argv[1])\n"
-        "source.read_at(0, 4096)\n"
-        "print(source.server_pid, flush=True)\n"
-        "time.sleep(60)\n"
-    )
+def _kill_and_see_qemu_nbd_go(script: str, image: Path) -> None:
+    """Run ``script`` (it prints its qemu-nbd's pid, then sleeps), kill -9 it, and wait
+    up to 10 s for that qemu-nbd to be gone."""
     child = subprocess.Popen(
         [sys.executable, "-c", script, str(image)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None
-        pid = int(child.stdout.readline())
+        said = child.stdout.readline().strip()
+        assert said.isdigit(), f"no qemu-nbd serving when the process was killed: {said}"
+        pid = int(said)
         assert alive(pid)
         child.kill()
         child.wait()
@@ -235,6 +228,21 @@ def test_a_killed_azrestore_leaves_no_qemu_nbd(tmp_path: Path) -> None:
         child.wait()
         if child.stdout is not None:
             child.stdout.close()
+
+
+def test_a_killed_azrestore_leaves_no_qemu_nbd(tmp_path: Path) -> None:
+    """kill -9 of the process that opened the image: the kernel closes its connections,
+    and qemu-nbd, which serves no one then, exits."""
+    image = convert(pattern_raw(tmp_path / "p.raw"), tmp_path / "d.qcow2", "qcow2")
+    script = (
+        "import sys, time\n"
+        "from azrestore.sources.open import open_source_blocking\n"
+        "source = open_source_blocking(sys.argv[1])\n"
+        "source.read_at(0, 4096)\n"
+        "print(source.server_pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    _kill_and_see_qemu_nbd_go(script, image)
 
 
 _START_IN_A_THREAD_THAT_ENDS = (
@@ -255,25 +263,4 @@ def test_azrestore_killed_before_any_handshake_leaves_no_qemu_nbd(tmp_path: Path
     that (or while a new connection is still in its handshake), azrestore takes it
     along all the same, and the worker thread that started it ending does not."""
     image = convert(pattern_raw(tmp_path / "p.raw"), tmp_path / "d.qcow2", "qcow2")
-    child = subprocess.Popen(
-        [sys.executable, "-c", _START_IN_A_THREAD_THAT_ENDS, str(image)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        said = child.stdout.readline().strip()
-        assert said.isdigit(), f"qemu-nbd did not outlive the thread that started it: {said}"
-        pid = int(said)
-        assert alive(pid)
-        child.kill()
-        child.wait()
-        deadline = time.monotonic() + 10
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not alive(pid), "qemu-nbd outlived the process that started it"
-    finally:
-        child.kill()
-        child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
+    _kill_and_see_qemu_nbd_go(_START_IN_A_THREAD_THAT_ENDS, image)

@@ -97,15 +97,10 @@ def _qemu_message(stderr: bytes, path: str) -> str:
     return text
 
 
-def check_image(path: str, fmt: str, *, shown: str) -> None:
-    """Refuse an image ``qemu-img check`` finds damaged (a truncated file, a table entry
-    pointing past its end): qemu would read the missing data as zeros."""
-    options: dict[str, Any] = {"driver": fmt, "file": {"driver": "file", "filename": path}}
-    if fmt in ("qcow2", "vmdk"):
-        options["backing"] = None  # this file alone: its backing file is checked on its own
-    command = [qemu_tool("qemu-img"), "check", "--output=json", "json:" + json.dumps(options)]
+def _run_check(command: list[str], path: str) -> subprocess.CompletedProcess[bytes] | None:
+    """A qemu-img check of the image at ``path``, beside it; None when it takes too long."""
     try:
-        done = subprocess.run(
+        return subprocess.run(
             command,
             capture_output=True,
             timeout=_CHECK_TIMEOUT,
@@ -113,6 +108,18 @@ def check_image(path: str, fmt: str, *, shown: str) -> None:
             cwd=image_directory(path),
         )
     except subprocess.TimeoutExpired:
+        return None
+
+
+def check_image(path: str, fmt: str, *, shown: str) -> None:
+    """Refuse an image ``qemu-img check`` finds damaged (a truncated file, a table entry
+    pointing past its end): qemu would read the missing data as zeros."""
+    options: dict[str, Any] = {"driver": fmt, "file": {"driver": "file", "filename": path}}
+    if fmt in ("qcow2", "vmdk"):
+        options["backing"] = None  # this file alone: its backing file is checked on its own
+    command = [qemu_tool("qemu-img"), "check", "--output=json", "json:" + json.dumps(options)]
+    done = _run_check(command, path)
+    if done is None:
         return  # no verdict in time: qemu's own checks at open and on reads remain
     if done.returncode in (0, 3, 63):  # clean, leaked clusters only, or not checkable
         return
@@ -133,15 +140,8 @@ def check_map(path: str, fmt: str, *, shown: str) -> None:
     """Refuse an image whose allocation map points past the end of its file (truncated):
     for the formats qemu-img check does not check."""
     command = [qemu_tool("qemu-img"), "map", "--output=json", "-f", fmt, "--", path]
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=_CHECK_TIMEOUT,
-            check=False,
-            cwd=image_directory(path),
-        )
-    except subprocess.TimeoutExpired:
+    done = _run_check(command, path)
+    if done is None:
         return
     if done.returncode != 0:
         raise InputError(f"{shown}: {_qemu_message(done.stderr, path)}")
