@@ -298,7 +298,7 @@ async def test_a_failed_vm_is_exit_1(images: Path, tmp_path: Path) -> None:
     """The Windows preparation fails in an emulator this test runs; ``azrestore restore``
     (no --emulator) is pointed at it by the environment and exits 1."""
     failing = RunCommandRule(
-        script="Lun",  # the PowerShell script's parameter: the Windows preparation
+        script=r"\$Lun\b",  # the PowerShell script's parameter (not in base64: "$")
         outcome=RunCommandOutcome(error_code="VMExtensionProvisioningError", prepares=False),
     )
     # Without --emulator the agent is polled every 10 s, as in Azure: not waited for here.

@@ -78,7 +78,7 @@ async def test_three_vms_restore(emulator: Emulator, backups: Path, tmp_path: Pa
 
 async def test_a_failed_vm_does_not_stop_the_others(backups: Path, tmp_path: Path) -> None:
     failing = RunCommandRule(
-        script="Lun",  # the PowerShell script's parameter: the Windows preparation
+        script=r"\$Lun\b",  # the PowerShell script's parameter (not in base64: "$")
         outcome=RunCommandOutcome(error_code="VMExtensionProvisioningError", prepares=False),
     )
     async with Emulator(

@@ -95,7 +95,7 @@ async def test_arm_faults_and_a_failing_run_command(backups: Path, tmp_path: Pat
         ArmFaultRule.from_spec("virtualMachines/write:status=429,retry_after=0.01,nth=2"),
     ]
     failing = RunCommandRule(
-        script="Lun",
+        script=r"\$Lun\b",  # the PowerShell script's parameter (not in base64: "$")
         outcome=RunCommandOutcome(error_code="VMExtensionProvisioningError", prepares=False),
     )
     async with Emulator(
