@@ -123,6 +123,7 @@ def dry_run_steps(resolved: ResolvedPlan) -> list[str]:
         )
     for vm in resolved.vms:
         lines.append(f"{vm.name}: {vm.os_family}, generation {vm.generation}, size {vm.spec.size}")
+        lines.append(f"  security: {vm.security.describe()} ({vm.security.reason})")
         for disk in vm.disks:
             where = "OS disk" if disk.lun is None else f"data disk LUN {disk.lun}"
             lines.append(
