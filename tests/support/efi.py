@@ -1,39 +1,19 @@
-"""EFI boot loaders for the secure boot tests: a minimal PE32+ EFI application made here,
+"""EFI boot loaders for the secure boot tests: a minimal PE32+ EFI application (the demo's)
 signed with ``sbsign`` (Debian's sbsigntool) under a throwaway key made by ``openssl``,
 checked with ``sbverify`` (tools independent of azrestore's and the emulator's readers),
 and put on a FAT EFI system partition with mtools (``mmd``/``mcopy``, no mount)."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
+from azrestore.cli.demo.efisign import efi_application as efi_application
 from azrestore.formats.sizes import MiB
 from tests.support.disks import mkfs, put, run
 from tests.support.guestimages import linux_disk
 
 #: Tools these helpers run.
 TOOLS = ("openssl", "sbsign", "sbverify", "mkfs.vfat", "mmd", "mcopy")
-
-
-def efi_application(code: bytes = b"\x31\xc0\xc3") -> bytes:
-    """A PE32+ x64 EFI application: headers and one .text section holding ``code``."""
-    dos = bytearray(0x80)
-    dos[:2] = b"MZ"
-    struct.pack_into("<I", dos, 0x3C, 0x80)
-    coff = struct.pack("<4sHHIIIHH", b"PE\0\0", 0x8664, 1, 0, 0, 0, 240, 0x0206)
-    optional = bytearray(240)
-    struct.pack_into(
-        "<HBBIIIII", optional, 0, 0x20B, 0, 0, 0x200, 0, 0, 0x1000, 0x1000
-    )  # magic, linker, code size, data sizes, entry point, base of code
-    struct.pack_into("<QII", optional, 24, 0x10000000, 0x1000, 0x200)  # base, alignments
-    struct.pack_into("<IIHH", optional, 56, 0x2000, 0x200, 0, 10)  # image, headers, EFI app
-    struct.pack_into("<QQQQII", optional, 72, 0x100000, 0x1000, 0x100000, 0x1000, 0, 16)
-    section = struct.pack(
-        "<8sIIIIIIHHI", b".text", 0x1000, 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020
-    )
-    headers = bytes(dos) + coff + bytes(optional) + section
-    return headers.ljust(0x200, b"\0") + code.ljust(0x200, b"\xcc")
 
 
 def test_key(work: Path) -> tuple[Path, Path]:
