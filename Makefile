@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TOOLS := $(CURDIR)/.tools
 AZURITE_VERSION := 3.35.0
 AZCOPY_NPM := @azure-tools/azcopy-linux
-APT_PACKAGES := qemu-utils nbdkit gdisk fdisk e2fsprogs ntfs-3g dosfstools xfsprogs libsecret-1-0 shellcheck lvm2 libhivex-bin
+APT_PACKAGES := qemu-utils nbdkit gdisk fdisk e2fsprogs ntfs-3g dosfstools xfsprogs libsecret-1-0 shellcheck lvm2 libhivex-bin sbsigntool mtools
 export AZRESTORE_AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -40,7 +40,8 @@ $(TOOLS)/.azurite-$(AZURITE_VERSION):
 	command -v mkfs.vfat >/dev/null || missing=1; command -v ntfscp >/dev/null || missing=1; \
 	command -v mkfs.xfs >/dev/null || missing=1; command -v qemu-nbd >/dev/null || missing=1; \
 	command -v nbdkit >/dev/null || missing=1; command -v lvm >/dev/null || missing=1; \
-	command -v hivexsh >/dev/null || missing=1; \
+	command -v hivexsh >/dev/null || missing=1; command -v sbsign >/dev/null || missing=1; \
+	command -v mcopy >/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \

@@ -72,11 +72,21 @@ class Disks:
         hyper_v_generation: str,
         sku: str,
         tags: Mapping[str, str] | None = None,
+        security_type: str | None = None,
     ) -> None:
-        """Create an empty disk to upload into (createOption Upload: ReadyToUpload)."""
+        """Create an empty disk to upload into (createOption Upload: ReadyToUpload);
+        ``security_type`` (TrustedLaunch) gives it a security profile."""
         creation = {"createOption": "Upload", "uploadSizeBytes": upload_size}
         await self._create(
-            "create", disk_id, creation, location, os_type, hyper_v_generation, sku, tags
+            "create",
+            disk_id,
+            creation,
+            location,
+            os_type,
+            hyper_v_generation,
+            sku,
+            tags,
+            security_type,
         )
 
     async def create_by_import(
@@ -90,6 +100,7 @@ class Disks:
         hyper_v_generation: str,
         sku: str,
         tags: Mapping[str, str] | None = None,
+        security_type: str | None = None,
     ) -> None:
         """Create a managed disk from a fixed VHD in a page blob (createOption Import)."""
         creation = {
@@ -98,7 +109,15 @@ class Disks:
             "storageAccountId": storage_account_id,
         }
         await self._create(
-            "import", disk_id, creation, location, os_type, hyper_v_generation, sku, tags
+            "import",
+            disk_id,
+            creation,
+            location,
+            os_type,
+            hyper_v_generation,
+            sku,
+            tags,
+            security_type,
         )
 
     async def _create(
@@ -111,6 +130,7 @@ class Disks:
         hyper_v_generation: str,
         sku: str,
         tags: Mapping[str, str] | None,
+        security_type: str | None = None,
     ) -> None:
         rid = ResourceId.parse(disk_id, expected="Microsoft.Compute/disks")
         properties: dict[str, Any] = {
@@ -119,6 +139,8 @@ class Disks:
         }
         if os_type:
             properties["osType"] = os_type
+        if security_type:
+            properties["securityProfile"] = {"securityType": security_type}
         body: dict[str, Any] = {
             "location": location,
             "sku": {"name": sku},

@@ -35,6 +35,14 @@ class VmInfo:
     size: str = ""
 
 
+def security_profile(*, secure_boot: bool, vtpm: bool) -> dict[str, Any]:
+    """A Trusted Launch VM's ``securityProfile`` (REST shape)."""
+    return {
+        "securityType": "TrustedLaunch",
+        "uefiSettings": {"secureBootEnabled": secure_boot, "vTpmEnabled": vtpm},
+    }
+
+
 def _status(statuses: Any, prefix: str) -> str | None:
     for status in statuses or ():
         code = status.get("code", "") if isinstance(status, Mapping) else ""
@@ -143,8 +151,10 @@ class VirtualMachines:
         data_disks: Mapping[int, str],
         nic_id: str,
         tags: Mapping[str, str] | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
-        """Register a VM from existing managed disks (createOption Attach); Azure starts it."""
+        """Register a VM from existing managed disks (createOption Attach); Azure starts it.
+        ``security`` is its ``securityProfile`` (see :func:`security_profile`)."""
         rid = ResourceId.parse(vm_id, expected="Microsoft.Compute/virtualMachines")
         body: dict[str, Any] = {
             "location": location,
@@ -166,6 +176,8 @@ class VirtualMachines:
                 "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
             },
         }
+        if security:
+            body["properties"]["securityProfile"] = dict(security)
         await self._create_or_update(vm_id, rid, body)
 
     async def create_appliance(

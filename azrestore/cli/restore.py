@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -123,6 +124,7 @@ def dry_run_steps(resolved: ResolvedPlan) -> list[str]:
         )
     for vm in resolved.vms:
         lines.append(f"{vm.name}: {vm.os_family}, generation {vm.generation}, size {vm.spec.size}")
+        lines.append(f"  security: {vm.security.describe()} ({vm.security.reason})")
         for disk in vm.disks:
             where = "OS disk" if disk.lun is None else f"data disk LUN {disk.lun}"
             lines.append(
@@ -205,7 +207,7 @@ async def run_restore(
 
 def report_table(report: RestoreReport) -> Table:
     table = Table(title=f"restore report ({report.seconds:.1f} s)")
-    for column in ("VM", "status", "OS", "gen", "uploaded", "VM id / error"):
+    for column in ("VM", "status", "OS", "gen", "security", "uploaded", "VM id / error"):
         table.add_column(column)
     for vm in report.vms:
         uploaded = sum(d.bytes_uploaded for d in vm.disks)
@@ -216,6 +218,7 @@ def report_table(report: RestoreReport) -> Table:
             Text(vm.status, style=style),
             vm.os,
             vm.generation,
+            security_cell(vm.security),
             format_size(uploaded),
             detail or "",
         )
@@ -223,6 +226,14 @@ def report_table(report: RestoreReport) -> Table:
     if lines:
         table.caption = "\n".join(lines)
     return table
+
+
+def security_cell(security: Mapping[str, Any]) -> str:
+    """``TL, SB on, vTPM on`` for Trusted Launch (secure boot, vTPM), else ``Standard``."""
+    if security.get("security_type") != "TrustedLaunch":
+        return "Standard" if security else ""
+    on = {True: "on", False: "off"}
+    return f"TL, SB {on[bool(security.get('secure_boot'))]}, vTPM {on[bool(security.get('vtpm'))]}"
 
 
 def helper_lines(report: RestoreReport) -> list[str]:

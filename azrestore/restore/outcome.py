@@ -75,6 +75,8 @@ class VmOutcome:
     name: str
     os: str
     generation: str
+    #: Trusted Launch or Standard, as decided, and why
+    security: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"
     vm_id: str | None = None
     error: str | None = None
@@ -90,6 +92,7 @@ class VmOutcome:
             "vm_id": self.vm_id,
             "os": self.os,
             "generation": self.generation,
+            "security": self.security,
             "disks": [disk.to_json() for disk in self.disks],
             "steps": self.steps,
             "error": self.error,

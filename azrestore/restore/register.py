@@ -4,7 +4,10 @@ earlier run registered already."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..azure.controlplane import ControlPlane
+from ..azure.virtualmachines import security_profile
 from ..errors import ControlPlaneError
 from .outcome import RestoredDisk, RestoreObserver, VmOutcome, note_step
 from .plan import ResolvedPlan, ResolvedVm
@@ -66,6 +69,7 @@ class VmRegistration:
                 data_disks={lun: d for lun, d in disk_ids.items() if lun is not None},
                 nic_id=nic_id,
                 tags=vm.tags,
+                security=vm_security_profile(vm),
             )
             outcome.resources.append(vm_id)
         else:
@@ -82,3 +86,11 @@ class VmRegistration:
                     within=self.settings.agent_timeout,
                     interval=self.settings.agent_poll_interval,
                 )
+
+
+def vm_security_profile(vm: ResolvedVm) -> dict[str, Any] | None:
+    """The VM's ``securityProfile`` when it is Trusted Launch; None for Standard."""
+    choice = vm.security
+    if not choice.trusted_launch:
+        return None
+    return security_profile(secure_boot=choice.secure_boot, vtpm=choice.vtpm)

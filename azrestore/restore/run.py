@@ -70,7 +70,10 @@ class RestoreRun:
         when the run is cancelled (Ctrl-C) midway, its unfinished VMs then
         ``interrupted``."""
         started = time.monotonic()
-        outcomes = [VmOutcome(vm.name, vm.os_family, vm.generation) for vm in self.resolved.vms]
+        outcomes = [
+            VmOutcome(vm.name, vm.os_family, vm.generation, security=vm.security.to_json())
+            for vm in self.resolved.vms
+        ]
         try:
             await self._run(outcomes)
         except BaseException:

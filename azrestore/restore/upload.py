@@ -235,6 +235,7 @@ class DiskUploads:
             hyper_v_generation=vm.generation,
             sku=disk.sku,
             tags={**vm.tags, SOURCE_TAG: tag},
+            security_type=_security_type(vm, disk),
         )
         status.disk_state, status.created = "ReadyToUpload", True
         if resume is not None:
@@ -295,6 +296,7 @@ class DiskUploads:
             hyper_v_generation=vm.generation,
             sku=disk.sku,
             tags={**vm.tags, SOURCE_TAG: tag},
+            security_type=_security_type(vm, disk),
         )
 
     def _proxy_in_use(self) -> AbstractAsyncContextManager[None]:
@@ -306,6 +308,11 @@ def _os_type(vm: ResolvedVm, disk: ResolvedDisk) -> str | None:
     if disk.lun is not None:
         return None
     return "Linux" if vm.os_family == "linux" else "Windows"
+
+
+def _security_type(vm: ResolvedVm, disk: ResolvedDisk) -> str | None:
+    """The OS disk of a Trusted Launch VM is created for it (securityProfile); others not."""
+    return "TrustedLaunch" if disk.lun is None and vm.security.trusted_launch else None
 
 
 def page_blob_url(account_url: str, container: str, vm: ResolvedVm, disk: ResolvedDisk) -> str:

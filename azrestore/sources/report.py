@@ -10,12 +10,16 @@ from typing import Any
 import anyio.to_thread
 
 from ..errors import unreadable_file
+from ..formats.boot_chain import BootChain, read_boot_chain
 from ..formats.layout import DiskLayout
 from ..formats.partitions import analyze_disk
 from ..formats.sizes import SECTOR, blob_size, virtual_size
 from ..formats.vhd import chs_geometry
 from .base import ChainLink, DiskSource
 from .open import open_source
+
+#: The boot chain of a report made without reading it.
+NOT_READ = BootChain(False, (), None, "not read")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,8 @@ class ImageReport:
     source's (virtual) size, ``virtual_size`` the VHD's (``disk_size`` rounded up to a
     MiB); ``allocated_bytes`` what the source's own map says holds data; ``chain`` every
     file of the source, top first; ``geometry`` is the ``(cylinders, heads,
-    sectors_per_track)`` of the VHD footer we would write."""
+    sectors_per_track)`` of the VHD footer we would write; ``boot_chain`` the loaders on
+    its EFI system partition and whether they are signed (secure boot)."""
 
     path: str
     disk_size: int
@@ -35,6 +40,7 @@ class ImageReport:
     geometry: tuple[int, int, int]
     format: str = "raw"
     chain: tuple[ChainLink, ...] = ()
+    boot_chain: BootChain = NOT_READ
 
     def to_json(self) -> dict[str, Any]:
         cylinders, heads, sectors_per_track = self.geometry
@@ -51,6 +57,7 @@ class ImageReport:
             "os_family": self.layout.os_family,
             "generation": self.layout.generation,
             "warnings": list(self.layout.warnings),
+            "boot_chain": self.boot_chain.to_json(),
             "vhd": {
                 "virtual_size": self.virtual_size,
                 "blob_size": self.blob_size,
@@ -69,6 +76,7 @@ def _inspect(image: DiskSource) -> ImageReport:
     try:
         allocated = image.allocated_bytes()
         layout = analyze_disk(image.read_at, image.size)
+        boot_chain = read_boot_chain(image.read_at, image.size, layout.partitions)
     except OSError as exc:
         raise unreadable_file(path, exc) from None
     vsize = virtual_size(image.size)
@@ -82,6 +90,7 @@ def _inspect(image: DiskSource) -> ImageReport:
         virtual_size=vsize,
         blob_size=blob_size(image.size),
         geometry=chs_geometry(vsize // SECTOR),
+        boot_chain=boot_chain,
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...formats.sizes import GiB, KiB, MiB, format_size
+from .efisign import signed_loader
 from .fat32 import Fat32, Tree
 from .terminal import say, show_command
 from .tools import DemoError, export_image, run_tool
@@ -162,14 +163,16 @@ def linux_tree(root: Path, random_mib: int) -> None:
 _GRUB_STUB = b"search.fs_label root root\nconfigfile /boot/grub/grub.cfg\n"
 
 
-def esp_tree() -> Tree:
-    """An EFI system partition's files (the binaries are placeholders)."""
+def esp_tree(work: Path) -> Tree:
+    """An EFI system partition's files: shim and grub stand-ins, small EFI applications
+    signed with the demo's key (see :mod:`.efisign`), so that secure boot can be on."""
+    shim = signed_loader(work, "shimx64", padding=64 * KiB)
     return {
         "EFI": {
-            "BOOT": {"BOOTX64.EFI": b"MZ" + os.urandom(64 * KiB), "grub.cfg": _GRUB_STUB},
+            "BOOT": {"BOOTX64.EFI": shim, "grub.cfg": _GRUB_STUB},
             "ubuntu": {
-                "shimx64.efi": b"MZ" + os.urandom(64 * KiB),
-                "grubx64.efi": b"MZ" + os.urandom(128 * KiB),
+                "shimx64.efi": shim,
+                "grubx64.efi": signed_loader(work, "grubx64", padding=128 * KiB),
                 "grub.cfg": _GRUB_STUB,
             },
         }
@@ -183,7 +186,7 @@ def make_linux_image(work: Path, target: Path, random_mib: int) -> None:
     linux_tree(tree, random_mib)
     esp = make_empty(work / "esp.fs", LINUX_ESP[1])
     run_tool(["mkfs.vfat", "-F", "32", "-n", "EFI", str(esp)])
-    Fat32(esp).write(esp_tree())
+    Fat32(esp).write(esp_tree(work))
     root = make_empty(work / "root.fs", root_size)
     run_tool(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(tree), str(root)])
 

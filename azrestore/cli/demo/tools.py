@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ...errors import AzRestoreError
 
-REQUIRED_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs")
+REQUIRED_TOOLS = ("sfdisk", "mkfs.ext4", "mkfs.vfat", "mkntfs", "openssl", "sbsign")
 #: qemu-utils: ``qemu-img`` writes the exports, and ``qemu-nbd`` is how azrestore reads them.
 QEMU_TOOLS = ("qemu-img", "qemu-nbd")
 QEMU_MISSING = (

@@ -128,6 +128,15 @@ class DiskStorage:
         downloader = await blob.download_blob(offset=size - _FOOTER, length=_FOOTER)
         return await downloader.readall(), size
 
+    async def read_range(self, container: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the disk blob at ``offset`` (zeros past its end)."""
+        if length <= 0:
+            return b""
+        blob = self.service.get_blob_client(container, DISK_BLOB)
+        downloader = await blob.download_blob(offset=offset, length=length)
+        data: bytes = await downloader.readall()
+        return data.ljust(length, b"\x00")
+
     async def delete(self, container: str) -> None:
         """Delete a disk's container (and blob); quiet if it is gone."""
         with contextlib.suppress(ResourceNotFoundError):

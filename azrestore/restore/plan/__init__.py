@@ -25,7 +25,9 @@ Keys (see :func:`example_plan` for a commented plan). Required: ``target.resourc
 * per VM: ``os: auto``, ``generation: auto``, ``resource_group``, ``subnet``,
   ``private_ip`` (a static IP on the NIC: Azure assigns it by DHCP), ``disk_sku``,
   ``tags``, ``power_on: true``, ``wait_for_agent: true`` (needs ``power_on``),
-  ``prepare: true`` (run the helper's script; false for disks already made for Azure);
+  ``prepare: true`` (run the helper's script; false for disks already made for Azure),
+  ``security: auto`` with ``secure_boot`` and ``vtpm`` (Trusted Launch: see
+  :mod:`.security`; ``target.security``/``secure_boot``/``vtpm`` are the run's default);
 * per disk: ``name`` (default ``<vm>-osdisk`` / ``<vm>-data-lun<N>``), ``sku``, ``caching``.
 
 The modules: :mod:`.schema` (the sections), :mod:`.document` (the whole plan and its

@@ -25,6 +25,8 @@ DiskSku = Literal[
     "UltraSSD_LRS",
 ]
 Caching = Literal["None", "ReadOnly", "ReadWrite"]
+#: How a VM is created: Trusted Launch where it can be (auto), always, or never.
+SecurityChoice = Literal["auto", "trusted_launch", "standard"]
 
 #: Disk SKUs that cannot hold an OS disk.
 DATA_ONLY_SKUS = frozenset({"PremiumV2_LRS", "UltraSSD_LRS"})
@@ -67,6 +69,17 @@ SkuField = Annotated[DiskSku, _case_insensitive(get_args(DiskSku))]
 OsField = Annotated[OsChoice, _case_insensitive(get_args(OsChoice))]
 GenerationField = Annotated[GenerationChoice, _case_insensitive(get_args(GenerationChoice))]
 CachingField = Annotated[Caching, _case_insensitive(get_args(Caching))]
+
+
+def _security(value: Any) -> Any:
+    """``TrustedLaunch`` (Azure's spelling) or ``Trusted-Launch`` for ``trusted_launch``."""
+    if isinstance(value, str):
+        flat = value.strip().lower().replace("-", "").replace("_", "")
+        return {"trustedlaunch": "trusted_launch"}.get(flat, value.strip().lower())
+    return value
+
+
+SecurityField = Annotated[SecurityChoice, BeforeValidator(_security)]
 
 
 def check_resource_group(value: str) -> str:

@@ -30,6 +30,7 @@ from .ids import GUID
 from .problems import Loc, PlanError, format_loc
 from .resolved import ResolvedDisk, ResolvedPlan, ResolvedVm
 from .schema import DiskSpec, VmSpec
+from .security import decide_security
 
 __all__ = [
     "MAX_GEN1_OS_DISK",
@@ -211,6 +212,17 @@ def _resolve_vm(
     warnings += [f"{plan.source}: {format_loc(disk_loc)}: {w}" for w in os_report.layout.warnings]
     if family is None or generation is None or len(problems) > before:
         return None
+    security = decide_security(plan, loc, vm, generation, os_report.boot_chain, problems)
+    if vm.guest_state is not None:
+        problems.append(
+            plan.problem(
+                (*loc, "guest_state"),
+                f"VM {vm.name}: carrying a VM guest state is not implemented yet;"
+                " leave guest_state out (the vTPM then starts empty)",
+            )
+        )
+    if security is None or len(problems) > before:
+        return None
     return ResolvedVm(
         index=index,
         spec=vm,
@@ -222,6 +234,7 @@ def _resolve_vm(
         disks=tuple(disks),
         helper=_helper(plan, family) if vm.prepare else None,
         helper_family=_family(helper_family(plan, family)) if vm.prepare else None,
+        security=security,
     )
 
 

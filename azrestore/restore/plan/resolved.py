@@ -10,6 +10,7 @@ from ...sources.report import ImageReport
 from .document import RestorePlan
 from .fields import DiskSku, Generation, OsFamily
 from .schema import DiskSpec, VmSpec
+from .security import STANDARD, SecurityChoice
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class ResolvedVm:
     #: Whose helpers prepare the disks: the VM's family, or ``linux`` for a Windows VM
     #: prepared offline (the plan has no Windows helper); None when ``prepare: false``.
     helper_family: OsFamily | None = None
+    #: Trusted Launch or Standard, and why (see :mod:`~azrestore.restore.plan.security`)
+    security: SecurityChoice = STANDARD
 
     @property
     def preparation(self) -> str | None:
@@ -97,6 +100,8 @@ class ResolvedPlan:
                     "subnet": vm.subnet,
                     "helper": vm.helper,
                     "preparation": vm.preparation,
+                    "security": vm.security.to_json(),
+                    "boot_chain": vm.os_disk.report.boot_chain.to_json(),
                     "disks": [
                         {
                             "path": str(disk.spec.path),

@@ -27,6 +27,7 @@ from .fields import (
     GenerationField,
     OptionalSize,
     OsField,
+    SecurityField,
     Size,
     SkuField,
     Tags,
@@ -104,6 +105,10 @@ class Target(PlanModel):
     container: str = "vhds"
     disk_sku: SkuField = "StandardSSD_LRS"
     tags: Tags = {}
+    #: the run-wide default of each VM's ``security``, ``secure_boot`` and ``vtpm``
+    security: SecurityField = "auto"
+    secure_boot: bool | None = None
+    vtpm: bool | None = None
 
     @field_validator("subscription")
     @classmethod
@@ -219,6 +224,21 @@ class VmSpec(PlanModel):
     power_on: bool = True
     wait_for_agent: bool = True
     prepare: bool = True
+    #: Trusted Launch (see :mod:`~azrestore.restore.plan.security`); None: the target's
+    security: SecurityField | None = None
+    secure_boot: bool | None = None
+    vtpm: bool | None = None
+    #: the VM guest state file kept with the backup (a Trusted Launch VM's vTPM state)
+    guest_state: str | None = None
+
+    @field_validator("guest_state")
+    @classmethod
+    def _guest_state(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("is empty")
+        return join_location((info.context or {}).get("base_dir"), value)
 
     @field_validator("name")
     @classmethod

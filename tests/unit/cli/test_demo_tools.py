@@ -126,5 +126,7 @@ def test_preflight_names_a_missing_disk_tool_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     only_these_tools(tmp_path / "bin", monkeypatch, "sfdisk", "qemu-img", "qemu-nbd")
-    with pytest.raises(DemoError, match=r"^missing mkfs\.ext4, mkfs\.vfat, mkntfs \("):
+    with pytest.raises(
+        DemoError, match=r"^missing mkfs\.ext4, mkfs\.vfat, mkntfs, openssl, sbsign \("
+    ):
         preflight()

@@ -37,7 +37,14 @@ class DiskAccess:
     async def grant(self, call: Call, name: str) -> Reply:
         """beginGetAccess: a SAS URL to the disk's page blob (on the gateway)."""
         disk = find_disk(self.registry, call, name)
-        access, seconds = grant_request(await call.json())
+        body = await call.json()
+        access, seconds = grant_request(body)
+        if body.get("getSecureVMGuestStateSAS") and disk.security_type is None:
+            raise ArmError(
+                400,
+                "BadRequest",
+                "GetSecureVMGuestStateSAS can be set only for disk with SecurityProfile.",
+            )
         refuse_if_busy(disk)
         self._check_grantable(disk, access)
 

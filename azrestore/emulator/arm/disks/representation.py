@@ -67,6 +67,8 @@ def disk_body(registry: Registry, disk: DiskRecord) -> dict[str, Any]:
         properties["osType"] = disk.os_type
     if disk.hyper_v_generation is not None:
         properties["hyperVGeneration"] = disk.hyper_v_generation
+    if disk.security_type is not None:
+        properties["securityProfile"] = {"securityType": disk.security_type}
     result: dict[str, Any] = {
         "id": disk.id,
         "name": disk.name,

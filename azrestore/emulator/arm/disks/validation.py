@@ -64,7 +64,16 @@ MODELLED: Final = frozenset(
         "diskState",
         "uniqueId",
         "timeCreated",
+        "securityProfile",
     }
+)
+#: Disk security types (``securityProfile.securityType``).
+SECURITY_TYPES: Final = (
+    "TrustedLaunch",
+    "ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey",
+    "ConfidentialVM_DiskEncryptedWithPlatformKey",
+    "ConfidentialVM_DiskEncryptedWithCustomerKey",
+    "ConfidentialVM_NonPersistedTPM",
 )
 
 
@@ -95,6 +104,27 @@ def generation_of(props: Mapping[str, Any]) -> str | None:
 def os_type_of(props: Mapping[str, Any]) -> str | None:
     """The requested ``osType`` (Windows, Linux or none)."""
     return optional_choice(props.get("osType"), ("Windows", "Linux"), "disk.osType")
+
+
+def security_type_of(props: Mapping[str, Any], generation: str | None) -> str | None:
+    """The requested ``securityProfile.securityType``: only for a V2 disk (400 otherwise)."""
+    profile = props.get("securityProfile")
+    if profile is None:
+        return None
+    if not isinstance(profile, Mapping):
+        raise invalid_parameter("disk.securityProfile", "securityProfile must be an object.")
+    kind = optional_choice(
+        profile.get("securityType"), SECURITY_TYPES, "disk.securityProfile.securityType"
+    )
+    if kind is not None and generation != "V2":
+        raise ArmError(
+            400,
+            "BadRequest",
+            f"The security type '{kind}' can be set only for a disk with HyperVGeneration"
+            f" V2; this disk's is {generation or 'not set (V1)'}.",
+            target="disk.securityProfile.securityType",
+        )
+    return kind
 
 
 def new_disk(
@@ -131,6 +161,7 @@ def new_disk(
         unique_id=new_id(),
         time_created=clock.now(),
         extra={k: v for k, v in props.items() if k not in MODELLED},
+        security_type=security_type_of(props, generation),
     )
     return disk, creation
 
@@ -157,7 +188,8 @@ def empty_disk_size(props: Mapping[str, Any]) -> int:
 
 
 def grant_request(body: Mapping[str, Any]) -> tuple[str, int]:
-    """A beginGetAccess body's ``access`` and ``durationInSeconds`` (up to 60 days)."""
+    """A beginGetAccess body's ``access`` and ``durationInSeconds`` (up to 60 days);
+    ``getSecureVMGuestStateSAS`` is checked against the disk by the caller."""
     access = choice(
         required(body, "access", "grantAccessData.access"),
         ("None", "Read", "Write"),

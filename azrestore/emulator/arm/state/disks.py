@@ -52,6 +52,7 @@ class DiskView:
     prepared: PreparedMark | None
     blob_path: str | None
     """The backing page blob in the storage account (``/container/abcd``), once it exists."""
+    security_type: str | None = None
 
 
 @dataclass
@@ -85,6 +86,8 @@ class DiskRecord(ResourceRecord):
     prepared: PreparedMark | None = None
     container: str | None = None
     blob_ready: bool = False
+    #: securityProfile.securityType (TrustedLaunch...); None: no security profile
+    security_type: str | None = None
 
     def view(self, disk_state: str) -> DiskView:
         """A frozen snapshot (``disk_state`` as the registry derives it)."""
@@ -102,4 +105,5 @@ class DiskRecord(ResourceRecord):
             tags=dict(self.tags),
             prepared=self.prepared,
             blob_path=None if self.container is None else f"/{self.container}/abcd",
+            security_type=self.security_type,
         )

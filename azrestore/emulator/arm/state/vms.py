@@ -85,6 +85,13 @@ class VmRecord(ResourceRecord):
     provisioning_state: str = "Creating"
     power_state: str = "starting"
     agent_ready_at: float | None = None
+    #: securityProfile: TrustedLaunch (or None), and its UEFI settings
+    security_type: str | None = None
+    secure_boot: bool = False
+    vtpm: bool = False
+    #: Why the emulated firmware did not boot the OS disk (secure boot), in its boot
+    #: diagnostics; None when it booted
+    boot_failure: str | None = None
     run_command: Operation | None = None
     deleting: bool = False
     #: NICs (id keys) whose ``deleteOption`` is Delete: they go with the VM

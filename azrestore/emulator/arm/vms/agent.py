@@ -1,7 +1,8 @@
 """The guest agent: a VM made from a marketplace image has one (its create waits for it); a
 VM whose OS disk was attached reports its agent Ready some time after it starts only when
 that disk carries the "prepared" mark (see :mod:`.run_command`) and the operating system
-the emulator found on it, if it looked, is the VM's.  Otherwise the agent stays
+the emulator found on it, if it looked, is the VM's, and the firmware booted it (secure boot: see
+:mod:`.security`).  Otherwise the agent stays
 "Not Ready", and run commands wait for it until they time out
 (VMAgentStatusCommunicationError)."""
 
@@ -22,7 +23,7 @@ def agent_capable(registry: Registry, vm: VmRecord) -> bool:
     """Whether the VM's OS disk has a working guest agent (an OS the emulator found on it,
     if it looked, must be the VM's own)."""
     disk = registry.disks.get(id_key(vm.os_disk_id))
-    if disk is None:
+    if disk is None or vm.boot_failure is not None:
         return False
     if disk.create_option == "FromImage":
         return True

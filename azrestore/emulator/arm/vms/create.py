@@ -15,6 +15,7 @@ from azrestore.emulator.arm.state.vms import VmRecord
 from azrestore.emulator.arm.vms.agent import agent_after_boot
 from azrestore.emulator.arm.vms.representation import MODELLED, vm_body
 from azrestore.emulator.arm.vms.resources import VmResources
+from azrestore.emulator.arm.vms.security import boot_with_secure_boot
 from azrestore.emulator.arm.vms.validation import sanitise_os_profile, validate_new_vm
 
 __all__ = ["VmCreation"]
@@ -54,6 +55,8 @@ class VmCreation(VmResources):
             extra={k: v for k, v in new.properties.items() if k not in MODELLED},
         )
         vm.nics_deleted_with_vm = nics_deleted_with_vm(new.properties)
+        vm.security_type = new.security.security_type
+        vm.secure_boot, vm.vtpm = new.security.secure_boot, new.security.vtpm
         created = new.created
         # Everything is valid: take the disks and NICs now, so that racing requests see them.
         for disk in created:
@@ -68,6 +71,7 @@ class VmCreation(VmResources):
         async def run() -> None:
             for disk in created:
                 disk.provisioning_state = "Succeeded"
+            await boot_with_secure_boot(self.core, vm)
             vm.provisioning_state = "Succeeded"
             vm.power_state = "running"
             agent_after_boot(self.core, vm, at_once=from_image)

@@ -72,6 +72,16 @@ def instance_view_body(core: Core, vm: VmRecord) -> dict[str, Any]:
         ],
         "statuses": statuses,
     }
+    if vm.power_state == "running" and vm.boot_failure is not None:
+        view["bootDiagnostics"] = {
+            "status": {
+                "code": "BootDiagnostics/BootFailure",
+                "level": "Error",
+                "displayStatus": "Boot failed",
+                "message": vm.boot_failure,
+                "time": now,
+            }
+        }
     if vm.os_profile is not None and "computerName" in vm.os_profile:
         view["computerName"] = vm.os_profile["computerName"]
     if vm.power_state == "running":

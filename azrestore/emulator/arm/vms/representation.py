@@ -28,6 +28,7 @@ MODELLED: Final = frozenset(
         "vmId",
         "timeCreated",
         "userData",
+        "securityProfile",
     }
 )
 
@@ -95,6 +96,14 @@ def vm_body(core: Core, vm: VmRecord, *, expand: bool = False) -> dict[str, Any]
     }
     if vm.os_profile is not None:
         properties["osProfile"] = dict(vm.os_profile)
+    if vm.security_type is not None:
+        profile: dict[str, Any] = {"securityType": vm.security_type}
+        if vm.security_type == "TrustedLaunch":
+            profile["uefiSettings"] = {
+                "secureBootEnabled": vm.secure_boot,
+                "vTpmEnabled": vm.vtpm,
+            }
+        properties["securityProfile"] = profile
     if expand:
         properties["instanceView"] = instance_view_body(core, vm)
     result: dict[str, Any] = {

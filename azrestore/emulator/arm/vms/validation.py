@@ -19,6 +19,7 @@ from azrestore.emulator.arm.state.registry import Registry
 from azrestore.emulator.arm.state.vms import DataDisk, VmRecord
 from azrestore.emulator.arm.vms.attachments import parse_data_disks, parse_nics
 from azrestore.emulator.arm.vms.os_disk import OsDisk, attached_os_disk, image_os_disk
+from azrestore.emulator.arm.vms.security import VmSecurity, vm_security
 from azrestore.emulator.arm.vms.sizes import check_data_disk_count
 
 __all__ = [
@@ -45,6 +46,7 @@ class NewVm:
     data_disks: list[DataDisk]
     created: list[DiskRecord]
     """Disks the create makes (the OS disk from an image, empty data disks)."""
+    security: VmSecurity
 
 
 def _size_generations(vm_size: str) -> tuple[str, ...]:
@@ -110,6 +112,7 @@ def validate_new_vm(
         os_disk = image_os_disk(registry, clock, call, name, storage, os_spec, os_profile, location)
     created = [os_disk.disk] if os_disk.created else []
     check_size_boots(vm_size, os_disk.generation, update=False)
+    security = vm_security(props, os_disk, vm_size)
     data_disks, new_disks = parse_data_disks(
         registry,
         clock,
@@ -134,6 +137,7 @@ def validate_new_vm(
         nics=nics,
         data_disks=data_disks,
         created=created,
+        security=security,
     )
 
 
