@@ -112,6 +112,8 @@ def cost_gap(
     mean = 0.0
     if costs.throughput is not None and costs.request_rate:
         mean = costs.throughput / costs.request_rate
+    if balance + mean <= 0:  # a round trip measured as nothing: requests cost nothing
+        return 0.0
     return balance * balance / (balance + mean)
 
 

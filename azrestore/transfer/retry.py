@@ -31,7 +31,8 @@ def backoff_delay(
     """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
 
     A throttled answer (429, 503) with a Retry-After is waited for that long plus full
-    jitter over ``retry_after * 2**(attempt-1)`` (capped at ``cap``): Azure's targets are
+    jitter over ``retry_after * 2**(attempt-1)`` (capped at ``cap``, but never less than
+    the Retry-After): Azure's targets are
     token buckets that say when a request will pass (often milliseconds), so the first
     retry comes within twice the Retry-After rather than after the backoff's ``base``;
     the jitter, growing with each attempt, spreads the requests that were throttled
@@ -40,8 +41,11 @@ def backoff_delay(
     server's Retry-After being a floor, never shortened by jitter.
     """
     if throttled and retry_after is not None:
-        spread = random.uniform(0, retry_after * 2 ** min(attempt - 1, 6))
-        return min(cap, retry_after + spread)
+        # The spread grows from the Retry-After, or from a millisecond where it says 0
+        # (back-to-back retries would spend the throttle budget at once); the Retry-After
+        # itself is a floor, even past ``cap``.
+        spread = random.uniform(0, max(retry_after, 0.001) * 2 ** min(attempt - 1, 6))
+        return max(retry_after, min(cap, retry_after + spread))
     ceiling = min(cap, base * 2 ** (attempt - 1))
     delay = random.uniform(0, ceiling)
     if retry_after is not None:

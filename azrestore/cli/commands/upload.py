@@ -112,7 +112,7 @@ def upload(
         typer.Option(
             show_default=False,
             help="Requests in flight (and chunk buffers held) at once, fixed"
-            " [default: found from the link, up to 64].",
+            " [default: found from the link, up to 32].",
         ),
     ] = None,
     chunk_size: Annotated[

@@ -273,3 +273,14 @@ def test_throttled_answers_spend_a_budget_of_their_own(tmp_path: Path) -> None:
     sink = busy(1000)
     with pytest.raises(TransferError, match="still throttled after 12 attempts"):
         anyio.run(lambda: upload_disk(image, sink, config=config))
+
+
+def test_a_throttled_retry_never_comes_before_its_retry_after() -> None:
+    """The Retry-After is a floor on the throttled path too, even past the backoff's cap,
+    and a Retry-After of 0 still spreads the retries (they would go back to back)."""
+    for attempt in range(1, 10):
+        assert backoff_delay(attempt, base=0.5, cap=30.0, retry_after=60.0, throttled=True) == 60.0
+    zero = [
+        backoff_delay(3, base=0.5, cap=30.0, retry_after=0.0, throttled=True) for _ in range(50)
+    ]
+    assert all(0 <= delay <= 0.004 for delay in zero) and any(delay > 0 for delay in zero)

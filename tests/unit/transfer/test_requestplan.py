@@ -210,3 +210,8 @@ def test_requests_cover_every_non_zero_byte_once(
 def test_todays_gaps_make_todays_requests(layout: tuple[bytearray, list[tuple[int, int]]]) -> None:
     disk, extents = layout
     assert planned_requests(disk, extents, Gaps(2 * BLOCK, 0)) == todays_requests(disk, extents)
+
+
+def test_a_round_trip_measured_as_nothing_costs_no_gap() -> None:
+    """A clock that did not move across a window: nothing to weigh, and no division."""
+    assert cost_gap(LinkCosts(0.0, None, None, None, False), in_flight=16) == 0.0
