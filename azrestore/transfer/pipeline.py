@@ -36,7 +36,7 @@ from .journal import Journal, Range
 from .progress import Accounting, ProgressCallback, TransferResult
 from .requestplan import RequestPlanner
 from .resume import ResumeOptions, open_journal, release_lease
-from .retry import call_with_retries
+from .retry import THROTTLED, call_with_retries
 from .sink import MAX_RENEWALS, PageSink
 
 #: (start, end, digest) of one request inside a chunk buffer
@@ -244,7 +244,7 @@ class _Upload:
             link.acknowledged(started, length)
 
         def on_retry(error: SinkError) -> None:
-            if error.status in (429, 503):
+            if error.status in THROTTLED:
                 link.throttled(started)
                 self.slots.throttled(error, started)
             self.accounting.retry(offset, length, str(error))

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from azrestore.emulator.storage.units import parse_byte_rate, parse_duration
+from azrestore.emulator.storage.units import parse_byte_rate, parse_duration, parse_items
 from azrestore.errors import InputError
 
 __all__ = ["Link", "LinkCounters", "LinkModel"]
@@ -61,26 +61,20 @@ class LinkModel:
         spec = text.strip()
         if spec.lower() in ("none", "off", ""):
             return cls()
-        values: dict[str, float | int] = {}
-        for item in spec.split(","):
-            key, eq, value = (part.strip() for part in item.partition("="))
-            key = key.lower()
-            if not eq or key not in _KEYS:
-                raise InputError(
-                    f"link spec {text!r}: expected key=value items of"
-                    f" {', '.join(_KEYS)} (e.g. rtt=40ms,rate=1Gbit/s), not {item.strip()!r}"
-                )
-            if key in values:
-                raise InputError(f"link spec {text!r}: {key} given twice")
-            try:
-                if key == "seed":
-                    values[key] = int(value)
-                elif key == "rate":
-                    values[key] = parse_byte_rate(value)
-                else:
-                    values[key] = parse_duration(value)
-            except ValueError as exc:
-                raise InputError(f"link spec {text!r}: {key}: {exc}") from None
+        parsers: dict[str, Callable[[str], float]] = {
+            "rtt": parse_duration,
+            "jitter": parse_duration,
+            "rate": parse_byte_rate,
+            "seed": int,
+        }
+        try:
+            values = parse_items(
+                spec.split(","),
+                parsers,
+                expected=f"key=value items of {', '.join(_KEYS)} (e.g. rtt=40ms,rate=1Gbit/s)",
+            )
+        except ValueError as exc:
+            raise InputError(f"link spec {text!r}: {exc}") from None
         try:
             return cls(**values)  # type: ignore[arg-type]
         except ValueError as exc:

@@ -31,6 +31,7 @@ from azrestore.emulator.storage.units import (
     format_rate,
     parse_byte_rate,
     parse_duration,
+    parse_items,
     parse_request_rate,
 )
 from azrestore.errors import InputError
@@ -90,24 +91,20 @@ class Targets:
                     " or requests=N/s,bytes=RATE)"
                 )
             base = presets[name]
-        changes: dict[str, float] = {}
-        for item in items:
-            key, eq, value = (part.strip() for part in item.partition("="))
-            key = key.lower()
-            if not eq or key not in _KEYS:
-                raise InputError(
-                    f"targets {text!r}: expected a preset or key=value items of"
-                    f" {', '.join(_KEYS)} (e.g. requests=500/s,bytes=60MiB/s), not {item!r}"
-                )
-            if key in changes:
-                raise InputError(f"targets {text!r}: {key} given twice")
-            parse = {"requests": parse_request_rate, "bytes": parse_byte_rate}.get(
-                key, parse_duration
+        parsers: dict[str, Callable[[str], float]] = {
+            "requests": parse_request_rate,
+            "bytes": parse_byte_rate,
+            "burst": parse_duration,
+        }
+        try:
+            changes = parse_items(
+                items,
+                parsers,
+                expected=f"a preset or key=value items of {', '.join(_KEYS)}"
+                " (e.g. requests=500/s,bytes=60MiB/s)",
             )
-            try:
-                changes[key] = parse(value)
-            except ValueError as exc:
-                raise InputError(f"targets {text!r}: {key}: {exc}") from None
+        except ValueError as exc:
+            raise InputError(f"targets {text!r}: {exc}") from None
         try:
             return replace(base, **changes)
         except ValueError as exc:

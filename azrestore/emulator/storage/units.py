@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["format_rate", "parse_byte_rate", "parse_duration", "parse_request_rate"]
 
@@ -96,3 +99,23 @@ def format_rate(bytes_per_second: float) -> str:
         if bytes_per_second >= factor:
             return f"{bytes_per_second / factor:.4g} {unit}/s"
     return f"{bytes_per_second:.4g} B/s"
+
+
+def parse_items(
+    items: Iterable[str], parsers: Mapping[str, Callable[[str], T]], *, expected: str
+) -> dict[str, T]:
+    """``key=value`` items (keys in any case, each once) parsed by their key's parser; a
+    ValueError says what is wrong (``expected`` names what was expected)."""
+    values: dict[str, T] = {}
+    for item in items:
+        key, eq, value = (part.strip() for part in item.partition("="))
+        key = key.lower()
+        if not eq or key not in parsers:
+            raise ValueError(f"expected {expected}, not {item.strip()!r}")
+        if key in values:
+            raise ValueError(f"{key} given twice")
+        try:
+            values[key] = parsers[key](value)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return values
